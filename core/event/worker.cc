@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "event/worker.h"
+
+#include <event2/event.h>
+#include <sys/eventfd.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/log.h"
+#include "hub/local_hub.h"
+#include "hub/registry.h"
+#include "net/connection.h"
+#include "net/listener.h"
+#include "reload/generation.h"
+
+namespace imgate::core {
+
+namespace {
+
+class EventTimer final : public Timer {
+ public:
+  EventTimer(event_base* base, std::chrono::milliseconds delay, std::function<void()> cb)
+      : cb_(std::move(cb)) {
+    ev_ = evtimer_new(base, &EventTimer::fire, this);
+    timeval tv;
+    tv.tv_sec = static_cast<time_t>(delay.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((delay.count() % 1000) * 1000);
+    evtimer_add(ev_, &tv);
+  }
+  ~EventTimer() override { event_free(ev_); }
+
+ private:
+  static void fire(int, short, void* arg) {
+    auto* self = static_cast<EventTimer*>(arg);
+    // The callback may destroy this timer (its owner resets the handle): move it out first.
+    auto cb = std::move(self->cb_);
+    cb();
+  }
+  event* ev_ = nullptr;
+  std::function<void()> cb_;
+};
+
+}  // namespace
+
+EventLoop::EventLoop() {
+  event_config* cfg = event_config_new();
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+  base_ = event_base_new_with_config(cfg);
+  event_config_free(cfg);
+  if (base_ == nullptr) {
+    LOG_ALERT("event_base_new failed");
+    std::abort();
+  }
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) {
+    LOG_ALERT("eventfd failed");
+    std::abort();
+  }
+  wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, &EventLoop::onWake, this);
+  event_add(wake_event_, nullptr);
+}
+
+EventLoop::~EventLoop() {
+  event_free(wake_event_);
+  close(wake_fd_);
+  event_base_free(base_);
+}
+
+TimerPtr EventLoop::schedule(std::chrono::milliseconds delay, std::function<void()> cb) {
+  return std::make_unique<EventTimer>(base_, delay, std::move(cb));
+}
+
+void EventLoop::post(std::function<void()> cb) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    inbox_.push_back(std::move(cb));
+    if (!wake_pending_) {
+      wake_pending_ = true;
+      wake = true;
+    }
+  }
+  if (wake) {
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+std::chrono::steady_clock::time_point EventLoop::now() const { return std::chrono::steady_clock::now(); }
+
+int64_t EventLoop::wallMs() const {
+  timeval tv;
+  gettimeofday(&tv, nullptr);
+  return static_cast<int64_t>(tv.tv_sec) * 1000 + tv.tv_usec / 1000;
+}
+
+void EventLoop::onWake(int fd, short, void* arg) {
+  uint64_t value;
+  [[maybe_unused]] ssize_t n = ::read(fd, &value, sizeof(value));
+  static_cast<EventLoop*>(arg)->drainInbox();
+}
+
+void EventLoop::drainInbox() {
+  {
+    std::lock_guard lock(mu_);
+    running_.swap(inbox_);
+    wake_pending_ = false;
+  }
+  for (auto& cb : running_) {
+    cb();
+  }
+  running_.clear();
+  if (stopping_.load()) {
+    event_base_loopbreak(base_);
+  }
+}
+
+void EventLoop::run() {
+  event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+  drainInbox();  // run what was posted before stop, so no completion is lost
+}
+
+void EventLoop::stop() {
+  stopping_.store(true);
+  post([] {});
+}
+
+struct Worker::Acceptor {
+  Worker* worker = nullptr;
+  std::shared_ptr<ListenSocket> socket;
+  std::string listener;
+  int fd = -1;
+  event* ev = nullptr;
+  ~Acceptor() {
+    if (ev != nullptr) {
+      event_free(ev);
+    }
+  }
+};
+
+Worker::Worker(uint32_t index, Registry& registry)
+    : index_(index), registry_(registry), hub_(std::make_unique<LocalHub>(*this)) {}
+
+Worker::~Worker() {
+  acceptors_.clear();
+  for (Connection* c : connections_) {
+    delete c;
+  }
+  connections_.clear();
+  for (Connection* c : retired_) {
+    delete c;
+  }
+  retired_.clear();
+  hub_.reset();
+  generation_.reset();
+}
+
+void Worker::apply(std::shared_ptr<const Generation> generation,
+                   std::vector<std::shared_ptr<ListenSocket>> sockets) {
+  generation_ = std::move(generation);
+  std::vector<std::unique_ptr<Acceptor>> next;
+  for (const ListenerSpec& spec : generation_->listeners) {
+    std::shared_ptr<ListenSocket> socket;
+    for (const auto& s : sockets) {
+      if (s->bind == spec.socketKey()) {
+        socket = s;
+      }
+    }
+    if (!socket || draining_) {
+      continue;
+    }
+    std::unique_ptr<Acceptor> acceptor;
+    for (auto& a : acceptors_) {
+      if (a && a->socket == socket) {
+        acceptor = std::move(a);
+      }
+    }
+    if (!acceptor) {
+      acceptor = std::make_unique<Acceptor>();
+      acceptor->worker = this;
+      acceptor->socket = socket;
+      acceptor->fd = socket->fds[index_ % socket->fds.size()];
+      acceptor->ev = event_new(base(), acceptor->fd, EV_READ | EV_PERSIST, &Worker::onAccept,
+                               acceptor.get());
+      event_add(acceptor->ev, nullptr);
+    }
+    acceptor->listener = spec.name;
+    next.push_back(std::move(acceptor));
+  }
+  acceptors_ = std::move(next);  // acceptors for removed binds are freed here
+}
+
+void Worker::stopAccepting() { acceptors_.clear(); }
+
+void Worker::onAccept(int, short, void* arg) {
+  auto* acceptor = static_cast<Acceptor*>(arg);
+  acceptor->worker->acceptFrom(*acceptor);
+}
+
+void Worker::acceptFrom(Acceptor& acceptor) {
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+    const int fd = accept4(acceptor.fd, reinterpret_cast<sockaddr*>(&addr), &len,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE) {
+        LOG_ERROR("accept on ", acceptor.socket->bind, ": ", std::strerror(errno));
+      }
+      return;
+    }
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    const ListenerSpec* spec = generation_->listener(acceptor.listener);
+    if (spec == nullptr) {
+      ::close(fd);
+      continue;
+    }
+    const uint64_t id = (++next_id_ << 8) | index_;
+    auto* connection = new Connection(*this, fd, peerName(reinterpret_cast<sockaddr*>(&addr)),
+                                      generation_, *spec, id);
+    connections_.insert(connection);
+    connection->start();
+  }
+}
+
+void Worker::drain() {
+  draining_ = true;
+  stopAccepting();
+  hub_->forEach([](Connection& c) { c.closeWith(Errc::kShutdown, "server shutting down"); });
+}
+
+void Worker::retire(Connection* connection) {
+  connections_.erase(connection);
+  retired_.push_back(connection);
+  if (retire_posted_) {
+    return;
+  }
+  retire_posted_ = true;
+  post([this] {
+    retire_posted_ = false;
+    std::vector<Connection*> dead;
+    dead.swap(retired_);
+    for (Connection* c : dead) {
+      delete c;
+    }
+  });
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    thread_id_.store(std::this_thread::get_id());
+    setCurrentDispatcher(this);
+    run();
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+}  // namespace imgate::core

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+// A worker thread: one event_base (EVENT_BASE_FLAG_NOLOCK), an MPSC inbox drained with one
+// wakeup per batch, and the timers of the sessions it owns. Only this file and net/ include
+// libevent headers.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <thread>
+#include <vector>
+
+#include "imgate/sdk/runtime.h"
+
+struct event_base;
+struct event;
+
+namespace imgate::core {
+
+class LocalHub;
+struct Generation;
+
+class EventLoop : public Dispatcher {
+ public:
+  EventLoop();
+  virtual ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  event_base* base() const { return base_; }
+
+  // Dispatcher. post() is safe from any thread; the callback runs on this loop's thread, in
+  // posting order, batched: one wakeup per batch however many posts arrive.
+  TimerPtr schedule(std::chrono::milliseconds delay, std::function<void()> cb) override;
+  void post(std::function<void()> cb) override;
+  std::chrono::steady_clock::time_point now() const override;
+  int64_t wallMs() const override;
+
+  // Runs the loop on the calling thread until stop() (from any thread).
+  void run();
+  void stop();
+
+ private:
+  static void onWake(int fd, short what, void* arg);
+  void drainInbox();
+
+  event_base* base_ = nullptr;
+  int wake_fd_ = -1;
+  event* wake_event_ = nullptr;
+  std::mutex mu_;
+  std::vector<std::function<void()>> inbox_;
+  std::vector<std::function<void()>> running_;
+  bool wake_pending_ = false;  // guarded by mu_
+  std::atomic<bool> stopping_{false};
+};
+
+class Registry;
+class Connection;
+struct ListenSocket;
+
+// A worker: an EventLoop on its own thread, plus the connections and sessions it owns.
+class Worker final : public EventLoop {
+ public:
+  Worker(uint32_t index, Registry& registry);
+  ~Worker() override;
+
+  uint32_t index() const { return index_; }
+  void start();
+  void join();
+  LocalHub& hub() { return *hub_; }
+  Registry& registry() { return registry_; }
+
+  // On this worker's thread: adopt a new generation and its listening sockets (accepting on
+  // new bind addresses, no longer accepting on removed ones).
+  void apply(std::shared_ptr<const Generation> generation,
+             std::vector<std::shared_ptr<ListenSocket>> sockets);
+  void stopAccepting();
+  // Graceful stop: no keep-alive, every session gets its protocol's "going away" close.
+  void drain();
+  bool draining() const { return draining_; }
+  // Destroys a closed connection at the next loop turn (never under its own callbacks).
+  void retire(Connection* connection);
+  size_t connectionCount() const { return connections_.size(); }
+  bool onThread() const { return std::this_thread::get_id() == thread_id_.load(); }
+
+  // The generation new sessions and messages use; swapped by a post from the main thread.
+  const std::shared_ptr<const Generation>& generation() const { return generation_; }
+  void setGeneration(std::shared_ptr<const Generation> generation) {
+    generation_ = std::move(generation);
+  }
+
+ private:
+  struct Acceptor;
+  static void onAccept(int fd, short what, void* arg);
+  void acceptFrom(Acceptor& acceptor);
+
+  uint32_t index_;
+  Registry& registry_;
+  uint64_t next_id_ = 0;
+  bool draining_ = false;
+  bool retire_posted_ = false;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  std::unordered_set<Connection*> connections_;
+  std::vector<Connection*> retired_;
+  std::thread thread_;
+  std::atomic<std::thread::id> thread_id_{};
+  std::unique_ptr<LocalHub> hub_;
+  std::shared_ptr<const Generation> generation_;
+};
+
+}  // namespace imgate::core

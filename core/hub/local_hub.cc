@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "hub/local_hub.h"
+
+#include <algorithm>
+
+#include "net/connection.h"
+
+namespace imgate::core {
+
+void LocalHub::add(Connection& connection) { sessions_[connection.id()] = &connection; }
+
+void LocalHub::remove(Connection& connection) {
+  sessions_.erase(connection.id());
+  for (const std::string& rk : connection.roomKeys()) {
+    auto it = rooms_.find(rk);
+    if (it == rooms_.end()) {
+      continue;
+    }
+    std::erase(it->second, &connection);
+    if (it->second.empty()) {
+      rooms_.erase(it);
+    }
+  }
+}
+
+Connection* LocalHub::find(uint64_t session_id) const {
+  auto it = sessions_.find(session_id);
+  return it == sessions_.end() ? nullptr : it->second;
+}
+
+void LocalHub::joinRoom(Connection& connection, const std::string& room_key) {
+  auto& keys = connection.roomKeys();
+  if (std::find(keys.begin(), keys.end(), room_key) != keys.end()) {
+    return;
+  }
+  keys.push_back(room_key);
+  rooms_[room_key].push_back(&connection);
+}
+
+void LocalHub::leaveRoom(Connection& connection, const std::string& room_key) {
+  auto& keys = connection.roomKeys();
+  auto k = std::find(keys.begin(), keys.end(), room_key);
+  if (k == keys.end()) {
+    return;
+  }
+  keys.erase(k);
+  auto it = rooms_.find(room_key);
+  if (it != rooms_.end()) {
+    std::erase(it->second, &connection);
+    if (it->second.empty()) {
+      rooms_.erase(it);
+    }
+  }
+}
+
+void LocalHub::deliverToSessions(Delivery& delivery, const std::vector<uint64_t>& ids) {
+  for (uint64_t id : ids) {
+    if (Connection* c = find(id)) {
+      c->deliver(delivery);
+    }
+  }
+}
+
+void LocalHub::deliverToRoom(Delivery& delivery, const std::string& room_key) {
+  auto it = rooms_.find(room_key);
+  if (it == rooms_.end()) {
+    return;
+  }
+  // deliver() may close a slow consumer, which edits the room list: iterate a copy.
+  std::vector<Connection*> members = it->second;
+  for (Connection* c : members) {
+    c->deliver(delivery);
+  }
+}
+
+void LocalHub::deliverToAll(Delivery& delivery, const std::string& app) {
+  std::vector<Connection*> targets;
+  targets.reserve(sessions_.size());
+  for (auto& [id, c] : sessions_) {
+    if (c->identity().app == app) {
+      targets.push_back(c);
+    }
+  }
+  for (Connection* c : targets) {
+    c->deliver(delivery);
+  }
+}
+
+uint64_t LocalHub::close(const std::vector<uint64_t>& ids, Errc code, const std::string& reason) {
+  uint64_t n = 0;
+  for (uint64_t id : ids) {
+    if (Connection* c = find(id)) {
+      c->closeWith(code, reason);
+      ++n;
+    }
+  }
+  return n;
+}
+
+}  // namespace imgate::core

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+// The per-worker half of the hub: this worker's sessions by id and by room, and local fan-out.
+// Touched only on the worker's thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "imgate/sdk/hub.h"
+#include "imgate/sdk/message.h"
+
+namespace imgate::core {
+
+class Connection;
+class Worker;
+
+// One fan-out job as seen by one worker: the shared message plus the byte encodings already made
+// for it on this worker (one per codec variant), so each payload is encoded once per variant.
+struct Delivery {
+  std::shared_ptr<const Message> message;
+  std::vector<std::pair<uint64_t, Bytes>> encodings;
+  uint64_t delivered = 0;
+  uint64_t dropped = 0;
+  int64_t start_us = 0;  // steady clock, for the push latency histogram
+};
+
+class LocalHub {
+ public:
+  explicit LocalHub(Worker& worker) : worker_(worker) {}
+
+  void add(Connection& connection);
+  void remove(Connection& connection);
+  Connection* find(uint64_t session_id) const;
+  void joinRoom(Connection& connection, const std::string& room_key);
+  void leaveRoom(Connection& connection, const std::string& room_key);
+
+  void deliverToSessions(Delivery& delivery, const std::vector<uint64_t>& ids);
+  void deliverToRoom(Delivery& delivery, const std::string& room_key);
+  void deliverToAll(Delivery& delivery, const std::string& app);
+  // Closes with `code` every session in `ids`; returns how many existed.
+  uint64_t close(const std::vector<uint64_t>& ids, Errc code, const std::string& reason);
+  // Calls f for every session (for graceful stop).
+  template <class F>
+  void forEach(F&& f) {
+    std::vector<Connection*> all;
+    all.reserve(sessions_.size());
+    for (auto& [id, c] : sessions_) {
+      all.push_back(c);
+    }
+    for (Connection* c : all) {
+      f(*c);
+    }
+  }
+  size_t size() const { return sessions_.size(); }
+  Worker& worker() { return worker_; }
+
+ private:
+  Worker& worker_;
+  std::unordered_map<uint64_t, Connection*> sessions_;
+  std::unordered_map<std::string, std::vector<Connection*>> rooms_;
+};
+
+}  // namespace imgate::core

@@ -1,0 +1,448 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "hub/registry.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include "common/stats.h"
+#include "event/worker.h"
+#include "hub/local_hub.h"
+#include "net/connection.h"
+
+namespace imgate::core {
+
+namespace {
+
+int64_t steadyUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Shared by the workers taking part in one push; the last one to finish reports to the origin.
+struct PushJob {
+  std::atomic<size_t> remaining{0};
+  std::atomic<uint64_t> delivered{0};
+  std::atomic<uint64_t> dropped{0};
+  std::mutex mu;
+  std::vector<std::string> offline;  // guarded by mu once workers run
+  std::function<void(PushResult)> done;
+  Dispatcher* origin = nullptr;
+
+  void finishOne() {
+    if (remaining.fetch_sub(1) != 1) {
+      return;
+    }
+    PushResult result;
+    result.sessions = delivered.load();
+    result.dropped = dropped.load();
+    {
+      std::lock_guard lock(mu);
+      result.offline = std::move(offline);
+    }
+    auto cb = std::move(done);
+    if (cb) {
+      origin->post([cb = std::move(cb), result = std::move(result)]() mutable { cb(std::move(result)); });
+    }
+  }
+};
+
+thread_local Dispatcher* tls_dispatcher = nullptr;
+
+}  // namespace
+
+void setCurrentDispatcher(Dispatcher* dispatcher) { tls_dispatcher = dispatcher; }
+
+Registry::Registry(std::vector<Worker*> workers) : workers_(std::move(workers)) {}
+
+std::string Registry::key(const std::string& app, const std::string& name) {
+  std::string k;
+  k.reserve(app.size() + name.size() + 1);
+  k.append(app).push_back('\0');
+  k.append(name);
+  return k;
+}
+
+Registry::AddResult Registry::add(const std::string& app, const std::string& user,
+                                  const SessionRef& ref, uint32_t max_per_user) {
+  AddResult result;
+  const std::string k = key(app, user);
+  UserShard& shard = userShard(k);
+  std::lock_guard lock(shard.mu);
+  UserEntry& entry = shard.users[k];
+  entry.sessions.push_back(ref);
+  if (max_per_user > 0) {
+    while (entry.sessions.size() > max_per_user) {
+      result.evict.push_back(entry.sessions.front().id);
+      entry.sessions.erase(entry.sessions.begin());
+    }
+  }
+  result.rooms.assign(entry.rooms.begin(), entry.rooms.end());
+  return result;
+}
+
+void Registry::remove(const std::string& app, const std::string& user, uint64_t session_id) {
+  const std::string k = key(app, user);
+  std::vector<std::string> left_rooms;
+  {
+    UserShard& shard = userShard(k);
+    std::lock_guard lock(shard.mu);
+    auto it = shard.users.find(k);
+    if (it == shard.users.end()) {
+      return;
+    }
+    auto& sessions = it->second.sessions;
+    std::erase_if(sessions, [&](const SessionRef& r) { return r.id == session_id; });
+    if (!sessions.empty()) {
+      return;
+    }
+    left_rooms.assign(it->second.rooms.begin(), it->second.rooms.end());
+    shard.users.erase(it);
+  }
+  for (const std::string& room : left_rooms) {
+    const std::string rk = key(app, room);
+    RoomShard& rs = roomShard(rk);
+    std::lock_guard lock(rs.mu);
+    auto it = rs.rooms.find(rk);
+    if (it != rs.rooms.end()) {
+      it->second.erase(user);
+      if (it->second.empty()) {
+        rs.rooms.erase(it);
+      }
+    }
+  }
+}
+
+void Registry::push(const std::string& app, PushTarget target, Message message,
+                    std::function<void(PushResult)> done) {
+  StatsRegistry::instance().core().pushes.fetch_add(1, std::memory_order_relaxed);
+  auto job = std::make_shared<PushJob>();
+  job->done = std::move(done);
+  job->origin = tls_dispatcher;
+  message.app = app;
+  message.to_kind = target.kind;
+  auto shared = std::make_shared<const Message>(std::move(message));
+  const int64_t start = steadyUs();
+  const size_t n = workers_.size();
+
+  std::vector<std::vector<uint64_t>> per_worker(n);
+  switch (target.kind) {
+    case TargetKind::kUser:
+      for (const std::string& user : target.ids) {
+        const std::string k = key(app, user);
+        UserShard& shard = userShard(k);
+        std::lock_guard lock(shard.mu);
+        auto it = shard.users.find(k);
+        if (it == shard.users.end() || it->second.sessions.empty()) {
+          job->offline.push_back(user);
+          continue;
+        }
+        for (const SessionRef& ref : it->second.sessions) {
+          per_worker[workerOf(ref.id) % n].push_back(ref.id);
+        }
+      }
+      break;
+    case TargetKind::kSession:
+      for (const std::string& id : target.ids) {
+        char* end = nullptr;
+        const uint64_t sid = std::strtoull(id.c_str(), &end, 10);
+        if (id.empty() || *end != '\0' || workerOf(sid) >= n) {
+          job->offline.push_back(id);
+          continue;
+        }
+        per_worker[workerOf(sid)].push_back(sid);
+      }
+      break;
+    case TargetKind::kRoom:
+    case TargetKind::kAll:
+      break;
+    case TargetKind::kNone:
+      break;
+  }
+
+  std::vector<size_t> involved;
+  for (size_t w = 0; w < n; ++w) {
+    if (target.kind == TargetKind::kRoom || target.kind == TargetKind::kAll ||
+        !per_worker[w].empty()) {
+      involved.push_back(w);
+    }
+  }
+  if (involved.empty()) {
+    job->remaining = 1;
+    job->finishOne();
+    return;
+  }
+  job->remaining = involved.size();
+  auto room_keys = std::make_shared<std::vector<std::string>>();
+  if (target.kind == TargetKind::kRoom) {
+    for (const std::string& room : target.ids) {
+      room_keys->push_back(key(app, room));
+    }
+  }
+  for (size_t w : involved) {
+    Worker* worker = workers_[w];
+    worker->post([worker, job, shared, start, ids = std::move(per_worker[w]), room_keys,
+                  kind = target.kind, app]() {
+      Delivery delivery;
+      delivery.message = shared;
+      delivery.start_us = start;
+      LocalHub& hub = worker->hub();
+      if (kind == TargetKind::kRoom) {
+        for (const std::string& rk : *room_keys) {
+          hub.deliverToRoom(delivery, rk);
+        }
+      } else if (kind == TargetKind::kAll) {
+        hub.deliverToAll(delivery, app);
+      } else {
+        hub.deliverToSessions(delivery, ids);
+        if (kind == TargetKind::kSession) {
+          std::lock_guard lock(job->mu);
+          for (uint64_t id : ids) {
+            if (hub.find(id) == nullptr) {
+              job->offline.push_back(std::to_string(id));
+            }
+          }
+        }
+      }
+      job->delivered.fetch_add(delivery.delivered);
+      job->dropped.fetch_add(delivery.dropped);
+      job->finishOne();
+    });
+  }
+}
+
+std::vector<SessionInfo> Registry::userSessions(const std::string& app, const std::string& user) {
+  std::vector<SessionInfo> out;
+  const std::string k = key(app, user);
+  UserShard& shard = userShard(k);
+  std::lock_guard lock(shard.mu);
+  auto it = shard.users.find(k);
+  if (it == shard.users.end()) {
+    return out;
+  }
+  std::vector<std::string> rooms(it->second.rooms.begin(), it->second.rooms.end());
+  std::sort(rooms.begin(), rooms.end());
+  for (const SessionRef& ref : it->second.sessions) {
+    SessionInfo info;
+    info.id = ref.id;
+    info.user = user;
+    info.device = ref.device;
+    info.protocol = ref.protocol;
+    info.listener = ref.listener;
+    info.peer = ref.peer;
+    info.connected_at_ms = ref.connected_at_ms;
+    info.rooms = rooms;
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+void Registry::kick(const std::string& app, const std::string& user, uint64_t session_id,
+                    std::string reason, std::function<void(uint64_t)> done) {
+  std::vector<uint64_t> ids;
+  {
+    const std::string k = key(app, user);
+    UserShard& shard = userShard(k);
+    std::lock_guard lock(shard.mu);
+    auto it = shard.users.find(k);
+    if (it != shard.users.end()) {
+      for (const SessionRef& ref : it->second.sessions) {
+        if (session_id == 0 || ref.id == session_id) {
+          ids.push_back(ref.id);
+        }
+      }
+    }
+  }
+  const size_t n = workers_.size();
+  std::vector<std::vector<uint64_t>> per_worker(n);
+  for (uint64_t id : ids) {
+    per_worker[workerOf(id) % n].push_back(id);
+  }
+  struct KickJob {
+    std::atomic<size_t> remaining{0};
+    std::atomic<uint64_t> closed{0};
+    std::function<void(uint64_t)> done;
+    Dispatcher* origin = nullptr;
+  };
+  auto job = std::make_shared<KickJob>();
+  job->done = std::move(done);
+  job->origin = tls_dispatcher;
+  size_t involved = 0;
+  for (auto& v : per_worker) {
+    involved += v.empty() ? 0 : 1;
+  }
+  auto finish = [](const std::shared_ptr<KickJob>& j) {
+    if (j->remaining.fetch_sub(1) == 1 && j->done) {
+      j->origin->post([cb = std::move(j->done), n = j->closed.load()] { cb(n); });
+    }
+  };
+  if (involved == 0) {
+    job->remaining = 1;
+    finish(job);
+    return;
+  }
+  job->remaining = involved;
+  for (size_t w = 0; w < n; ++w) {
+    if (per_worker[w].empty()) {
+      continue;
+    }
+    Worker* worker = workers_[w];
+    worker->post([worker, job, finish, ids = std::move(per_worker[w]), reason] {
+      job->closed.fetch_add(worker->hub().close(ids, Errc::kKicked, reason));
+      finish(job);
+    });
+  }
+}
+
+std::vector<std::string> Registry::join(const std::string& app, const std::string& room,
+                                        const std::vector<std::string>& users) {
+  std::vector<std::string> offline;
+  const std::string rk = key(app, room);
+  const size_t n = workers_.size();
+  std::vector<std::vector<uint64_t>> per_worker(n);
+  std::vector<std::string> joined;
+  for (const std::string& user : users) {
+    const std::string k = key(app, user);
+    UserShard& shard = userShard(k);
+    std::lock_guard lock(shard.mu);
+    auto it = shard.users.find(k);
+    if (it == shard.users.end() || it->second.sessions.empty()) {
+      offline.push_back(user);
+      continue;
+    }
+    if (it->second.rooms.insert(room).second) {
+      for (const SessionRef& ref : it->second.sessions) {
+        per_worker[workerOf(ref.id) % n].push_back(ref.id);
+      }
+    }
+    joined.push_back(user);
+  }
+  if (!joined.empty()) {
+    RoomShard& rs = roomShard(rk);
+    std::lock_guard lock(rs.mu);
+    auto& members = rs.rooms[rk];
+    members.insert(joined.begin(), joined.end());
+  }
+  for (size_t w = 0; w < n; ++w) {
+    if (per_worker[w].empty()) {
+      continue;
+    }
+    Worker* worker = workers_[w];
+    worker->post([worker, rk, ids = std::move(per_worker[w])] {
+      for (uint64_t id : ids) {
+        if (Connection* c = worker->hub().find(id)) {
+          worker->hub().joinRoom(*c, rk);
+        }
+      }
+    });
+  }
+  return offline;
+}
+
+std::vector<std::string> Registry::leave(const std::string& app, const std::string& room,
+                                         const std::vector<std::string>& users) {
+  std::vector<std::string> not_members;
+  const std::string rk = key(app, room);
+  const size_t n = workers_.size();
+  std::vector<std::vector<uint64_t>> per_worker(n);
+  std::vector<std::string> left;
+  for (const std::string& user : users) {
+    const std::string k = key(app, user);
+    UserShard& shard = userShard(k);
+    std::lock_guard lock(shard.mu);
+    auto it = shard.users.find(k);
+    if (it == shard.users.end() || it->second.rooms.erase(room) == 0) {
+      not_members.push_back(user);
+      continue;
+    }
+    for (const SessionRef& ref : it->second.sessions) {
+      per_worker[workerOf(ref.id) % n].push_back(ref.id);
+    }
+    left.push_back(user);
+  }
+  {
+    RoomShard& rs = roomShard(rk);
+    std::lock_guard lock(rs.mu);
+    auto it = rs.rooms.find(rk);
+    if (it != rs.rooms.end()) {
+      for (const std::string& u : left) {
+        it->second.erase(u);
+      }
+      if (it->second.empty()) {
+        rs.rooms.erase(it);
+      }
+    }
+  }
+  for (size_t w = 0; w < n; ++w) {
+    if (per_worker[w].empty()) {
+      continue;
+    }
+    Worker* worker = workers_[w];
+    worker->post([worker, rk, ids = std::move(per_worker[w])] {
+      for (uint64_t id : ids) {
+        if (Connection* c = worker->hub().find(id)) {
+          worker->hub().leaveRoom(*c, rk);
+        }
+      }
+    });
+  }
+  return not_members;
+}
+
+std::vector<std::string> Registry::roomMembers(const std::string& app, const std::string& room) {
+  const std::string rk = key(app, room);
+  RoomShard& rs = roomShard(rk);
+  std::lock_guard lock(rs.mu);
+  std::vector<std::string> out;
+  auto it = rs.rooms.find(rk);
+  if (it != rs.rooms.end()) {
+    out.assign(it->second.begin(), it->second.end());
+    std::sort(out.begin(), out.end());
+  }
+  return out;
+}
+
+HubStats Registry::stats(const std::string& app) {
+  HubStats s;
+  const std::string prefix = app + '\0';
+  for (auto& shard : users_) {
+    std::lock_guard lock(shard.mu);
+    for (const auto& [k, entry] : shard.users) {
+      if (k.compare(0, prefix.size(), prefix) == 0) {
+        ++s.users;
+        s.sessions += entry.sessions.size();
+      }
+    }
+  }
+  for (auto& shard : rooms_) {
+    std::lock_guard lock(shard.mu);
+    for (const auto& [k, members] : shard.rooms) {
+      if (k.compare(0, prefix.size(), prefix) == 0) {
+        ++s.rooms;
+      }
+    }
+  }
+  return s;
+}
+
+uint64_t Registry::totalUsers() const {
+  uint64_t n = 0;
+  for (const auto& shard : users_) {
+    std::lock_guard lock(shard.mu);
+    n += shard.users.size();
+  }
+  return n;
+}
+
+uint64_t Registry::totalRooms() const {
+  uint64_t n = 0;
+  for (const auto& shard : rooms_) {
+    std::lock_guard lock(shard.mu);
+    n += shard.rooms.size();
+  }
+  return n;
+}
+
+}  // namespace imgate::core

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: Apache-2.0
+// The process-wide half of the hub: identity -> sessions and room -> users, sharded with one
+// mutex per shard. It is touched on connect, disconnect, join/leave and push lookups, never per
+// inbound message. Delivery itself is per worker (LocalHub), reached by posting to the worker
+// that owns each session (a session id carries its worker index in its low byte).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "imgate/sdk/hub.h"
+#include "imgate/sdk/runtime.h"
+
+namespace imgate::core {
+
+class Worker;
+
+struct SessionRef {
+  uint64_t id = 0;
+  std::string device;
+  std::string protocol;
+  std::string listener;
+  std::string peer;
+  int64_t connected_at_ms = 0;
+};
+
+// The dispatcher completions are posted back to; set by each worker thread at start.
+void setCurrentDispatcher(Dispatcher* dispatcher);
+
+inline uint32_t workerOf(uint64_t session_id) { return static_cast<uint32_t>(session_id & 0xff); }
+
+class Registry final : public Hub {
+ public:
+  explicit Registry(std::vector<Worker*> workers);
+  // Called once, before any worker runs.
+  void setWorkers(std::vector<Worker*> workers) { workers_ = std::move(workers); }
+
+  // Adds a session of (app, user). Returns the rooms the user is in (the session joins them)
+  // and, when the user now has more than `max_per_user` sessions (0 = no cap), the ids of the
+  // oldest ones to evict.
+  struct AddResult {
+    std::vector<std::string> rooms;
+    std::vector<uint64_t> evict;
+  };
+  AddResult add(const std::string& app, const std::string& user, const SessionRef& ref,
+                uint32_t max_per_user);
+  void remove(const std::string& app, const std::string& user, uint64_t session_id);
+
+  // imgate::Hub (thread-safe; completions run on the calling worker).
+  void push(const std::string& app, PushTarget target, Message message,
+            std::function<void(PushResult)> done) override;
+  std::vector<SessionInfo> userSessions(const std::string& app, const std::string& user) override;
+  void kick(const std::string& app, const std::string& user, uint64_t session_id,
+            std::string reason, std::function<void(uint64_t)> done) override;
+  std::vector<std::string> join(const std::string& app, const std::string& room,
+                                const std::vector<std::string>& users) override;
+  std::vector<std::string> leave(const std::string& app, const std::string& room,
+                                 const std::vector<std::string>& users) override;
+  std::vector<std::string> roomMembers(const std::string& app, const std::string& room) override;
+  HubStats stats(const std::string& app) override;
+
+  uint64_t totalUsers() const;
+  uint64_t totalRooms() const;
+  size_t workerCount() const { return workers_.size(); }
+  Worker& worker(uint32_t index) const { return *workers_[index % workers_.size()]; }
+
+ private:
+  static constexpr size_t kShards = 64;
+  struct UserEntry {
+    std::vector<SessionRef> sessions;  // oldest first
+    std::unordered_set<std::string> rooms;
+  };
+  struct UserShard {
+    mutable std::mutex mu;
+    std::unordered_map<std::string, UserEntry> users;  // key: app '\0' user
+  };
+  struct RoomShard {
+    mutable std::mutex mu;
+    std::unordered_map<std::string, std::unordered_set<std::string>> rooms;  // key -> users
+  };
+
+  static std::string key(const std::string& app, const std::string& name);
+  UserShard& userShard(const std::string& k) { return users_[std::hash<std::string>{}(k) % kShards]; }
+  RoomShard& roomShard(const std::string& k) { return rooms_[std::hash<std::string>{}(k) % kShards]; }
+
+  std::vector<Worker*> workers_;
+  std::array<UserShard, kShards> users_;
+  std::array<RoomShard, kShards> rooms_;
+};
+
+}  // namespace imgate::core

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: Apache-2.0
+// Protocol modules: sans-I/O codecs (bytes <-> Messages) and HTTP location handlers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "imgate/sdk/http.h"
+#include "imgate/sdk/hub.h"
+#include "imgate/sdk/message.h"
+#include "imgate/sdk/runtime.h"
+#include "imgate/sdk/status.h"
+
+namespace imgate {
+
+enum class Sniff : uint8_t { kMatch, kNoMatch, kNeedMore };
+
+// The connection's output buffer. Bytes are written in order; the core flushes after the
+// current event has been handled.
+class OutBuffer {
+ public:
+  virtual void append(std::string_view bytes) = 0;  // copied
+  virtual void appendShared(Bytes bytes) = 0;       // referenced until written, never copied
+  // Bytes queued but not yet written to the socket.
+  virtual size_t pending() const = 0;
+
+ protected:
+  ~OutBuffer() = default;
+};
+
+class CodecSink {
+ public:
+  // A complete inbound message (the codec has already checked it against its limits).
+  virtual void onMessage(Message&& message) = 0;
+  // The peer closed the session cleanly at the protocol level (e.g. a WebSocket close frame);
+  // the codec has already queued its reply. The core flushes and closes the connection.
+  virtual void onPeerClose(Errc code, std::string_view reason) = 0;
+  // Any frame arrived (data or control): resets the idle timer.
+  virtual void onActivity() = 0;
+
+ protected:
+  ~CodecSink() = default;
+};
+
+// One per connection. No sockets, no event loop, no clocks: bytes in, messages out, and back.
+class Codec {
+ public:
+  virtual ~Codec() = default;
+
+  // Consumes a prefix of `in` and returns its length; the core keeps the rest and calls again
+  // with more bytes appended. Protocol-level replies (pong, close echo) go to `out`. On error
+  // the core calls encodeClose(error.code, ...) and closes the connection.
+  virtual Result<size_t> decode(std::string_view in, CodecSink& sink, OutBuffer& out) = 0;
+
+  // Encodes one outbound message for this session.
+  virtual Status encode(const Message& message, OutBuffer& out) = 0;
+
+  // Fan-out support. Sessions whose codecs return the same non-zero key for a message get
+  // byte-identical encodings, so the core calls encodeShared() once per key per fan-out and
+  // appends the result to each session with appendShared(). Zero means "encode per session".
+  virtual uint64_t sharedEncodingKey(const Message& message) const {
+    (void)message;
+    return 0;
+  }
+  virtual Bytes encodeShared(const Message& message) const {
+    (void)message;
+    return nullptr;
+  }
+
+  // A keep-alive probe from the server (WebSocket ping). Optional.
+  virtual void encodePing(OutBuffer& out) { (void)out; }
+
+  // The last bytes before the core closes the connection (WebSocket close frame, ...).
+  virtual void encodeClose(Errc code, std::string_view reason, OutBuffer& out) = 0;
+};
+using CodecPtr = std::unique_ptr<Codec>;
+
+// One HTTP request routed to a module's location. Owned by the core and shared with the module,
+// which may answer later (after async work) on the same worker thread.
+class HttpExchange {
+ public:
+  virtual ~HttpExchange() = default;
+  virtual const HttpRequest& request() const = 0;
+  virtual std::string_view location() const = 0;  // the matched prefix, e.g. "/v1/"
+  // Sends the response (once; later calls are ignored, as are calls after the client left).
+  virtual void respond(HttpResponse response) = 0;
+  // Turns the connection into a long-lived session driven by `codec`. The core first runs the
+  // pipeline's onOpen hooks (auth): on reject it answers with the HTTP status for the error; on
+  // pass it writes `accept` (e.g. 101 Switching Protocols) and hands all later bytes to the
+  // codec. `subprotocols` are the client's offers, visible to stages through Session.
+  virtual void upgrade(CodecPtr codec, HttpResponse accept, std::vector<std::string> subprotocols) = 0;
+  // False once the client has gone away.
+  virtual bool alive() const = 0;
+  virtual Hub& hub() = 0;
+  virtual Dispatcher& dispatcher() = 0;
+};
+using HttpExchangePtr = std::shared_ptr<HttpExchange>;
+
+// Compiled protocol configuration: immutable and shared by all workers.
+class ProtocolConfig {
+ public:
+  virtual ~ProtocolConfig() = default;
+  // Stream listeners: decides from the first bytes whether this protocol takes the connection.
+  // Must not consume or allocate.
+  virtual Sniff sniff(std::string_view first_bytes) const {
+    (void)first_bytes;
+    return Sniff::kNoMatch;
+  }
+  virtual CodecPtr createCodec() const { return nullptr; }
+  // HTTP listeners: handles one request for the module's location.
+  virtual void onHttpRequest(const HttpExchangePtr& exchange) const {
+    exchange->respond(HttpResponse::json(404, R"({"error":"not_found","reason":"no handler"})"));
+  }
+};
+using ProtocolConfigPtr = std::shared_ptr<const ProtocolConfig>;
+
+}  // namespace imgate

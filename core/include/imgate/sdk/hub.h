@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+// The hub: who is connected where (DESIGN.md §1). Owned by the core; thread-safe. Completion
+// callbacks run on the thread that made the call (a worker), never synchronously inside it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "imgate/sdk/message.h"
+#include "imgate/sdk/status.h"
+
+namespace imgate {
+
+struct PushTarget {
+  TargetKind kind = TargetKind::kNone;
+  std::vector<std::string> ids;  // users, session ids (decimal) or rooms; empty for kAll
+};
+
+struct PushResult {
+  uint64_t sessions = 0;                  // sessions the message was written to
+  std::vector<std::string> offline;       // target users / sessions with no live session
+  uint64_t dropped = 0;                   // sessions that refused it (slow consumer, stage drop)
+};
+
+struct SessionInfo {
+  uint64_t id = 0;
+  std::string user;
+  std::string device;
+  std::string protocol;
+  std::string listener;
+  std::string peer;
+  int64_t connected_at_ms = 0;
+  std::vector<std::string> rooms;
+};
+
+struct HubStats {
+  uint64_t sessions = 0;
+  uint64_t users = 0;
+  uint64_t rooms = 0;
+};
+
+class Hub {
+ public:
+  // Delivers `message` to every session of `target` within `app`. The payload is encoded once
+  // per protocol variant and shared. `done` gets the totals once every worker has delivered.
+  virtual void push(const std::string& app, PushTarget target, Message message,
+                    std::function<void(PushResult)> done) = 0;
+  // Live sessions of a user.
+  virtual std::vector<SessionInfo> userSessions(const std::string& app, const std::string& user) = 0;
+  // Closes every session of `user` (all, or only `session_id` when non-zero) with Errc::kKicked
+  // and `reason`. `done` gets the number of sessions closed.
+  virtual void kick(const std::string& app, const std::string& user, uint64_t session_id,
+                    std::string reason, std::function<void(uint64_t)> done) = 0;
+  // Adds users to / removes users from a room: every live session of each user joins or leaves.
+  // Membership lasts while the user has at least one session. Returns the users who had none
+  // (and so were not joined), for join; for leave, the users who were not members.
+  virtual std::vector<std::string> join(const std::string& app, const std::string& room,
+                                        const std::vector<std::string>& users) = 0;
+  virtual std::vector<std::string> leave(const std::string& app, const std::string& room,
+                                         const std::vector<std::string>& users) = 0;
+  virtual std::vector<std::string> roomMembers(const std::string& app, const std::string& room) = 0;
+  virtual HubStats stats(const std::string& app) = 0;
+
+ protected:
+  ~Hub() = default;
+};
+
+}  // namespace imgate

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+// Services the core lends to modules. All are non-owning and, unless said otherwise, may be
+// used only on the thread that handed them out.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace imgate {
+
+// A one-shot timer. Destroying the handle cancels it; the callback never runs after that.
+class Timer {
+ public:
+  virtual ~Timer() = default;
+};
+using TimerPtr = std::unique_ptr<Timer>;
+
+// The worker's event loop, seen through a keyhole.
+class Dispatcher {
+ public:
+  // Runs `cb` once after `delay` on this thread, unless the returned handle is destroyed first.
+  virtual TimerPtr schedule(std::chrono::milliseconds delay, std::function<void()> cb) = 0;
+  // Runs `cb` on this thread at the next loop turn (never synchronously).
+  virtual void post(std::function<void()> cb) = 0;
+  // Monotonic time, cached once per loop turn.
+  virtual std::chrono::steady_clock::time_point now() const = 0;
+  // Wall clock in ms since the epoch, cached once per loop turn.
+  virtual int64_t wallMs() const = 0;
+
+ protected:
+  ~Dispatcher() = default;
+};
+
+enum class LogLevel : uint8_t { kDebug, kInfo, kNotice, kWarn, kError, kCrit, kAlert };
+
+// Writes to the process log with the "<module> <instance>: " prefix added by the core.
+// Thread-safe.
+class Logger {
+ public:
+  virtual bool enabled(LogLevel level) const = 0;
+  virtual void log(LogLevel level, std::string_view message) = 0;
+
+ protected:
+  ~Logger() = default;
+};
+
+// A monotonically increasing counter. Thread-safe, lock-free; lives as long as the process
+// (counters are kept by name across reloads, so totals survive).
+class Counter {
+ public:
+  void add(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// Named counters. Names are "<family>_<metric>" in snake_case; the core exports them on the
+// admin listener's /metrics as imgate_<name>_total, labelled with the module instance.
+class Stats {
+ public:
+  virtual Counter& counter(std::string_view name) = 0;
+
+ protected:
+  ~Stats() = default;
+};
+
+// Handed to compile(); valid only for the duration of that call.
+class LoadContext {
+ public:
+  // "<pipeline>[<index>]:<module>", or the location or listener for protocol modules.
+  virtual std::string_view instanceName() const = 0;
+  // Directory of the config file, for resolving relative paths of key files and the like.
+  virtual std::string_view configDir() const = 0;
+  virtual Logger& log() = 0;
+  virtual Stats& stats() = 0;
+
+ protected:
+  ~LoadContext() = default;
+};
+
+}  // namespace imgate

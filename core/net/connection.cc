@@ -1,0 +1,1140 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "net/connection.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "common/stats.h"
+#include "event/worker.h"
+#include "hub/local_hub.h"
+#include "hub/registry.h"
+
+namespace imgate::core {
+
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr int kMaxReadsPerEvent = 16;
+
+CoreCounters& counters() { return StatsRegistry::instance().core(); }
+
+char* scratch() {
+  thread_local std::unique_ptr<char[]> buf(new char[kReadChunk]);
+  return buf.get();
+}
+
+int64_t steadyUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int httpStatusFor(Errc code) {
+  switch (code) {
+    case Errc::kUnauthenticated: return 401;
+    case Errc::kPermissionDenied: return 403;
+    case Errc::kNotFound: return 404;
+    case Errc::kMessageTooBig: return 413;
+    case Errc::kResourceExhausted: return 429;
+    case Errc::kUnavailable:
+    case Errc::kShutdown: return 503;
+    case Errc::kTimeout: return 408;
+    case Errc::kProtocolError:
+    case Errc::kInvalidPayload:
+    case Errc::kBadRequest: return 400;
+    default: return 500;
+  }
+}
+
+std::string httpDate() {
+  thread_local time_t cached_second = 0;
+  thread_local char cached[40] = {0};
+  const time_t now = time(nullptr);
+  if (now != cached_second) {
+    tm t;
+    gmtime_r(&now, &t);
+    strftime(cached, sizeof(cached), "%a, %d %b %Y %H:%M:%S GMT", &t);
+    cached_second = now;
+  }
+  return cached;
+}
+
+class HttpExchangeImpl final : public HttpExchange {
+ public:
+  HttpExchangeImpl(std::shared_ptr<ConnectionHandle> handle, HttpRequest request,
+                   std::string location, Worker& worker)
+      : handle_(std::move(handle)), request_(std::move(request)), location_(std::move(location)),
+        worker_(worker) {}
+  const HttpRequest& request() const override { return request_; }
+  std::string_view location() const override { return location_; }
+  void respond(HttpResponse response) override {
+    if (done_) {
+      return;
+    }
+    done_ = true;
+    if (handle_->connection != nullptr) {
+      handle_->connection->exchangeRespond(std::move(response));
+    }
+  }
+  void upgrade(CodecPtr codec, HttpResponse accept, std::vector<std::string> subprotocols) override {
+    if (done_) {
+      return;
+    }
+    done_ = true;
+    if (handle_->connection != nullptr) {
+      handle_->connection->exchangeUpgrade(std::move(codec), std::move(accept),
+                                           std::move(subprotocols), std::move(request_));
+    }
+  }
+  bool alive() const override {
+    return handle_->connection != nullptr && !handle_->connection->closing();
+  }
+  Hub& hub() override { return worker_.registry(); }
+  Dispatcher& dispatcher() override { return worker_; }
+  HttpRequest& mutableRequest() { return request_; }
+
+ private:
+  std::shared_ptr<ConnectionHandle> handle_;
+  HttpRequest request_;
+  std::string location_;
+  Worker& worker_;
+  bool done_ = false;
+};
+
+void freeBytesRef(const void*, size_t, void* extra) { delete static_cast<Bytes*>(extra); }
+
+}  // namespace
+
+struct Connection::Handshake {
+  HttpRequest request;
+  std::vector<std::string> subprotocols;
+};
+
+Connection::Connection(Worker& worker, int fd, std::string peer, GenerationPtr generation,
+                       const ListenerSpec& listener, uint64_t id)
+    : worker_(worker), fd_(fd), id_(id), peer_(std::move(peer)), listener_name_(listener.name),
+      generation_(std::move(generation)), listener_(&listener),
+      handle_(std::make_shared<ConnectionHandle>()) {
+  handle_->connection = this;
+  counters().connections_accepted.fetch_add(1, std::memory_order_relaxed);
+  counters().connections_active.fetch_add(1, std::memory_order_relaxed);
+}
+
+Connection::~Connection() {
+  handle_->connection = nullptr;
+  if (read_ev_ != nullptr) {
+    event_free(read_ev_);
+  }
+  if (write_ev_ != nullptr) {
+    event_free(write_ev_);
+  }
+  if (out_ != nullptr) {
+    evbuffer_free(out_);
+  }
+  if (ssl_ != nullptr) {
+    SSL_free(ssl_);
+  }
+  if (fd_ >= 0) {
+    ::close(fd_);
+  }
+  counters().connections_active.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Connection::start() {
+  read_ev_ = event_new(worker_.base(), fd_, EV_READ | EV_PERSIST, &Connection::onReadEvent, this);
+  event_add(read_ev_, nullptr);
+  last_activity_ = std::chrono::steady_clock::now();
+  if (listener_->tls) {
+    ssl_ = SSL_new(listener_->tls->ctx);
+    SSL_set_fd(ssl_, fd_);
+    SSL_set_accept_state(ssl_);
+    state_ = State::kTls;
+    armTimer(Timer::kHandshake, settings().handshake_timeout);
+  } else {
+    armTimer(Timer::kKeepalive, listener_->header_timeout);
+  }
+  if (listener_->stream) {
+    // Raw TCP: the connection is a session from the first byte; run its handshake now.
+    const Location& loc = listener_->locations.front();
+    CodecPtr codec = loc.protocol->createCodec();
+    location_ = &loc;
+    if (state_ != State::kTls) {
+      exchangeUpgrade(std::move(codec), HttpResponse{0, {}, {}}, {}, HttpRequest{});
+    } else {
+      codec_ = std::move(codec);
+    }
+  }
+}
+
+// ---- Session -------------------------------------------------------------------------------
+
+std::string_view Connection::protocol() const {
+  return location_ != nullptr ? std::string_view(location_->module) : std::string_view("http");
+}
+
+std::optional<std::string_view> Connection::handshakeHeader(std::string_view name) const {
+  if (!handshake_) {
+    return std::nullopt;
+  }
+  return handshake_->request.header(name);
+}
+
+std::optional<std::string> Connection::handshakeQuery(std::string_view name) const {
+  if (!handshake_) {
+    return std::nullopt;
+  }
+  return handshake_->request.queryParam(name);
+}
+
+const std::vector<std::string>& Connection::offeredSubprotocols() const {
+  static const std::vector<std::string> kNone;
+  return handshake_ ? handshake_->subprotocols : kNone;
+}
+
+Dispatcher& Connection::dispatcher() { return worker_; }
+
+// ---- I/O -----------------------------------------------------------------------------------
+
+void Connection::onReadEvent(int, short, void* arg) { static_cast<Connection*>(arg)->handleRead(); }
+
+void Connection::onWriteEvent(int, short, void* arg) {
+  static_cast<Connection*>(arg)->handleWrite();
+}
+
+ssize_t Connection::readSome(char* buf, size_t size) {
+  if (ssl_ != nullptr) {
+    const int n = SSL_read(ssl_, buf, static_cast<int>(size));
+    if (n > 0) {
+      return n;
+    }
+    const int err = SSL_get_error(ssl_, n);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      return -1;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN) {
+      return 0;
+    }
+    ERR_clear_error();
+    return -2;
+  }
+  const ssize_t n = ::read(fd_, buf, size);
+  if (n >= 0) {
+    return n;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    return -1;
+  }
+  return -2;
+}
+
+void Connection::handleRead() {
+  if (state_ == State::kClosed) {
+    return;
+  }
+  if (state_ == State::kTls) {
+    doTlsHandshake();
+    return;
+  }
+  char* buf = scratch();
+  for (int i = 0; ssl_ != nullptr || i < kMaxReadsPerEvent; ++i) {
+    if (state_ == State::kClosed || !read_enabled_) {
+      break;
+    }
+    const ssize_t n = readSome(buf, kReadChunk);
+    if (n > 0) {
+      counters().bytes_in.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+      if (shut_wr_) {
+        continue;  // lingering close: discard until the peer closes
+      }
+      consume(std::string_view(buf, static_cast<size_t>(n)));
+      continue;
+    }
+    if (n == -1) {
+      break;
+    }
+    finalClose(n == 0 ? "closed by peer" : "read error");
+    return;
+  }
+  if (state_ != State::kClosed) {
+    flush();
+  }
+}
+
+void Connection::doTlsHandshake() {
+  const int r = SSL_do_handshake(ssl_);
+  if (r == 1) {
+    state_ = State::kHttp;
+    if (listener_->stream) {
+      exchangeUpgrade(std::move(codec_), HttpResponse{0, {}, {}}, {}, HttpRequest{});
+    } else {
+      armTimer(Timer::kKeepalive, listener_->header_timeout);
+    }
+    handleRead();  // application data may already be buffered inside OpenSSL
+    return;
+  }
+  const int err = SSL_get_error(ssl_, r);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    if (err == SSL_ERROR_WANT_WRITE && write_ev_ == nullptr) {
+      write_ev_ = event_new(worker_.base(), fd_, EV_WRITE, &Connection::onWriteEvent, this);
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+      event_add(write_ev_, nullptr);
+    }
+    return;
+  }
+  counters().tls_handshake_errors.fetch_add(1, std::memory_order_relaxed);
+  char reason[256] = "handshake failed";
+  if (const unsigned long e = ERR_get_error(); e != 0) {
+    ERR_error_string_n(e, reason, sizeof(reason));
+  }
+  ERR_clear_error();
+  LOG_DEBUG("tls handshake with ", peer_, " failed: ", reason);
+  SSL_free(ssl_);
+  ssl_ = nullptr;
+  finalClose("tls handshake failed");
+}
+
+void Connection::consume(std::string_view data) {
+  if (in_buf_.empty()) {
+    const size_t used = state_ == State::kSession ? processSession(data)
+                        : state_ == State::kHttp  ? processHttp(data)
+                                                  : 0;
+    if (state_ != State::kClosed && used < data.size()) {
+      in_buf_.assign(data.substr(used));
+    }
+  } else {
+    in_buf_.append(data);
+    pumpInput();
+  }
+}
+
+// Runs buffered input through the current state (after a pause, an upgrade or a response).
+void Connection::pumpInput() {
+  if (in_buf_.empty() || state_ == State::kClosed || closing_) {
+    return;
+  }
+  std::string input;
+  input.swap(in_buf_);
+  const size_t used = state_ == State::kSession ? processSession(input)
+                      : state_ == State::kHttp  ? processHttp(input)
+                                                : 0;
+  if (state_ == State::kClosed) {
+    return;
+  }
+  if (used < input.size()) {
+    std::string rest = input.substr(used);
+    rest.append(in_buf_);  // bytes that arrived while processing (none today; kept for safety)
+    in_buf_.swap(rest);
+  }
+}
+
+size_t Connection::processHttp(std::string_view input) {
+  size_t used = 0;
+  while (used < input.size() && state_ == State::kHttp && !exchange_in_flight_ && !closing_) {
+    if (!parser_) {
+      parser_ = std::make_unique<net::HttpRequestParser>(listener_->http_limits);
+      request_start_ = std::chrono::steady_clock::now();
+      armTimer(Timer::kHeader, listener_->header_timeout);
+    }
+    auto r = parser_->feed(input.substr(used));
+    if (!r) {
+      const int status = parser_->errorStatus();
+      httpError(status == 0 ? 400 : status, status == 413 ? "message_too_big" : "bad_request",
+                r.error().message);
+      return input.size();
+    }
+    used += *r;
+    if (parser_->expectsContinue() && !continue_sent_) {
+      append("HTTP/1.1 100 Continue\r\n\r\n");
+      continue_sent_ = true;
+    }
+    if (parser_->complete()) {
+      HttpRequest request = parser_->take();
+      parser_.reset();
+      continue_sent_ = false;
+      dispatchRequest(std::move(request));
+    } else if (*r == 0) {
+      break;
+    }
+  }
+  return used;
+}
+
+void Connection::dispatchRequest(HttpRequest request) {
+  counters().http_requests.fetch_add(1, std::memory_order_relaxed);
+  request.peer = peer_;
+  // Each request runs on the newest generation (reload applies to keep-alive connections).
+  if (generation_ != worker_.generation()) {
+    const ListenerSpec* spec = worker_.generation()->listener(listener_name_);
+    if (spec != nullptr) {
+      generation_ = worker_.generation();
+      listener_ = spec;
+    }
+  }
+  const Location* loc = listener_->match(request.path);
+  if (loc == nullptr) {
+    const bool keep = request.keep_alive;
+    writeResponse(HttpResponse::json(404, format("{\"error\":\"not_found\",\"reason\":",
+                                                 jsonQuote(format("no location for ", request.path)),
+                                                 "}")),
+                  keep, request.method == "HEAD");
+    if (Log::instance().accessLog()) {
+      LOG_INFO("access ", peer_, " \"", request.method, " ", request.target, "\" 404");
+    }
+    return;
+  }
+  location_ = loc;
+  exchange_in_flight_ = true;
+  request_keep_alive_ = request.keep_alive;
+  request_head_ = request.method == "HEAD";
+  auto exchange = std::make_shared<HttpExchangeImpl>(handle_, std::move(request), loc->path, worker_);
+  try {
+    loc->protocol->onHttpRequest(exchange);
+  } catch (const std::exception& e) {
+    LOG_ERROR(loc->module, ": request handler threw: ", e.what());
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    exchange->respond(HttpResponse::json(500, R"({"error":"internal","reason":"handler failed"})"));
+  }
+}
+
+void Connection::exchangeRespond(HttpResponse response) {
+  if (state_ == State::kClosed || !exchange_in_flight_) {
+    return;
+  }
+  exchange_in_flight_ = false;
+  writeResponse(response, request_keep_alive_ && !worker_.draining(), request_head_);
+  if (!closing_) {
+    pumpInput();
+    flush();
+  }
+}
+
+void Connection::httpError(int status, std::string_view error, std::string_view reason) {
+  writeResponse(HttpResponse::json(status, format("{\"error\":", jsonQuote(error), ",\"reason\":",
+                                                  jsonQuote(reason), "}")),
+                false, false);
+}
+
+void Connection::writeResponse(const HttpResponse& response, bool keep_alive, bool head) {
+  std::string out;
+  out.reserve(256 + response.body.size());
+  out.append("HTTP/1.1 ").append(std::to_string(response.status)).append(" ");
+  out.append(httpReason(response.status)).append("\r\nServer: imgate\r\nDate: ");
+  out.append(httpDate()).append("\r\n");
+  for (const HttpHeader& h : response.headers) {
+    out.append(h.name).append(": ").append(h.value).append("\r\n");
+  }
+  if (response.status != 101 && response.status != 204 && response.status >= 200) {
+    out.append("Content-Length: ").append(std::to_string(response.body.size())).append("\r\n");
+  }
+  if (!keep_alive) {
+    out.append("Connection: close\r\n");
+  }
+  out.append("\r\n");
+  if (!head) {
+    out.append(response.body);
+  }
+  append(out);
+  if (Log::instance().accessLog()) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - request_start_)
+                        .count();
+    LOG_INFO("access ", peer_, " ", listener_name_, " ", response.status, " ",
+             response.body.size(), "B ", us, "us");
+  }
+  flush();
+  if (!keep_alive) {
+    closing_ = true;
+    lingerClose();
+  } else if (state_ == State::kHttp) {
+    armTimer(Timer::kKeepalive, listener_->keepalive_timeout);
+  }
+}
+
+// ---- Upgrade and sessions ------------------------------------------------------------------
+
+void Connection::exchangeUpgrade(CodecPtr codec, HttpResponse accept,
+                                 std::vector<std::string> subprotocols, HttpRequest request) {
+  if (state_ == State::kClosed || closing_) {
+    return;
+  }
+  exchange_in_flight_ = false;
+  codec_ = std::move(codec);
+  accept_ = std::make_unique<HttpResponse>(std::move(accept));
+  handshake_ = std::make_unique<Handshake>();
+  handshake_->subprotocols = std::move(subprotocols);
+  handshake_->request = std::move(request);
+  state_ = State::kUpgrading;
+  location_path_ = location_->path;
+  protocol_ = location_->module;
+  pipeline_ = location_->pipeline;
+  armTimer(Timer::kHandshake, settings().handshake_timeout);
+  createStages();
+  runOpen(0);
+}
+
+void Connection::createStages() {
+  stages_.clear();
+  stages_.reserve(pipeline_->stages.size());
+  for (const CompiledStage& cs : pipeline_->stages) {
+    StagePtr stage;
+    try {
+      stage = cs.config->createStage(*this);
+    } catch (const std::exception& e) {
+      LOG_ERROR(cs.instance, ": createStage threw: ", e.what());
+    }
+    if (!stage) {
+      counters().bugs.fetch_add(1, std::memory_order_relaxed);
+      closeWith(Errc::kInternal, "stage could not be created");
+      return;
+    }
+    stages_.push_back(std::move(stage));
+  }
+}
+
+template <class F>
+Verdict Connection::guard(size_t stage, F&& hook) {
+  Verdict v;
+  in_hook_ = true;
+  try {
+    v = hook(*stages_[stage]);
+  } catch (const std::exception& e) {
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    LOG_ERROR(pipeline_->stages[stage].instance, ": hook threw: ", e.what());
+    v = Verdict::reject(Errc::kInternal, "stage failed");
+  } catch (...) {
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    v = Verdict::reject(Errc::kInternal, "stage failed");
+  }
+  in_hook_ = false;
+  if (!replies_.empty()) {
+    std::vector<Message> replies;
+    replies.swap(replies_);
+    for (const Message& m : replies) {
+      sendOutbound(m);
+    }
+  }
+  if (reject_requested_ && v.action == Action::kPause) {
+    v = Verdict::reject(reject_requested_->first, reject_requested_->second);
+    reject_requested_.reset();
+  }
+  switch (v.action) {
+    case Action::kPass: break;
+    case Action::kPause: counters().stage_paused.fetch_add(1, std::memory_order_relaxed); break;
+    case Action::kDrop: counters().stage_dropped.fetch_add(1, std::memory_order_relaxed); break;
+    case Action::kReject: counters().stage_rejected.fetch_add(1, std::memory_order_relaxed); break;
+  }
+  return v;
+}
+
+void Connection::runOpen(size_t from) {
+  for (size_t i = from; i < stages_.size(); ++i) {
+    Verdict v = guard(i, [](Stage& s) { return s.onOpen(); });
+    if (state_ == State::kClosed || closing_) {
+      return;
+    }
+    switch (v.action) {
+      case Action::kPass:
+        continue;
+      case Action::kPause:
+        paused_at_ = i;
+        pause_is_open_ = true;
+        if (resume_requested_) {
+          resume_requested_ = false;
+          afterPause();
+        }
+        return;  // the handshake timer bounds the wait
+      case Action::kDrop:
+        v = Verdict::reject(Errc::kUnavailable, "connection dropped");
+        [[fallthrough]];
+      case Action::kReject: {
+        counters().handshakes_rejected.fetch_add(1, std::memory_order_relaxed);
+        LOG_INFO("handshake from ", peer_, " rejected by ", pipeline_->stages[i].instance, ": ",
+                 v.reason);
+        if (listener_->stream) {
+          codec_->encodeClose(v.code, v.reason, *this);
+          closing_ = true;
+          flush();
+          lingerClose();
+        } else {
+          state_ = State::kHttp;
+          httpError(httpStatusFor(v.code), errcName(v.code), v.reason);
+        }
+        return;
+      }
+    }
+  }
+  acceptSession();
+}
+
+void Connection::acceptSession() {
+  if (accept_ && accept_->status != 0) {
+    writeResponse(*accept_, true, false);
+  }
+  accept_.reset();
+  handshake_.reset();
+  parser_.reset();
+  state_ = State::kSession;
+  opened_at_ms_ = worker_.wallMs();
+  last_activity_ = last_ping_ = std::chrono::steady_clock::now();
+  counters().sessions_active.fetch_add(1, std::memory_order_relaxed);
+  counters().sessions_opened.fetch_add(1, std::memory_order_relaxed);
+  worker_.hub().add(*this);
+  registered_ = true;
+  if (!identity_.user.empty()) {
+    SessionRef ref{id_, identity_.device, protocol_, listener_name_, peer_, opened_at_ms_};
+    auto added = worker_.registry().add(identity_.app, identity_.user, ref,
+                                        settings().max_conns_per_user);
+    for (const std::string& room : added.rooms) {
+      std::string rk = identity_.app;
+      rk.push_back('\0');
+      rk.append(room);
+      worker_.hub().joinRoom(*this, rk);
+    }
+    for (uint64_t victim : added.evict) {
+      Worker& owner = worker_.registry().worker(workerOf(victim));
+      owner.post([&owner, victim] {
+        owner.hub().close({victim}, Errc::kEvicted, "replaced by a newer session of this user");
+      });
+    }
+  }
+  if (Log::instance().accessLog()) {
+    LOG_INFO("session ", id_, " open ", protocol_, " ", listener_name_, " peer ", peer_, " app ",
+             quote(identity_.app), " user ", quote(identity_.user));
+  }
+  armTimer(Timer::kIdle, settings().ping_interval.count() > 0
+                             ? std::min(settings().ping_interval, settings().idle_timeout)
+                             : settings().idle_timeout);
+  pumpInput();
+  flush();
+}
+
+size_t Connection::processSession(std::string_view input) {
+  auto r = codec_->decode(input, *this, *this);
+  if (!r) {
+    LOG_DEBUG("session ", id_, ": ", errcName(r.error().code), ": ", r.error().message);
+    closeWith(r.error().code, r.error().message);
+    return input.size();
+  }
+  return *r;
+}
+
+void Connection::onMessage(Message&& message) {
+  if (closing_ || state_ != State::kSession) {
+    return;
+  }
+  counters().messages_in.fetch_add(1, std::memory_order_relaxed);
+  message.app = identity_.app;
+  message.from = identity_.user;
+  message.ts_ms = worker_.wallMs();
+  if (paused_at_ || !queue_.empty()) {
+    queue_.push_back(std::move(message));
+    enableRead(false);  // keep order; resume reading when the queue drains
+    return;
+  }
+  maybeMigrate();
+  runInbound(message, 0);
+}
+
+void Connection::runInbound(Message& message, size_t from) {
+  for (size_t i = from; i < stages_.size(); ++i) {
+    Verdict v = guard(i, [&message](Stage& s) { return s.onMessage(message); });
+    if (state_ == State::kClosed || closing_) {
+      return;
+    }
+    switch (v.action) {
+      case Action::kPass:
+        continue;
+      case Action::kPause:
+        paused_at_ = i;
+        pause_is_open_ = false;
+        paused_message_ = std::make_unique<Message>(std::move(message));
+        armTimer(Timer::kPause, settings().pause_timeout);
+        if (resume_requested_) {
+          resume_requested_ = false;
+          afterPause();
+        }
+        return;
+      case Action::kDrop:
+        return;
+      case Action::kReject:
+        LOG_DEBUG("session ", id_, ": message rejected by ", pipeline_->stages[i].instance, ": ",
+                  v.reason);
+        closeWith(v.code, v.reason);
+        return;
+    }
+  }
+}
+
+void Connection::resume() {
+  if (!paused_at_) {
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (in_hook_) {
+    resume_requested_ = true;
+    return;
+  }
+  afterPause();
+}
+
+void Connection::reject(Errc code, std::string reason) {
+  if (in_hook_) {
+    reject_requested_.emplace(code, std::move(reason));
+    return;
+  }
+  if (!paused_at_) {
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  paused_at_.reset();
+  paused_message_.reset();
+  if (pause_is_open_) {
+    counters().handshakes_rejected.fetch_add(1, std::memory_order_relaxed);
+    if (listener_->stream) {
+      closeWith(code, reason);
+    } else {
+      state_ = State::kHttp;
+      httpError(httpStatusFor(code), errcName(code), reason);
+    }
+    return;
+  }
+  closeWith(code, std::move(reason));
+}
+
+void Connection::afterPause() {
+  const size_t next = *paused_at_ + 1;
+  paused_at_.reset();
+  if (pause_is_open_) {
+    armTimer(Timer::kHandshake, settings().handshake_timeout);
+    runOpen(next);
+    return;
+  }
+  armTimer(Timer::kIdle, settings().idle_timeout);
+  std::unique_ptr<Message> message = std::move(paused_message_);
+  runInbound(*message, next);
+  drainQueue();
+}
+
+void Connection::drainQueue() {
+  while (!paused_at_ && !queue_.empty() && !closing_ && state_ == State::kSession) {
+    Message m = std::move(queue_.front());
+    queue_.pop_front();
+    maybeMigrate();
+    runInbound(m, 0);
+  }
+  if (!paused_at_ && queue_.empty() && !closing_ && state_ == State::kSession) {
+    enableRead(true);
+    pumpInput();
+  }
+  flush();
+}
+
+void Connection::reply(Message message) {
+  if (in_hook_) {
+    replies_.push_back(std::move(message));
+    return;
+  }
+  sendOutbound(message);
+  flush();
+}
+
+void Connection::setIdentity(Identity identity) {
+  if (state_ == State::kSession) {
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);  // identity is fixed once open
+    return;
+  }
+  identity_ = std::move(identity);
+}
+
+bool Connection::outboundAllowed(const Message& message) {
+  if (!pipeline_->wants_outbound) {
+    return true;
+  }
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    Verdict v = guard(i, [&message](Stage& s) { return s.onOutbound(message); });
+    if (v.action == Action::kDrop) {
+      return false;
+    }
+    if (v.action == Action::kReject) {
+      closeWith(v.code, v.reason);
+      return false;
+    }
+  }
+  return true;
+}
+
+void Connection::sendOutbound(const Message& message) {
+  if (state_ != State::kSession || closing_ || !outboundAllowed(message)) {
+    return;
+  }
+  auto s = codec_->encode(message, *this);
+  if (!s) {
+    LOG_DEBUG("session ", id_, ": encode failed: ", s.error().message);
+    return;
+  }
+  counters().messages_out.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Connection::deliver(Delivery& delivery) {
+  if (state_ != State::kSession || closing_) {
+    ++delivery.dropped;
+    return;
+  }
+  maybeMigrate();
+  const Message& message = *delivery.message;
+  if (!outboundAllowed(message)) {
+    ++delivery.dropped;
+    return;
+  }
+  const uint64_t key = codec_->sharedEncodingKey(message);
+  if (key != 0) {
+    Bytes bytes;
+    for (auto& [k, b] : delivery.encodings) {
+      if (k == key) {
+        bytes = b;
+        break;
+      }
+    }
+    if (!bytes) {
+      bytes = codec_->encodeShared(message);
+      delivery.encodings.emplace_back(key, bytes);
+    }
+    if (bytes) {
+      appendShared(std::move(bytes));
+    }
+  } else if (!codec_->encode(message, *this)) {
+    ++delivery.dropped;
+    return;
+  }
+  counters().messages_out.fetch_add(1, std::memory_order_relaxed);
+  ++delivery.delivered;
+  if (pending() > settings().max_outbound) {
+    counters().outbound_overflows.fetch_add(1, std::memory_order_relaxed);
+    LOG_INFO("session ", id_, ": outbound buffer over ", settings().max_outbound,
+             " bytes, closing slow consumer");
+    closeWith(Errc::kResourceExhausted, "slow consumer");
+    return;
+  }
+  flush();
+  if (delivery.start_us != 0) {
+    StatsRegistry::instance().pushLatency().observeUs(
+        static_cast<uint64_t>(std::max<int64_t>(0, steadyUs() - delivery.start_us)));
+  }
+}
+
+// Moves the session to the worker's current generation at a message boundary (DESIGN.md §5):
+// the codec and identity stay; stages are re-created from the new pipeline.
+void Connection::maybeMigrate() {
+  const GenerationPtr& current = worker_.generation();
+  if (current == generation_ || paused_at_ || in_hook_) {
+    return;
+  }
+  const ListenerSpec* spec = current->listener(listener_name_);
+  if (spec == nullptr) {
+    return;  // listener removed: stay on the old generation until closed
+  }
+  const Location* loc = nullptr;
+  for (const Location& l : spec->locations) {
+    if (l.path == location_path_ && l.module == protocol_) {
+      loc = &l;
+    }
+  }
+  if (loc == nullptr) {
+    return;
+  }
+  generation_ = current;
+  listener_ = spec;
+  location_ = loc;
+  pipeline_ = loc->pipeline;
+  createStages();
+}
+
+void Connection::onPeerClose(Errc code, std::string_view reason) {
+  (void)reason;
+  close_code_ = code;
+  closing_ = true;
+  unregister();
+  flush();
+  lingerClose();
+}
+
+void Connection::onActivity() { last_activity_ = std::chrono::steady_clock::now(); }
+
+// ---- Output --------------------------------------------------------------------------------
+
+void Connection::append(std::string_view bytes) {
+  if (state_ == State::kClosed || bytes.empty()) {
+    return;
+  }
+  if (out_ == nullptr) {
+    out_ = evbuffer_new();
+  }
+  evbuffer_add(out_, bytes.data(), bytes.size());
+}
+
+void Connection::appendShared(Bytes bytes) {
+  if (state_ == State::kClosed || !bytes || bytes->empty()) {
+    return;
+  }
+  size_t offset = 0;
+  if (ssl_ == nullptr && pending() == 0) {
+    // Nothing queued: write straight from the shared bytes, buffer only what the kernel refused.
+    const ssize_t n = ::send(fd_, bytes->data(), bytes->size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      counters().bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+      offset = static_cast<size_t>(n);
+      if (offset == bytes->size()) {
+        return;
+      }
+    }
+  }
+  if (out_ == nullptr) {
+    out_ = evbuffer_new();
+  }
+  const char* data = bytes->data() + offset;
+  const size_t size = bytes->size() - offset;
+  evbuffer_add_reference(out_, data, size, &freeBytesRef, new Bytes(std::move(bytes)));
+  flush();
+}
+
+size_t Connection::pending() const { return out_ == nullptr ? 0 : evbuffer_get_length(out_); }
+
+void Connection::flush() {
+  if (state_ == State::kClosed || fd_ < 0) {
+    return;
+  }
+  while (out_ != nullptr && evbuffer_get_length(out_) > 0) {
+    ssize_t n;
+    if (ssl_ != nullptr) {
+      evbuffer_iovec vec;
+      evbuffer_peek(out_, -1, nullptr, &vec, 1);
+      const int r = SSL_write(ssl_, vec.iov_base, static_cast<int>(std::min<size_t>(vec.iov_len, 16384)));
+      if (r <= 0) {
+        const int err = SSL_get_error(ssl_, r);
+        ERR_clear_error();
+        n = (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) ? -1 : -2;
+      } else {
+        n = r;
+        evbuffer_drain(out_, static_cast<size_t>(r));
+      }
+    } else {
+      n = evbuffer_write(out_, fd_);
+      if (n < 0) {
+        n = (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? -1 : -2;
+      }
+    }
+    if (n == -2) {
+      finalClose("write error");
+      return;
+    }
+    if (n == -1 || n == 0) {
+      break;
+    }
+    counters().bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+  }
+  if (pending() > 0) {
+    if (write_ev_ == nullptr) {
+      write_ev_ = event_new(worker_.base(), fd_, EV_WRITE, &Connection::onWriteEvent, this);
+    }
+    if (!write_armed_) {
+      event_add(write_ev_, nullptr);
+      write_armed_ = true;
+    }
+    return;
+  }
+  if (out_ != nullptr) {
+    evbuffer_free(out_);  // idle sessions keep no output buffer
+    out_ = nullptr;
+  }
+  if (closing_ && !shut_wr_ && timer_kind_ == Timer::kLinger) {
+    lingerClose();
+  }
+}
+
+void Connection::handleWrite() {
+  write_armed_ = false;
+  if (state_ == State::kTls) {
+    doTlsHandshake();
+    return;
+  }
+  flush();
+}
+
+void Connection::enableRead(bool on) {
+  if (on == read_enabled_ || read_ev_ == nullptr) {
+    return;
+  }
+  read_enabled_ = on;
+  if (on) {
+    event_add(read_ev_, nullptr);
+  } else {
+    event_del(read_ev_);
+  }
+}
+
+// ---- Timers and closing --------------------------------------------------------------------
+
+void Connection::armTimer(Timer kind, std::chrono::milliseconds delay) {
+  timer_kind_ = kind;
+  if (delay.count() <= 0 && kind != Timer::kLinger) {
+    timer_.reset();
+    return;
+  }
+  timer_ = worker_.schedule(delay, [this] { onTimer(); });
+}
+
+void Connection::onTimer() {
+  const Timer kind = timer_kind_;
+  timer_kind_ = Timer::kNone;
+  switch (kind) {
+    case Timer::kNone:
+      return;
+    case Timer::kHandshake:
+      LOG_INFO("connection ", peer_, ": handshake timed out");
+      finalClose("handshake timeout");
+      return;
+    case Timer::kHeader:
+      if (parser_ && state_ == State::kHttp && !exchange_in_flight_) {
+        httpError(408, "timeout", "request not received in time");
+      } else {
+        armTimer(Timer::kHeader, listener_->header_timeout);
+      }
+      return;
+    case Timer::kKeepalive:
+      if (state_ == State::kHttp && !exchange_in_flight_ && !parser_) {
+        finalClose("keep-alive timeout");
+      } else if (state_ == State::kHttp) {
+        armTimer(Timer::kKeepalive, listener_->keepalive_timeout);
+      }
+      return;
+    case Timer::kPause:
+      counters().pause_timeouts.fetch_add(1, std::memory_order_relaxed);
+      paused_at_.reset();
+      paused_message_.reset();
+      closeWith(Errc::kTimeout, "stage did not answer in time");
+      return;
+    case Timer::kIdle: {
+      const auto now = std::chrono::steady_clock::now();
+      const auto idle = settings().idle_timeout;
+      const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_activity_);
+      if (since >= idle) {
+        LOG_INFO("session ", id_, ": idle for ", since.count(), "ms, closing");
+        closeWith(Errc::kTimeout, "idle timeout");
+        return;
+      }
+      auto next = idle - since;
+      const auto ping = settings().ping_interval;
+      if (ping.count() > 0) {
+        const auto quiet = std::chrono::duration_cast<std::chrono::milliseconds>(
+            now - std::max(last_activity_, last_ping_));
+        if (quiet >= ping) {
+          codec_->encodePing(*this);
+          last_ping_ = now;
+          flush();
+          next = std::min(next, ping);
+        } else {
+          next = std::min(next, ping - quiet);
+        }
+      }
+      armTimer(Timer::kIdle, std::max(next, std::chrono::milliseconds(10)));
+      return;
+    }
+    case Timer::kLinger:
+      finalClose("close timeout");
+      return;
+  }
+}
+
+void Connection::closeWith(Errc code, std::string reason) {
+  if (state_ == State::kClosed || closing_) {
+    return;
+  }
+  close_code_ = code;
+  closing_ = true;
+  if (state_ == State::kSession && codec_) {
+    codec_->encodeClose(code, reason, *this);
+  }
+  LOG_DEBUG("session ", id_, " closing: ", errcName(code), ": ", reason);
+  unregister();
+  flush();
+  if (state_ != State::kClosed) {
+    lingerClose();
+  }
+}
+
+// Half-close after the last bytes are out, then wait (bounded) for the peer's FIN, so the peer
+// reads our close frame instead of a reset caused by unread input.
+void Connection::lingerClose() {
+  if (state_ == State::kClosed) {
+    return;
+  }
+  if (timer_kind_ != Timer::kLinger) {
+    armTimer(Timer::kLinger, settings().close_timeout);
+  }
+  if (pending() > 0 || shut_wr_) {
+    return;
+  }
+  shut_wr_ = true;
+  if (ssl_ != nullptr) {
+    SSL_shutdown(ssl_);
+    ERR_clear_error();
+  }
+  ::shutdown(fd_, SHUT_WR);
+  enableRead(true);
+}
+
+void Connection::unregister() {
+  if (!registered_) {
+    return;
+  }
+  registered_ = false;
+  worker_.hub().remove(*this);
+  if (!identity_.user.empty()) {
+    worker_.registry().remove(identity_.app, identity_.user, id_);
+  }
+  counters().sessions_active.fetch_sub(1, std::memory_order_relaxed);
+  StatsRegistry::instance().countClose(close_code_);
+  for (auto& stage : stages_) {
+    try {
+      stage->onClose();
+    } catch (...) {
+      counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (Log::instance().accessLog()) {
+    LOG_INFO("session ", id_, " closed ", errcName(close_code_), " user ", quote(identity_.user),
+             " after ", worker_.wallMs() - opened_at_ms_, "ms");
+  }
+}
+
+void Connection::finalClose(std::string_view why) {
+  if (state_ == State::kClosed) {
+    return;
+  }
+  if (registered_ && close_code_ == Errc::kNone && !closing_) {
+    LOG_DEBUG("session ", id_, ": ", why);
+  }
+  unregister();
+  state_ = State::kClosed;
+  timer_.reset();
+  if (read_ev_ != nullptr) {
+    event_del(read_ev_);
+  }
+  if (write_ev_ != nullptr) {
+    event_del(write_ev_);
+  }
+  stages_.clear();
+  worker_.retire(this);
+}
+
+}  // namespace imgate::core

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: Apache-2.0
+// One client TCP connection on one worker: TLS, the HTTP/1.1 front, and, after an upgrade, a
+// long-lived session driven by a protocol codec through its pipeline of stages. Everything here
+// runs on the owning worker's thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "imgate/sdk/codec.h"
+#include "imgate/sdk/stage.h"
+#include "net/http_parser.h"
+#include "reload/generation.h"
+
+struct event;
+struct evbuffer;
+typedef struct ssl_st SSL;
+
+namespace imgate::core {
+
+class Worker;
+class Connection;
+struct Delivery;
+
+// Lets objects that may outlive a connection (HTTP exchanges answered later) find it safely.
+struct ConnectionHandle {
+  Connection* connection = nullptr;
+};
+
+class Connection final : public Session,
+                         public StageCallbacks,
+                         public CodecSink,
+                         public OutBuffer {
+ public:
+  Connection(Worker& worker, int fd, std::string peer, GenerationPtr generation,
+             const ListenerSpec& listener, uint64_t id);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void start();
+
+  // ---- Session ----
+  uint64_t id() const override { return id_; }
+  std::string_view protocol() const override;
+  std::string_view listener() const override { return listener_name_; }
+  std::string_view peerAddress() const override { return peer_; }
+  const Identity& identity() const override { return identity_; }
+  std::optional<std::string_view> handshakeHeader(std::string_view name) const override;
+  std::optional<std::string> handshakeQuery(std::string_view name) const override;
+  const std::vector<std::string>& offeredSubprotocols() const override;
+
+  // ---- StageCallbacks ----
+  Session& session() override { return *this; }
+  Dispatcher& dispatcher() override;
+  void resume() override;
+  void reject(Errc code, std::string reason) override;
+  void reply(Message message) override;
+  void setIdentity(Identity identity) override;
+
+  // ---- CodecSink ----
+  void onMessage(Message&& message) override;
+  void onPeerClose(Errc code, std::string_view reason) override;
+  void onActivity() override;
+
+  // ---- OutBuffer ----
+  void append(std::string_view bytes) override;
+  void appendShared(Bytes bytes) override;
+  size_t pending() const override;
+
+  // ---- Hub ----
+  // Delivers one fanned-out message (encoded once per codec variant via `delivery`).
+  void deliver(Delivery& delivery);
+  // Closes the session cleanly: the codec's close frame, then a lingering TCP close.
+  void closeWith(Errc code, std::string reason);
+  std::vector<std::string>& roomKeys() { return room_keys_; }
+  bool isSession() const { return state_ == State::kSession; }
+
+  // ---- HTTP exchanges (called through HttpExchangeImpl) ----
+  void exchangeRespond(HttpResponse response);
+  void exchangeUpgrade(CodecPtr codec, HttpResponse accept, std::vector<std::string> subprotocols,
+                       HttpRequest request);
+  bool closing() const { return closing_; }
+
+ private:
+  enum class State : uint8_t { kTls, kHttp, kUpgrading, kSession, kClosed };
+  enum class Timer : uint8_t { kNone, kHandshake, kHeader, kKeepalive, kIdle, kPause, kLinger };
+  struct Handshake;
+
+  static void onReadEvent(int fd, short what, void* arg);
+  static void onWriteEvent(int fd, short what, void* arg);
+
+  void handleRead();
+  void handleWrite();
+  void doTlsHandshake();
+  ssize_t readSome(char* buf, size_t size);  // >0 bytes, 0 eof, -1 again, -2 error
+  void consume(std::string_view input);
+  size_t processHttp(std::string_view input);
+  size_t processSession(std::string_view input);
+  void dispatchRequest(HttpRequest request);
+  void writeResponse(const HttpResponse& response, bool keep_alive, bool head);
+  void httpError(int status, std::string_view error, std::string_view reason);
+  void pumpInput();
+
+  void createStages();
+  void runOpen(size_t from);
+  void acceptSession();
+  void runInbound(Message& message, size_t from);
+  // Runs one hook under the exception guard; flushes the replies queued during it.
+  template <class F>
+  Verdict guard(size_t stage, F&& hook);
+  void afterPause();
+  void sendOutbound(const Message& message);
+  bool outboundAllowed(const Message& message);
+  void maybeMigrate();
+  void drainQueue();
+
+  void flush();
+  void enableRead(bool on);
+  void armTimer(Timer kind, std::chrono::milliseconds delay);
+  void onTimer();
+  void lingerClose();
+  void finalClose(std::string_view why);
+  void unregister();
+  const SessionSettings& settings() const { return generation_->sessions; }
+
+  Worker& worker_;
+  int fd_;
+  uint64_t id_;
+  State state_ = State::kHttp;
+  bool closing_ = false;
+  bool read_enabled_ = true;
+  bool write_armed_ = false;
+  bool in_hook_ = false;
+  bool exchange_in_flight_ = false;
+  bool continue_sent_ = false;
+  bool registered_ = false;
+  bool shut_wr_ = false;
+  bool request_keep_alive_ = true;
+  bool request_head_ = false;
+  Timer timer_kind_ = Timer::kNone;
+  Errc close_code_ = Errc::kNone;
+  std::string peer_;
+  std::string listener_name_;
+  GenerationPtr generation_;
+  const ListenerSpec* listener_ = nullptr;  // in generation_
+  const Location* location_ = nullptr;      // in generation_ (session's location)
+  std::shared_ptr<const Pipeline> pipeline_;
+  std::string location_path_;
+  std::string protocol_;
+  event* read_ev_ = nullptr;
+  event* write_ev_ = nullptr;
+  evbuffer* out_ = nullptr;
+  SSL* ssl_ = nullptr;
+  std::string in_buf_;
+  std::unique_ptr<net::HttpRequestParser> parser_;
+  std::shared_ptr<ConnectionHandle> handle_;
+  std::unique_ptr<Handshake> handshake_;
+  std::unique_ptr<HttpResponse> accept_;
+  CodecPtr codec_;
+  std::vector<StagePtr> stages_;
+  Identity identity_;
+  std::vector<std::string> room_keys_;
+  TimerPtr timer_;
+  std::chrono::steady_clock::time_point last_activity_;
+  std::chrono::steady_clock::time_point last_ping_;
+  std::chrono::steady_clock::time_point request_start_;
+  int64_t opened_at_ms_ = 0;
+
+  // Pause bookkeeping (one pause at a time per session, in order).
+  std::optional<size_t> paused_at_;
+  bool pause_is_open_ = false;
+  std::unique_ptr<Message> paused_message_;
+  std::deque<Message> queue_;
+  bool resume_requested_ = false;
+  std::optional<std::pair<Errc, std::string>> reject_requested_;
+  std::vector<Message> replies_;
+};
+
+}  // namespace imgate::core

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+// Listening sockets: one SO_REUSEPORT socket per worker for each bind address, so the kernel
+// spreads new connections over the workers. Opened by the main thread; kept across reloads for
+// every bind address that stays in the config (nginx reuses listening sockets the same way).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "imgate/sdk/status.h"
+
+struct sockaddr;
+
+namespace imgate::core {
+
+struct ListenSocket {
+  std::string bind;  // ListenerSpec::socketKey(): the address, plus the name for port 0
+  int port = 0;      // the bound port (resolved when the config said 0)
+  std::vector<int> fds;  // one per worker
+  ListenSocket() = default;
+  ListenSocket(const ListenSocket&) = delete;
+  ListenSocket& operator=(const ListenSocket&) = delete;
+  ~ListenSocket();
+};
+
+// Opens `count` sockets bound to `bind` ("host:port", "[v6]:port"). Blocking; main thread only.
+Result<std::unique_ptr<ListenSocket>> openListenSocket(const std::string& bind, unsigned count);
+
+// "127.0.0.1:5000" for a connected socket's peer.
+std::string peerName(const ::sockaddr* sa);
+
+}  // namespace imgate::core

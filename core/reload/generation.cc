@@ -1,0 +1,586 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "reload/generation.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "admin/admin.h"
+#include "common/stats.h"
+#include "config/schema_check.h"
+#include "config/yaml_loader.h"
+#include "module/registry.h"
+
+namespace imgate::core {
+
+namespace {
+
+using config::ConfigError;
+using config::Errors;
+using config::RawNode;
+using config::ValidatedSection;
+
+// ---- The core's own schema ---------------------------------------------------------------
+
+constexpr std::array<std::string_view, 7> kLogLevels = {"debug", "info",  "notice", "warn",
+                                                        "error", "crit", "alert"};
+constexpr std::array<std::string_view, 2> kLogFormats = {"text", "json"};
+constexpr std::array<std::string_view, 2> kListenerTypes = {"http", "stream"};
+constexpr std::array<std::string_view, 2> kTlsVersions = {"1.2", "1.3"};
+
+constexpr std::array<ParamSpec, 4> kLogSchema = {{
+    {.key = "level", .type = ParamType::kEnum, .default_value = "info", .choices = kLogLevels,
+     .help = "least severe level written"},
+    {.key = "format", .type = ParamType::kEnum, .default_value = "text", .choices = kLogFormats,
+     .help = "text lines, or one JSON object per line for log shippers"},
+    {.key = "file", .type = ParamType::kString, .default_value = "",
+     .help = "log file path (appended to); empty means standard error"},
+    {.key = "access_log", .type = ParamType::kBool, .default_value = "true",
+     .help = "log every HTTP request and every session open/close at info"},
+}};
+
+constexpr std::array<ParamSpec, 7> kSessionSchema = {{
+    {.key = "idle_timeout", .type = ParamType::kDuration, .default_value = "120s", .min = 1000,
+     .max = 86'400'000,
+     .help = "close a session after this long without any frame from the client (seed "
+             "articles: clients ping every ~50s, server gives up after ~120s)"},
+    {.key = "ping_interval", .type = ParamType::kDuration, .default_value = "0", .min = 0,
+     .max = 3'600'000,
+     .help = "send a protocol ping after this long without traffic; 0 disables server pings"},
+    {.key = "max_conns_per_user", .type = ParamType::kInt, .default_value = "8", .min = 0,
+     .max = 100000,
+     .help = "sessions one user may hold at once (0: no cap); the oldest is closed with "
+             "close code 4009 when a new one exceeds it"},
+    {.key = "max_outbound", .type = ParamType::kSize, .default_value = "4MiB", .min = 4096,
+     .max = int64_t{1} << 32,
+     .help = "bytes queued for one slow client before it is closed (4029)"},
+    {.key = "pause_timeout", .type = ParamType::kDuration, .default_value = "5s", .min = 1,
+     .max = 600'000, .help = "how long a stage may keep a message paused before it is rejected"},
+    {.key = "handshake_timeout", .type = ParamType::kDuration, .default_value = "10s", .min = 100,
+     .max = 600'000, .help = "time a new connection has to complete TLS and its handshake"},
+    {.key = "close_timeout", .type = ParamType::kDuration, .default_value = "2s", .min = 0,
+     .max = 60'000,
+     .help = "how long to wait for the client to close after the server's close frame"},
+}};
+
+constexpr std::array<ParamSpec, 3> kTlsSchema = {{
+    {.key = "cert", .type = ParamType::kString, .required = true,
+     .help = "PEM certificate chain file (relative to the config file's directory)"},
+    {.key = "key", .type = ParamType::kString, .required = true, .help = "PEM private key file"},
+    {.key = "min_version", .type = ParamType::kEnum, .default_value = "1.2",
+     .choices = kTlsVersions, .help = "lowest TLS version accepted"},
+}};
+
+constexpr std::array<ParamSpec, 4> kLocationSchema = {{
+    {.key = "path", .type = ParamType::kString, .required = true,
+     .help = "path prefix; the longest matching prefix wins (nginx-like)"},
+    {.key = "protocol", .type = ParamType::kString, .required = true,
+     .help = "protocol module serving this location, e.g. proto.websocket"},
+    {.key = "config", .type = ParamType::kAny, .help = "the protocol module's own settings"},
+    {.key = "pipeline", .type = ParamType::kString, .default_value = "",
+     .help = "pipeline (from `pipelines`) that sessions of this location run through"},
+}};
+
+constexpr std::array<ParamSpec, 13> kListenerSchema = {{
+    {.key = "name", .type = ParamType::kString, .required = true,
+     .help = "unique name, used in logs, metrics and for moving sessions on reload"},
+    {.key = "bind", .type = ParamType::kString, .required = true,
+     .help = "address:port to listen on, e.g. 0.0.0.0:8080 or [::1]:8080; port 0 picks one"},
+    {.key = "type", .type = ParamType::kEnum, .default_value = "http", .choices = kListenerTypes,
+     .help = "http: HTTP/1.1 front with locations; stream: raw TCP to one protocol"},
+    {.key = "tls", .type = ParamType::kMap, .help = "serve TLS on this listener",
+     .fields = kTlsSchema},
+    {.key = "locations", .type = ParamType::kMapList,
+     .help = "http listeners: path prefixes mapped to protocol modules", .fields = kLocationSchema},
+    {.key = "protocol", .type = ParamType::kString, .default_value = "",
+     .help = "stream listeners: the protocol module"},
+    {.key = "config", .type = ParamType::kAny, .help = "stream listeners: the module's settings"},
+    {.key = "pipeline", .type = ParamType::kString, .default_value = "",
+     .help = "stream listeners: the pipeline"},
+    {.key = "max_header_size", .type = ParamType::kSize, .default_value = "16KiB", .min = 1024,
+     .max = 1 << 20, .help = "request line plus headers; larger requests get 431"},
+    {.key = "max_body", .type = ParamType::kSize, .default_value = "1MiB", .min = 0,
+     .max = int64_t{1} << 30, .help = "request body limit; larger bodies get 413"},
+    {.key = "header_timeout", .type = ParamType::kDuration, .default_value = "10s", .min = 100,
+     .max = 600'000, .help = "time to receive a whole request once it has started (408)"},
+    {.key = "keepalive_timeout", .type = ParamType::kDuration, .default_value = "75s", .min = 0,
+     .max = 3'600'000, .help = "idle time allowed between requests on a keep-alive connection"},
+    {.key = "max_uri", .type = ParamType::kSize, .default_value = "8KiB", .min = 256,
+     .max = 1 << 20, .help = "request-target length limit (414)"},
+}};
+
+constexpr std::array<ParamSpec, 2> kAdminSchema = {{
+    {.key = "bind", .type = ParamType::kString, .default_value = "",
+     .help = "address:port of the admin listener (/metrics, /healthz, /status, /reload); "
+             "empty disables it. Keep it on loopback or a private network"},
+    {.key = "api_keys", .type = ParamType::kStringList,
+     .help = "if set, POST /reload needs Authorization: Bearer <key>"},
+}};
+
+constexpr std::array<ParamSpec, 9> kRootSchema = {{
+    {.key = "version", .type = ParamType::kInt, .default_value = "1", .min = 1, .max = 1,
+     .help = "config format version"},
+    {.key = "workers", .type = ParamType::kString, .default_value = "auto", .reloadable = false,
+     .help = "worker threads: auto (one per core) or a number from 1 to 64"},
+    {.key = "pid_file", .type = ParamType::kString, .default_value = "", .reloadable = false,
+     .help = "write the process id here (used by imgate -s without an admin listener)"},
+    {.key = "shutdown_timeout", .type = ParamType::kDuration, .default_value = "10s", .min = 0,
+     .max = 3'600'000, .help = "graceful stop (SIGQUIT): how long to wait for sessions to close"},
+    {.key = "log", .type = ParamType::kMap, .help = "logging", .fields = kLogSchema},
+    {.key = "sessions", .type = ParamType::kMap, .help = "limits and timers of long-lived sessions",
+     .fields = kSessionSchema},
+    {.key = "admin", .type = ParamType::kMap, .help = "the admin listener", .fields = kAdminSchema},
+    {.key = "listeners", .type = ParamType::kMapList, .required = true, .min = 1,
+     .help = "where clients and backends connect", .fields = kListenerSchema},
+    {.key = "pipelines", .type = ParamType::kAny,
+     .help = "named lists of behaviour stages: name: [ {module: {settings}}, ... ]"},
+}};
+
+// ---- Helpers -----------------------------------------------------------------------------
+
+class Context final : public LoadContext {
+ public:
+  Context(std::string instance, std::string dir)
+      : instance_(std::move(instance)), dir_(std::move(dir)), log_(instance_ + ": "),
+        stats_(instance_) {}
+  std::string_view instanceName() const override { return instance_; }
+  std::string_view configDir() const override { return dir_; }
+  Logger& log() override { return log_; }
+  Stats& stats() override { return stats_; }
+
+ private:
+  std::string instance_;
+  std::string dir_;
+  PrefixLogger log_;
+  InstanceStats stats_;
+};
+
+struct Builder {
+  std::string file;
+  std::string dir;
+  const Generation* previous;
+  ServerControl* control;
+  Errors errors;
+  std::map<std::string, std::shared_ptr<const Pipeline>> pipelines;
+
+  void error(const RawNode& at, std::string path, std::string message) {
+    errors.push_back(ConfigError{file, at.valid() ? at.mark() : config::Mark{}, std::move(path),
+                                 std::move(message)});
+  }
+  void error(const ValidatedSection& s, std::string_view key, std::string path,
+             std::string message) {
+    errors.push_back(ConfigError{file, s.mark(key), std::move(path), std::move(message)});
+  }
+
+  std::string resolvePath(const std::string& p) const {
+    if (p.empty() || p[0] == '/') {
+      return p;
+    }
+    return dir + "/" + p;
+  }
+
+  // Runs a module's compile() behind the exception guard (STYLE.md §4.10).
+  template <class Factory>
+  auto compile(const Factory& factory, const ValidatedSection& section, Context& ctx,
+               const RawNode& at, const std::string& path)
+      -> decltype(factory.compile(section, ctx)) {
+    try {
+      auto result = factory.compile(section, ctx);
+      if (!result) {
+        error(at, path, format(factory.name(), ": ", result.error().message));
+      }
+      return result;
+    } catch (const std::exception& e) {
+      error(at, path, format(factory.name(), ": compile() threw: ", e.what()));
+    } catch (...) {
+      error(at, path, format(factory.name(), ": compile() threw"));
+    }
+    return fail(Errc::kInvalidConfig, "compile failed");
+  }
+
+  void buildPipelines(const RawNode& node) {
+    if (!node.valid() || node.isNull()) {
+      return;
+    }
+    if (!node.isMap()) {
+      error(node, "pipelines", format("must be a map of pipeline name to list, not ", node.describe()));
+      return;
+    }
+    const auto& registry = module::ModuleRegistry::instance();
+    for (const auto& [key, value] : node.entries()) {
+      const std::string name = key.scalar();
+      const std::string ppath = "pipelines." + name;
+      auto pipeline = std::make_shared<Pipeline>();
+      pipeline->name = name;
+      if (!value.isNull() && !value.isSeq()) {
+        error(value, ppath, format("must be a list of stages, not ", value.describe()));
+        continue;
+      }
+      const auto items = value.isNull() ? std::vector<RawNode>{} : value.items();
+      for (size_t i = 0; i < items.size(); ++i) {
+        const RawNode& item = items[i];
+        const std::string ipath = format(ppath, "[", i, "]");
+        std::string module_name;
+        RawNode settings;
+        if (item.isScalar()) {
+          module_name = item.scalar();
+        } else if (item.isMap() && item.entries().size() == 1) {
+          module_name = item.entries()[0].first.scalar();
+          settings = item.entries()[0].second;
+        } else {
+          error(item, ipath, "a stage is written as `module.name: {settings}` or `module.name`");
+          continue;
+        }
+        const ModuleFactory* factory = registry.find(module_name);
+        if (factory == nullptr) {
+          error(item, ipath, format("unknown module ", quote(module_name)));
+          continue;
+        }
+        if (factory->kind() != ModuleKind::kStage) {
+          error(item, ipath, format(quote(module_name), " is a protocol module, not a stage"));
+          continue;
+        }
+        const auto& sf = static_cast<const StageFactory&>(*factory);
+        const std::string spath = ipath + "." + module_name;
+        const size_t before = errors.size();
+        auto section = config::validate(settings, sf.schema(), spath, errors);
+        if (errors.size() != before || !section) {
+          continue;
+        }
+        const std::string instance = format(name, "[", i, "]:", module_name);
+        Context ctx(instance, dir);
+        auto compiled = compile(sf, *section, ctx, item, spath);
+        if (!compiled) {
+          continue;
+        }
+        if (sf.terminal() && i + 1 != items.size()) {
+          error(item, ipath, format("terminal stage ", quote(module_name), " must be last"));
+        }
+        pipeline->wants_outbound = pipeline->wants_outbound || (*compiled)->wantsOutbound();
+        pipeline->stages.push_back(CompiledStage{module_name, instance, *compiled, sf.terminal()});
+      }
+      pipelines[name] = pipeline;
+    }
+  }
+
+  std::shared_ptr<const Pipeline> pipeline(const ValidatedSection& s, const std::string& path) {
+    const std::string name = s.getString("pipeline");
+    if (name.empty()) {
+      static const auto kEmpty = std::make_shared<const Pipeline>();
+      return kEmpty;
+    }
+    auto it = pipelines.find(name);
+    if (it == pipelines.end()) {
+      error(s, "pipeline", path + ".pipeline", format("no pipeline named ", quote(name)));
+      return nullptr;
+    }
+    return it->second;
+  }
+
+  bool location(const ValidatedSection& s, const std::string& path, const std::string& listener,
+                Location& out) {
+    out.path = s.has("path") ? s.getString("path") : std::string();
+    out.module = s.getString("protocol");
+    const auto* factory = module::ModuleRegistry::instance().find(out.module);
+    if (factory == nullptr) {
+      error(s, "protocol", path + ".protocol", format("unknown module ", quote(out.module)));
+      return false;
+    }
+    if (factory->kind() != ModuleKind::kProtocol) {
+      error(s, "protocol", path + ".protocol",
+            format(quote(out.module), " is a stage, not a protocol module"));
+      return false;
+    }
+    const auto& pf = static_cast<const ProtocolFactory&>(*factory);
+    const RawNode raw = s.raw("config");
+    const std::string cpath = path + ".config";
+    const size_t before = errors.size();
+    auto section = config::validate(raw, pf.schema(), cpath, errors);
+    if (errors.size() != before || !section) {
+      return false;
+    }
+    Context ctx(format(listener, out.path, ":", out.module), dir);
+    auto compiled = compile(pf, *section, ctx, raw.valid() ? raw : s.raw("protocol"), cpath);
+    if (!compiled) {
+      return false;
+    }
+    out.protocol = *compiled;
+    out.pipeline = pipeline(s, path);
+    return out.pipeline != nullptr;
+  }
+
+  std::shared_ptr<TlsContext> tls(const ValidatedSection& s, const std::string& path) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    auto holder = std::make_shared<TlsContext>(ctx);
+    const int min = s.getString("min_version") == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
+    SSL_CTX_set_min_proto_version(ctx, min);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    auto sslError = [] {
+      const unsigned long e = ERR_get_error();
+      char buf[256];
+      ERR_error_string_n(e, buf, sizeof(buf));
+      ERR_clear_error();
+      return std::string(buf);
+    };
+    const std::string cert = resolvePath(s.getString("cert"));
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) {
+      error(s, "cert", path + ".cert", format("cannot load certificate ", quote(cert), ": ", sslError()));
+      return nullptr;
+    }
+    const std::string key = resolvePath(s.getString("key"));
+    if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      error(s, "key", path + ".key", format("cannot load private key ", quote(key), ": ", sslError()));
+      return nullptr;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+      error(s, "key", path + ".key", "private key does not match the certificate");
+      return nullptr;
+    }
+    return holder;
+  }
+
+  bool validBind(const std::string& bind) {
+    const size_t colon = bind.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == bind.size()) {
+      return false;
+    }
+    const std::string port = bind.substr(colon + 1);
+    if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+        std::stoi(port) > 65535) {
+      return false;
+    }
+    return true;
+  }
+
+  void listeners(const ValidatedSection& root, Generation& gen) {
+    std::set<std::string> names;
+    std::set<std::string> binds;
+    const auto list = root.children("listeners");
+    for (size_t i = 0; i < list.size(); ++i) {
+      const auto& s = static_cast<const ValidatedSection&>(*list[i]);
+      const std::string path = format("listeners[", i, "]");
+      ListenerSpec spec;
+      spec.name = s.getString("name");
+      spec.bind = s.getString("bind");
+      if (!names.insert(spec.name).second || spec.name == "admin") {
+        error(s, "name", path + ".name", format("duplicate listener name ", quote(spec.name)));
+      }
+      if (!validBind(spec.bind)) {
+        error(s, "bind", path + ".bind",
+              format(quote(spec.bind), " is not an address:port (e.g. 0.0.0.0:8080)"));
+      } else if (!binds.insert(spec.socketKey()).second) {
+        error(s, "bind", path + ".bind", format("address ", quote(spec.bind), " is used twice"));
+      }
+      spec.stream = s.getString("type") == "stream";
+      spec.http_limits.max_header_bytes = static_cast<size_t>(s.getSize("max_header_size"));
+      spec.http_limits.max_body = static_cast<size_t>(s.getSize("max_body"));
+      spec.http_limits.max_uri = static_cast<size_t>(s.getSize("max_uri"));
+      spec.header_timeout = s.getDuration("header_timeout");
+      spec.keepalive_timeout = s.getDuration("keepalive_timeout");
+      if (s.has("tls")) {
+        spec.tls = tls(static_cast<const ValidatedSection&>(s.child("tls")), path + ".tls");
+      }
+      if (spec.stream) {
+        if (s.has("locations")) {
+          error(s, "locations", path + ".locations", "stream listeners take `protocol`, not locations");
+        }
+        if (s.getString("protocol").empty()) {
+          error(s, "protocol", path + ".protocol", "a stream listener needs a protocol module");
+        } else {
+          Location loc;
+          if (location(s, path, spec.name, loc)) {
+            if (loc.protocol->createCodec() == nullptr) {
+              error(s, "protocol", path + ".protocol",
+                    format(quote(loc.module), " cannot serve a stream listener"));
+            } else {
+              spec.locations.push_back(std::move(loc));
+            }
+          }
+        }
+      } else {
+        if (s.has("protocol")) {
+          error(s, "protocol", path + ".protocol",
+                "http listeners map protocols under `locations`");
+        }
+        const auto locs = s.children("locations");
+        if (locs.empty()) {
+          error(s, "locations", path + ".locations", "an http listener needs at least one location");
+        }
+        std::set<std::string> paths;
+        for (size_t j = 0; j < locs.size(); ++j) {
+          const auto& ls = static_cast<const ValidatedSection&>(*locs[j]);
+          const std::string lpath = format(path, ".locations[", j, "]");
+          const std::string p = ls.getString("path");
+          if (p.empty() || p[0] != '/') {
+            error(ls, "path", lpath + ".path", format("path ", quote(p), " must start with /"));
+            continue;
+          }
+          if (!paths.insert(p).second) {
+            error(ls, "path", lpath + ".path", format("path ", quote(p), " is mapped twice"));
+            continue;
+          }
+          Location loc;
+          if (location(ls, lpath, spec.name, loc)) {
+            spec.locations.push_back(std::move(loc));
+          }
+        }
+        std::stable_sort(spec.locations.begin(), spec.locations.end(),
+                         [](const Location& a, const Location& b) { return a.path.size() > b.path.size(); });
+      }
+      gen.listeners.push_back(std::move(spec));
+    }
+  }
+};
+
+}  // namespace
+
+TlsContext::~TlsContext() { SSL_CTX_free(ctx); }
+
+Generation::Generation() = default;
+Generation::~Generation() = default;
+
+const Location* ListenerSpec::match(std::string_view path) const {
+  for (const Location& loc : locations) {  // longest first
+    if (path.substr(0, loc.path.size()) == loc.path) {
+      return &loc;
+    }
+  }
+  return nullptr;
+}
+
+const ListenerSpec* Generation::listener(std::string_view name) const {
+  for (const ListenerSpec& l : listeners) {
+    if (l.name == name) {
+      return &l;
+    }
+  }
+  return nullptr;
+}
+
+std::span<const ParamSpec> coreSchema() { return kRootSchema; }
+
+unsigned resolveWorkers(std::string_view setting) {
+  if (setting == "auto") {
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return static_cast<unsigned>(std::clamp<long>(n, 1, 64));
+  }
+  return static_cast<unsigned>(std::stoul(std::string(setting)));
+}
+
+tl::expected<std::shared_ptr<Generation>, std::vector<std::string>> buildGeneration(
+    const std::string& path, const Generation* previous, ServerControl* control) {
+  auto fmt = [](const Errors& errors) {
+    std::vector<std::string> out;
+    for (const auto& e : errors) {
+      out.push_back(e.format());
+    }
+    return out;
+  };
+  auto doc = config::loadFile(path);
+  if (!doc) {
+    return tl::unexpected(fmt(doc.error()));
+  }
+  Builder b;
+  b.file = path;
+  b.dir = std::filesystem::path(path).parent_path().string();
+  if (b.dir.empty()) {
+    b.dir = ".";
+  }
+  b.previous = previous;
+  b.control = control;
+
+  auto gen = std::make_shared<Generation>();
+  gen->file = path;
+  timeval tv;
+  gettimeofday(&tv, nullptr);
+  gen->loaded_at_ms = static_cast<int64_t>(tv.tv_sec) * 1000 + tv.tv_usec / 1000;
+  RawNode root = doc->root;
+  if (root.valid() && !root.isNull() && !root.isMap()) {
+    b.error(root, "", format("the config must be a map, not ", root.describe()));
+    return tl::unexpected(fmt(b.errors));
+  }
+  gen->root = config::validate(root, kRootSchema, "", b.errors);
+  if (!b.errors.empty() || !gen->root) {
+    return tl::unexpected(fmt(b.errors));
+  }
+  const ValidatedSection& r = *gen->root;
+  if (previous != nullptr && previous->root) {
+    config::checkNonReloadable(*previous->root, r, kRootSchema, "", b.errors);
+  }
+  gen->workers_setting = r.getString("workers");
+  if (gen->workers_setting != "auto") {
+    const auto& w = gen->workers_setting;
+    if (w.empty() || w.size() > 2 || w.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(w) < 1 || std::stoi(w) > 64) {
+      b.error(r, "workers", "workers", format(quote(w), " is not auto or a number from 1 to 64"));
+    }
+  }
+  if (b.errors.empty()) {
+    gen->workers = resolveWorkers(gen->workers_setting);
+  }
+  gen->pid_file = r.getString("pid_file");
+  gen->shutdown_timeout = r.getDuration("shutdown_timeout");
+  const auto& log = static_cast<const ValidatedSection&>(r.child("log"));
+  parseLogLevel(log.getString("level"), gen->log_level);
+  gen->log_format = log.getString("format") == "json" ? LogFormat::kJson : LogFormat::kText;
+  gen->log_file = log.getString("file");
+  if (!gen->log_file.empty()) {
+    gen->log_file = b.resolvePath(gen->log_file);
+  }
+  gen->access_log = log.getBool("access_log");
+  const auto& ss = static_cast<const ValidatedSection&>(r.child("sessions"));
+  gen->sessions.idle_timeout = ss.getDuration("idle_timeout");
+  gen->sessions.ping_interval = ss.getDuration("ping_interval");
+  gen->sessions.max_conns_per_user = static_cast<uint32_t>(ss.getInt("max_conns_per_user"));
+  gen->sessions.max_outbound = static_cast<size_t>(ss.getSize("max_outbound"));
+  gen->sessions.pause_timeout = ss.getDuration("pause_timeout");
+  gen->sessions.handshake_timeout = ss.getDuration("handshake_timeout");
+  gen->sessions.close_timeout = ss.getDuration("close_timeout");
+
+  b.buildPipelines(r.raw("pipelines"));
+  b.listeners(r, *gen);
+
+  const auto& admin = static_cast<const ValidatedSection&>(r.child("admin"));
+  const std::string admin_bind = admin.getString("bind");
+  if (!admin_bind.empty()) {
+    if (!b.validBind(admin_bind)) {
+      b.error(admin, "bind", "admin.bind",
+              format(quote(admin_bind), " is not an address:port (e.g. 127.0.0.1:9901)"));
+    } else {
+      for (const auto& l : gen->listeners) {
+        if (l.bind == admin_bind && !admin_bind.ends_with(":0")) {
+          b.error(admin, "bind", "admin.bind",
+                  format("address ", quote(admin_bind), " is already used by listener ",
+                         quote(l.name)));
+        }
+      }
+      ListenerSpec spec;
+      spec.name = "admin";
+      spec.bind = admin_bind;
+      spec.admin = true;
+      Location loc;
+      loc.path = "/";
+      loc.module = "core.admin";
+      loc.protocol = std::make_shared<AdminProtocol>(control, admin.getStringList("api_keys"));
+      loc.pipeline = std::make_shared<const Pipeline>();
+      spec.locations.push_back(std::move(loc));
+      gen->listeners.push_back(std::move(spec));
+    }
+  }
+  if (!b.errors.empty()) {
+    return tl::unexpected(fmt(b.errors));
+  }
+  return gen;
+}
+
+}  // namespace imgate::core

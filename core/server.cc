@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "server.h"
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "common/log.h"
+#include "common/stats.h"
+#include "hub/local_hub.h"
+
+namespace imgate::core {
+
+namespace {
+
+int64_t nowMs() {
+  timeval tv;
+  gettimeofday(&tv, nullptr);
+  return static_cast<int64_t>(tv.tv_sec) * 1000 + tv.tv_usec / 1000;
+}
+
+constexpr const char* kVersion = "0.1.0";
+
+}  // namespace
+
+Server::Server(std::string config_path) : config_path_(std::move(config_path)) {}
+
+Server::~Server() {
+  for (event* ev : signal_events_) {
+    event_free(ev);
+  }
+}
+
+bool Server::configureLog(const Generation& gen, std::string& error) {
+  int fd = 2;
+  if (!gen.log_file.empty()) {
+    fd = ::open(gen.log_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      error = format("cannot open log file ", quote(gen.log_file), ": ", std::strerror(errno));
+      return false;
+    }
+  }
+  Log::instance().configure(gen.log_level, gen.log_format, fd);
+  Log::instance().setAccessLog(gen.access_log);
+  if (log_fd_ != 2 && log_fd_ != fd) {
+    ::close(log_fd_);  // lines already written went to the old file; reopen on reload (rotation)
+  }
+  log_fd_ = fd;
+  return true;
+}
+
+tl::expected<std::vector<std::shared_ptr<ListenSocket>>, std::string> Server::openSockets(
+    const Generation& gen) {
+  std::vector<std::shared_ptr<ListenSocket>> out;
+  for (const ListenerSpec& spec : gen.listeners) {
+    auto it = sockets_.find(spec.socketKey());
+    if (it != sockets_.end()) {
+      out.push_back(it->second);
+      continue;
+    }
+    auto sock = openListenSocket(spec.bind, static_cast<unsigned>(workers_.size()));
+    if (!sock) {
+      return tl::unexpected(format("listener ", quote(spec.name), ": ", sock.error().message));
+    }
+    (*sock)->bind = spec.socketKey();
+    out.push_back(std::shared_ptr<ListenSocket>(std::move(*sock)));
+  }
+  return out;
+}
+
+void Server::publish(std::shared_ptr<const Generation> gen,
+                     std::vector<std::shared_ptr<ListenSocket>> sockets) {
+  std::map<std::string, std::shared_ptr<ListenSocket>> next;
+  std::vector<std::pair<std::string, int>> bound;
+  for (size_t i = 0; i < gen->listeners.size(); ++i) {
+    next[sockets[i]->bind] = sockets[i];
+    bound.emplace_back(gen->listeners[i].name, sockets[i]->port);
+    LOG_NOTICE("listening on ", gen->listeners[i].bind, " port ", sockets[i]->port, " (listener ",
+               quote(gen->listeners[i].name), gen->listeners[i].tls ? ", tls" : "", ")");
+  }
+  sockets_ = std::move(next);  // sockets no longer listed close once the workers drop them
+  current_ = gen;
+  {
+    std::lock_guard lock(status_mu_);
+    bound_ = std::move(bound);
+    generation_id_ = gen->id;
+  }
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    worker->post([worker, gen, sockets] { worker->apply(gen, sockets); });
+  }
+}
+
+std::vector<std::string> Server::reload() {
+  LOG_NOTICE("reloading configuration from ", quote(config_path_));
+  auto built = buildGeneration(config_path_, current_.get(), this);
+  std::vector<std::string> errors;
+  if (!built) {
+    errors = built.error();
+  } else {
+    auto sockets = openSockets(**built);
+    if (!sockets) {
+      errors.push_back(format(config_path_, ": ", sockets.error()));
+    } else {
+      std::string log_error;
+      if (!configureLog(**built, log_error)) {
+        errors.push_back(format(config_path_, ": log.file: ", log_error));
+      } else {
+        (*built)->id = next_generation_++;
+        publish(*built, std::move(*sockets));
+      }
+    }
+  }
+  {
+    std::lock_guard lock(status_mu_);
+    last_reload_ok_ = errors.empty();
+    last_reload_at_ms_ = nowMs();
+    last_reload_errors_ = errors;
+  }
+  auto& c = StatsRegistry::instance().core();
+  if (errors.empty()) {
+    c.reloads_ok.fetch_add(1);
+    LOG_NOTICE("reload done, generation ", current_->id);
+  } else {
+    c.reloads_failed.fetch_add(1);
+    for (const std::string& e : errors) {
+      LOG_ERROR("reload failed: ", e);
+    }
+    LOG_ERROR("reload failed, still running generation ", current_->id);
+  }
+  return errors;
+}
+
+void Server::requestReload(std::function<void(bool, std::string)> done) {
+  Dispatcher* origin = nullptr;
+  for (auto& w : workers_) {
+    if (w->onThread()) {
+      origin = w.get();
+    }
+  }
+  main_.post([this, origin, done = std::move(done)] {
+    auto errors = reload();
+    std::string message;
+    if (errors.empty()) {
+      message = std::to_string(current_->id);
+    } else {
+      for (const auto& e : errors) {
+        message.append(message.empty() ? "" : "; ").append(e);
+      }
+    }
+    const bool ok = errors.empty();
+    if (origin != nullptr) {
+      origin->post([done, ok, message] { done(ok, message); });
+    }
+  });
+}
+
+std::string Server::metricsText() {
+  std::string out;
+  out.reserve(8192);
+  StatsRegistry::instance().render(out, registry_ ? registry_->totalUsers() : 0,
+                                   registry_ ? registry_->totalRooms() : 0, Log::instance().errors());
+  return out;
+}
+
+std::string Server::statusJson() {
+  std::lock_guard lock(status_mu_);
+  const auto& c = StatsRegistry::instance().core();
+  std::string out = format("{\"version\":\"", kVersion, "\",\"pid\":", getpid(),
+                           ",\"generation\":", generation_id_, ",\"config\":", jsonQuote(config_path_),
+                           ",\"workers\":", workers_.size(), ",\"draining\":", draining_.load(),
+                           ",\"sessions\":", c.sessions_active.load(),
+                           ",\"connections\":", c.connections_active.load(),
+                           ",\"users\":", registry_ ? registry_->totalUsers() : 0,
+                           ",\"last_reload\":{\"ok\":", last_reload_ok_,
+                           ",\"at\":", last_reload_at_ms_, ",\"errors\":[");
+  for (size_t i = 0; i < last_reload_errors_.size(); ++i) {
+    out.append(i ? "," : "").append(jsonQuote(last_reload_errors_[i]));
+  }
+  out.append("]},\"listeners\":[");
+  for (size_t i = 0; i < bound_.size(); ++i) {
+    out.append(i ? "," : "").append(format("{\"name\":", jsonQuote(bound_[i].first),
+                                           ",\"port\":", bound_[i].second, "}"));
+  }
+  out.append("]}");
+  return out;
+}
+
+void Server::signalCallback(int fd, short, void* arg) { static_cast<Server*>(arg)->onSignal(fd); }
+
+void Server::onSignal(int sig) {
+  switch (sig) {
+    case SIGHUP:
+      reload();
+      break;
+    case SIGQUIT:
+      gracefulStop();
+      break;
+    case SIGTERM:
+    case SIGINT:
+      LOG_NOTICE("signal ", sig, " received, stopping now");
+      fastStop();
+      break;
+    default:
+      break;
+  }
+}
+
+void Server::gracefulStop() {
+  if (draining_.exchange(true)) {
+    return;
+  }
+  LOG_NOTICE("graceful stop: closing sessions, waiting up to ", current_->shutdown_timeout.count(),
+             "ms");
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    worker->post([worker] { worker->drain(); });
+  }
+  drain_deadline_ms_ = nowMs() + current_->shutdown_timeout.count();
+  // Poll the connection count: cheap, and the main thread has nothing else to do now.
+  std::function<void()> check;
+  check = [this, check]() mutable {
+    const uint64_t open = StatsRegistry::instance().core().connections_active.load();
+    if (open == 0 || nowMs() >= drain_deadline_ms_) {
+      if (open != 0) {
+        LOG_WARN("shutdown timeout with ", open, " connections still open");
+      }
+      fastStop();
+      return;
+    }
+    stop_timer_ = main_.schedule(std::chrono::milliseconds(50), check);
+  };
+  stop_timer_ = main_.schedule(std::chrono::milliseconds(10), check);
+}
+
+void Server::fastStop() {
+  for (auto& w : workers_) {
+    w->stop();
+  }
+  main_.stop();
+}
+
+int Server::run() {
+  auto built = buildGeneration(config_path_, nullptr, this);
+  if (!built) {
+    for (const std::string& e : built.error()) {
+      fprintf(stderr, "imgate: %s\n", e.c_str());
+    }
+    fprintf(stderr, "imgate: configuration %s is invalid\n", config_path_.c_str());
+    return 1;
+  }
+  std::string log_error;
+  if (!configureLog(**built, log_error)) {
+    fprintf(stderr, "imgate: %s\n", log_error.c_str());
+    return 1;
+  }
+  const unsigned n = (*built)->workers;
+  std::vector<Worker*> raw;
+  registry_ = std::make_unique<Registry>(std::vector<Worker*>{});
+  // Registry needs the worker list and workers need the registry: build both, then wire.
+  for (unsigned i = 0; i < n; ++i) {
+    workers_.push_back(std::make_unique<Worker>(i, *registry_));
+    raw.push_back(workers_.back().get());
+  }
+  registry_->setWorkers(raw);
+  auto sockets = openSockets(**built);
+  if (!sockets) {
+    fprintf(stderr, "imgate: %s: %s\n", config_path_.c_str(), sockets.error().c_str());
+    return 1;
+  }
+  (*built)->id = next_generation_++;
+  if (!(*built)->pid_file.empty()) {
+    std::ofstream pid((*built)->pid_file, std::ios::trunc);
+    pid << getpid() << "\n";
+  }
+  std::shared_ptr<const Generation> first = *built;
+  for (auto& w : workers_) {
+    w->apply(first, *sockets);  // before the threads start: no race
+  }
+  {
+    std::map<std::string, std::shared_ptr<ListenSocket>> by_bind;
+    std::lock_guard lock(status_mu_);
+    for (size_t i = 0; i < first->listeners.size(); ++i) {
+      by_bind[(*sockets)[i]->bind] = (*sockets)[i];
+      bound_.emplace_back(first->listeners[i].name, (*sockets)[i]->port);
+      LOG_NOTICE("listening on ", first->listeners[i].bind, " port ", (*sockets)[i]->port,
+                 " (listener ", quote(first->listeners[i].name),
+                 first->listeners[i].tls ? ", tls" : "", ")");
+    }
+    sockets_ = std::move(by_bind);
+    generation_id_ = first->id;
+    current_ = first;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  for (int sig : {SIGHUP, SIGQUIT, SIGTERM, SIGINT}) {
+    event* ev = evsignal_new(main_.base(), sig, &Server::signalCallback, this);
+    event_add(ev, nullptr);
+    signal_events_.push_back(ev);
+  }
+  setCurrentDispatcher(&main_);
+  for (auto& w : workers_) {
+    w->start();
+  }
+  LOG_NOTICE("imgate ", kVersion, " started: ", n, " workers, config ", quote(config_path_),
+             ", pid ", getpid());
+  main_.run();
+  for (auto& w : workers_) {
+    w->join();
+  }
+  if (!current_->pid_file.empty()) {
+    ::unlink(current_->pid_file.c_str());
+  }
+  LOG_NOTICE("imgate stopped");
+  workers_.clear();
+  return 0;
+}
+
+}  // namespace imgate::core

@@ -1,0 +1,1166 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "push_api.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <unordered_set>
+#include <utility>
+
+#include "imgate/sdk/http.h"
+#include "imgate/sdk/hub.h"
+#include "imgate/sdk/message.h"
+
+namespace imgate::mod::http_push {
+namespace {
+
+constexpr unsigned kParseFlags =
+    rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
+constexpr std::string_view kRealmHeader = R"(Bearer realm="imgate")";
+
+// ---- Errors --------------------------------------------------------------------------------
+
+struct ApiError {
+  int status = 400;
+  Errc code = Errc::kBadRequest;
+  std::string reason;
+  std::vector<HttpHeader> headers;
+};
+
+template <class T>
+using ApiResult = tl::expected<T, ApiError>;
+
+// The one table from Errc to HTTP status for this module (STYLE.md §4.10). 405 and 415 have no
+// Errc of their own and are built with an explicit status.
+int statusFor(Errc code) {
+  switch (code) {
+    case Errc::kBadRequest:
+    case Errc::kProtocolError:
+    case Errc::kInvalidPayload: return 400;
+    case Errc::kUnauthenticated: return 401;
+    case Errc::kPermissionDenied: return 403;
+    case Errc::kNotFound: return 404;
+    case Errc::kMessageTooBig: return 413;
+    case Errc::kResourceExhausted: return 429;
+    case Errc::kUnavailable:
+    case Errc::kShutdown: return 503;
+    default: return 500;
+  }
+}
+
+tl::unexpected<ApiError> apiFail(Errc code, std::string reason) {
+  return tl::unexpected<ApiError>(ApiError{statusFor(code), code, std::move(reason), {}});
+}
+
+tl::unexpected<ApiError> badRequest(std::string reason) {
+  return apiFail(Errc::kBadRequest, std::move(reason));
+}
+
+// ---- JSON output ---------------------------------------------------------------------------
+
+std::string sanitizeUtf8(std::string_view text);
+
+// Wraps rapidjson's Writer so that every string written is valid UTF-8: ids coming from the
+// hub or from percent-decoded paths must never turn a response into invalid JSON.
+class JsonOut {
+ public:
+  JsonOut() : writer_(buffer_) {}
+  void beginObject() { writer_.StartObject(); }
+  void endObject() { writer_.EndObject(); }
+  void beginArray() { writer_.StartArray(); }
+  void endArray() { writer_.EndArray(); }
+  void key(std::string_view k) {
+    writer_.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
+  }
+  void str(std::string_view s) {
+    if (isValidUtf8(s)) {
+      writer_.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+      return;
+    }
+    const std::string clean = sanitizeUtf8(s);
+    writer_.String(clean.data(), static_cast<rapidjson::SizeType>(clean.size()));
+  }
+  void u64(uint64_t v) { writer_.Uint64(v); }
+  void i64(int64_t v) { writer_.Int64(v); }
+  void boolean(bool v) { writer_.Bool(v); }
+  void strings(std::string_view k, const std::vector<std::string>& values) {
+    key(k);
+    beginArray();
+    for (const auto& v : values) {
+      str(v);
+    }
+    endArray();
+  }
+  std::string take() { return std::string(buffer_.GetString(), buffer_.GetSize()); }
+
+ private:
+  rapidjson::StringBuffer buffer_;
+  rapidjson::Writer<rapidjson::StringBuffer> writer_;
+};
+
+std::string sanitizeUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    // Longest valid sequence starting here: try 4, 3, 2, 1 bytes.
+    size_t len = 0;
+    for (size_t n = std::min<size_t>(4, text.size() - i); n >= 1; --n) {
+      if (isValidUtf8(text.substr(i, n))) {
+        len = n;
+        break;
+      }
+    }
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+      ++i;
+    } else {
+      out.append(text.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
+HttpResponse errorResponse(const ApiError& error) {
+  JsonOut out;
+  out.beginObject();
+  out.key("error");
+  out.str(errcName(error.code));
+  out.key("reason");
+  out.str(error.reason);
+  out.endObject();
+  HttpResponse response = HttpResponse::json(error.status, out.take());
+  for (const auto& h : error.headers) {
+    response.headers.push_back(h);
+  }
+  return response;
+}
+
+void respond(const PushApiCounters& counters, const HttpExchangePtr& exchange,
+             HttpResponse response) {
+  if (response.status >= 400 && counters.errors != nullptr) {
+    counters.errors->add();
+  }
+  if (response.status == 401 && counters.unauthorized != nullptr) {
+    counters.unauthorized->add();
+  }
+  exchange->respond(std::move(response));
+}
+
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  out.append(s);
+  out += '"';
+  return out;
+}
+
+// ---- JSON input ----------------------------------------------------------------------------
+
+// rapidjson's iterative parser keeps deep input off the stack, but Value::Accept (used to
+// re-serialize "data") recurses, so nesting is bounded before anything is serialized.
+bool withinDepth(const rapidjson::Value& root, size_t limit) {
+  std::vector<std::pair<const rapidjson::Value*, size_t>> stack;
+  if (root.IsArray() || root.IsObject()) {
+    stack.emplace_back(&root, 1);
+  }
+  while (!stack.empty()) {
+    const auto [value, depth] = stack.back();
+    stack.pop_back();
+    if (depth > limit) {
+      return false;
+    }
+    if (value->IsArray()) {
+      for (const auto& e : value->GetArray()) {
+        if (e.IsArray() || e.IsObject()) {
+          stack.emplace_back(&e, depth + 1);
+        }
+      }
+    } else {
+      for (const auto& m : value->GetObject()) {
+        if (m.value.IsArray() || m.value.IsObject()) {
+          stack.emplace_back(&m.value, depth + 1);
+        }
+      }
+    }
+  }
+  return true;
+}
+
+ApiResult<void> parseJson(std::string_view body, size_t max_depth, rapidjson::Document& doc) {
+  doc.Parse<kParseFlags>(body.data(), body.size());
+  if (doc.HasParseError()) {
+    return badRequest("invalid json at offset " + std::to_string(doc.GetErrorOffset()) + ": " +
+                      rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  if (!withinDepth(doc, max_depth)) {
+    return badRequest("json nesting deeper than " + std::to_string(max_depth));
+  }
+  if (!doc.IsObject()) {
+    return badRequest("body must be a json object");
+  }
+  return {};
+}
+
+std::string_view view(const rapidjson::Value& v) {
+  return std::string_view(v.GetString(), v.GetStringLength());
+}
+
+std::string memberName(const rapidjson::Value::ConstMemberIterator& it) {
+  return std::string(it->name.GetString(), it->name.GetStringLength());
+}
+
+const rapidjson::Value* member(const rapidjson::Value& object, std::string_view name) {
+  const auto it = object.FindMember(
+      rapidjson::Value(rapidjson::StringRef(name.data(), name.size())));
+  return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+ApiResult<void> rejectUnknownFields(const rapidjson::Value& object,
+                                    std::initializer_list<std::string_view> known,
+                                    const std::string& where) {
+  for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
+    bool found = false;
+    for (const auto k : known) {
+      found = found || view(it->name) == k;
+    }
+    if (!found) {
+      return badRequest(where + "unknown field " + quoted(view(it->name)));
+    }
+  }
+  return {};
+}
+
+ApiResult<std::optional<std::string>> optionalString(const rapidjson::Value& object,
+                                                     std::string_view name,
+                                                     const std::string& where) {
+  const rapidjson::Value* v = member(object, name);
+  if (v == nullptr) {
+    return std::optional<std::string>();
+  }
+  if (!v->IsString()) {
+    return badRequest(where + quoted(name) + " must be a string");
+  }
+  return std::optional<std::string>(std::string(view(*v)));
+}
+
+// Order-preserving de-duplication: a user named twice must not get the message twice.
+std::vector<std::string> dedup(std::vector<std::string> ids) {
+  std::unordered_set<std::string> seen;
+  std::vector<std::string> out;
+  out.reserve(ids.size());
+  for (auto& id : ids) {
+    if (seen.insert(id).second) {
+      out.push_back(std::move(id));
+    }
+  }
+  return out;
+}
+
+std::optional<uint64_t> parseSessionId(std::string_view s) {
+  uint64_t id = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || id == 0) {
+    return std::nullopt;
+  }
+  return id;
+}
+
+// A non-empty array of non-empty strings, at most `max` long. Session ids may also be JSON
+// integers; they are normalized to their decimal string.
+ApiResult<std::vector<std::string>> idList(const rapidjson::Value& v, std::string_view label,
+                                           size_t max, bool session_ids,
+                                           const std::string& where) {
+  const std::string field = where + quoted(label);
+  if (!v.IsArray()) {
+    return badRequest(field + " must be an array of strings");
+  }
+  if (v.Empty()) {
+    return badRequest(field + " is empty");
+  }
+  if (v.Size() > max) {
+    return apiFail(Errc::kMessageTooBig, field + " has " + std::to_string(v.Size()) +
+                                             " entries, more than max_targets " +
+                                             std::to_string(max));
+  }
+  std::vector<std::string> ids;
+  ids.reserve(v.Size());
+  for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+    const auto& e = v[i];
+    const std::string at = field + "[" + std::to_string(i) + "]";
+    if (session_ids && e.IsUint64()) {
+      if (e.GetUint64() == 0) {
+        return badRequest(at + " is not a session id");
+      }
+      ids.push_back(std::to_string(e.GetUint64()));
+      continue;
+    }
+    if (!e.IsString()) {
+      return badRequest(at + " must be a string");
+    }
+    if (e.GetStringLength() == 0) {
+      return badRequest(at + " is empty");
+    }
+    if (session_ids && !parseSessionId(view(e))) {
+      return badRequest(at + " is not a session id (a decimal number)");
+    }
+    ids.emplace_back(view(e));
+  }
+  return dedup(std::move(ids));
+}
+
+// ---- Push objects --------------------------------------------------------------------------
+
+struct PushItem {
+  std::string app;
+  PushTarget target;
+  Message message;
+};
+
+ApiResult<PushTarget> parseTarget(const rapidjson::Value& object, size_t max_targets,
+                                  const std::string& where) {
+  const rapidjson::Value* to = member(object, "to");
+  if (to == nullptr) {
+    return badRequest(where + "missing field \"to\"");
+  }
+  PushTarget target;
+  if (to->IsString()) {
+    if (view(*to) != "all") {
+      return badRequest(where + "unknown target kind " + quoted(view(*to)) +
+                        " (expected \"all\" or an object)");
+    }
+    target.kind = TargetKind::kAll;
+    return target;
+  }
+  if (!to->IsObject()) {
+    return badRequest(where + "\"to\" must be \"all\" or an object");
+  }
+  if (to->MemberCount() != 1) {
+    return badRequest(where +
+                      "\"to\" must have exactly one of \"users\", \"sessions\", \"room\", "
+                      "\"rooms\"");
+  }
+  const auto it = to->MemberBegin();
+  const std::string kind = memberName(it);
+  if (kind == "room") {
+    if (!it->value.IsString()) {
+      return badRequest(where + "\"to.room\" must be a string");
+    }
+    if (it->value.GetStringLength() == 0) {
+      return badRequest(where + "\"to.room\" is empty");
+    }
+    target.kind = TargetKind::kRoom;
+    target.ids.emplace_back(view(it->value));
+    return target;
+  }
+  if (kind == "users") {
+    target.kind = TargetKind::kUser;
+  } else if (kind == "sessions") {
+    target.kind = TargetKind::kSession;
+  } else if (kind == "rooms") {
+    target.kind = TargetKind::kRoom;
+  } else {
+    return badRequest(where + "unknown target kind " + quoted(kind) +
+                      " (expected users, sessions, room or rooms)");
+  }
+  auto ids = idList(it->value, "to." + kind, max_targets, target.kind == TargetKind::kSession,
+                    where);
+  if (!ids) {
+    return tl::unexpected<ApiError>(std::move(ids.error()));
+  }
+  target.ids = std::move(*ids);
+  return target;
+}
+
+void serializeCompact(const rapidjson::Value& value, std::string& out) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  value.Accept(writer);
+  out.assign(buffer.GetString(), buffer.GetSize());
+}
+
+ApiResult<PushItem> parsePushObject(const rapidjson::Value& object, const std::string& app,
+                                    const PushApiOptions& options, const std::string& where,
+                                    int64_t now_ms) {
+  if (!object.IsObject()) {
+    return badRequest(where + "a push must be a json object");
+  }
+  if (auto ok = rejectUnknownFields(object, {"to", "data", "data_base64", "event", "app", "id"},
+                                    where);
+      !ok) {
+    return tl::unexpected<ApiError>(std::move(ok.error()));
+  }
+  PushItem item;
+  item.app = app;
+  auto item_app = optionalString(object, "app", where);
+  if (!item_app) {
+    return tl::unexpected<ApiError>(std::move(item_app.error()));
+  }
+  if (*item_app) {
+    if ((*item_app)->empty()) {
+      return badRequest(where + "\"app\" is empty");
+    }
+    item.app = std::move(**item_app);
+  }
+  auto target = parseTarget(object, options.max_targets, where);
+  if (!target) {
+    return tl::unexpected<ApiError>(std::move(target.error()));
+  }
+  item.target = std::move(*target);
+
+  Message& msg = item.message;
+  msg.kind = MessageKind::kData;
+  msg.app = item.app;
+  msg.to_kind = item.target.kind;
+  if (item.target.ids.size() == 1) {
+    msg.to = item.target.ids.front();
+  }
+  msg.ts_ms = now_ms;
+
+  const rapidjson::Value* data = member(object, "data");
+  const rapidjson::Value* data64 = member(object, "data_base64");
+  if (data != nullptr && data64 != nullptr) {
+    return badRequest(where + "give either \"data\" or \"data_base64\", not both");
+  }
+  if (data == nullptr && data64 == nullptr) {
+    return badRequest(where + "missing field \"data\" (or \"data_base64\")");
+  }
+  if (data != nullptr) {
+    msg.type = PayloadType::kText;
+    if (data->IsString()) {
+      msg.payload = makeBytes(std::string(view(*data)));
+    } else {
+      std::string text;
+      serializeCompact(*data, text);
+      msg.payload = makeBytes(std::move(text));
+    }
+  } else {
+    if (!data64->IsString()) {
+      return badRequest(where + "\"data_base64\" must be a string");
+    }
+    auto bytes = decodeBase64(view(*data64));
+    if (!bytes) {
+      return badRequest(where + "\"data_base64\" " + bytes.error().message);
+    }
+    msg.type = PayloadType::kBinary;
+    msg.payload = makeBytes(std::move(*bytes));
+  }
+
+  auto event = optionalString(object, "event", where);
+  if (!event) {
+    return tl::unexpected<ApiError>(std::move(event.error()));
+  }
+  if (*event) {
+    msg.event = std::move(**event);
+  }
+  auto id = optionalString(object, "id", where);
+  if (!id) {
+    return tl::unexpected<ApiError>(std::move(id.error()));
+  }
+  if (*id) {
+    msg.id = std::move(**id);
+  }
+  return item;
+}
+
+void writePushResult(JsonOut& out, const PushResult& result) {
+  out.key("sessions");
+  out.u64(result.sessions);
+  out.strings("offline", result.offline);
+  out.key("dropped");
+  out.u64(result.dropped);
+}
+
+// ---- Routing -------------------------------------------------------------------------------
+
+enum class Route { kPush, kUser, kUserSessions, kRoomMembers, kStats };
+
+struct RouteMatch {
+  Route route = Route::kPush;
+  std::string id;  // percent-decoded {uid} or {room}
+};
+
+std::vector<std::string_view> splitPath(std::string_view path) {
+  std::vector<std::string_view> segments;
+  if (path.empty() || path.front() != '/') {
+    return segments;
+  }
+  path.remove_prefix(1);
+  while (true) {
+    const size_t slash = path.find('/');
+    segments.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) {
+      break;
+    }
+    path.remove_prefix(slash + 1);
+  }
+  return segments;
+}
+
+// Literal segments are compared as sent; only {uid} and {room} are percent-decoded, so an id
+// may contain '/' (as %2F). Empty ids never match.
+std::optional<RouteMatch> matchRoute(std::string_view path) {
+  const auto s = splitPath(path);
+  if (s.size() < 2 || s[0] != "v1") {
+    return std::nullopt;
+  }
+  if (s.size() == 2 && s[1] == "push") {
+    return RouteMatch{Route::kPush, {}};
+  }
+  if (s.size() == 2 && s[1] == "stats") {
+    return RouteMatch{Route::kStats, {}};
+  }
+  if (s.size() < 3 || s[2].empty()) {
+    return std::nullopt;
+  }
+  std::string id = percentDecode(s[2], false);
+  if (s[1] == "users" && s.size() == 3) {
+    return RouteMatch{Route::kUser, std::move(id)};
+  }
+  if (s[1] == "users" && s.size() == 4 && s[3] == "sessions") {
+    return RouteMatch{Route::kUserSessions, std::move(id)};
+  }
+  if (s[1] == "rooms" && s.size() == 4 && s[3] == "members") {
+    return RouteMatch{Route::kRoomMembers, std::move(id)};
+  }
+  return std::nullopt;
+}
+
+std::string_view allowedMethods(Route route) {
+  switch (route) {
+    case Route::kPush: return "POST";
+    case Route::kUser: return "GET";
+    case Route::kUserSessions: return "DELETE";
+    case Route::kRoomMembers: return "GET, POST, DELETE";
+    case Route::kStats: return "GET";
+  }
+  return "";
+}
+
+bool methodAllowed(Route route, std::string_view method) {
+  std::string_view allowed = allowedMethods(route);
+  while (!allowed.empty()) {
+    const size_t comma = allowed.find(',');
+    if (http_detail::trim(allowed.substr(0, comma)) == method) {
+      return true;
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    allowed.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// Every value of a repeated query parameter (HttpRequest::queryParam returns the first only).
+std::vector<std::string> queryParams(std::string_view query, std::string_view name) {
+  std::vector<std::string> values;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const size_t eq = pair.find('=');
+    if (percentDecode(pair.substr(0, eq), true) == name) {
+      values.push_back(eq == std::string_view::npos ? std::string()
+                                                    : percentDecode(pair.substr(eq + 1), true));
+    }
+  }
+  return values;
+}
+
+ApiResult<void> requireJsonContentType(const HttpRequest& request) {
+  const auto header = request.header("content-type");
+  if (!header) {
+    return tl::unexpected<ApiError>(
+        ApiError{415, Errc::kBadRequest, "missing content-type (send application/json)", {}});
+  }
+  std::string_view rest = *header;
+  const size_t semi = rest.find(';');
+  const std::string_view media = http_detail::trim(rest.substr(0, semi));
+  if (!http_detail::iequals(media, "application/json")) {
+    return tl::unexpected<ApiError>(ApiError{
+        415, Errc::kBadRequest,
+        "content-type must be application/json, got " + quoted(media), {}});
+  }
+  rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+  while (!rest.empty()) {
+    const size_t next = rest.find(';');
+    const std::string_view param = http_detail::trim(rest.substr(0, next));
+    rest = next == std::string_view::npos ? std::string_view() : rest.substr(next + 1);
+    const size_t eq = param.find('=');
+    if (eq == std::string_view::npos ||
+        !http_detail::iequals(http_detail::trim(param.substr(0, eq)), "charset")) {
+      continue;
+    }
+    std::string_view charset = http_detail::trim(param.substr(eq + 1));
+    if (charset.size() >= 2 && charset.front() == '"' && charset.back() == '"') {
+      charset = charset.substr(1, charset.size() - 2);
+    }
+    if (!http_detail::iequals(charset, "utf-8") && !http_detail::iequals(charset, "utf8")) {
+      return tl::unexpected<ApiError>(ApiError{
+          415, Errc::kBadRequest, "charset must be utf-8, got " + quoted(charset), {}});
+    }
+  }
+  return {};
+}
+
+// ---- One request ---------------------------------------------------------------------------
+
+// Per-request context; lives on the handler's stack except where a callback captures pieces.
+class Request {
+ public:
+  Request(const PushApiOptions& options, const PushApiCounters& counters,
+          const HttpExchangePtr& exchange)
+      : options_(options), counters_(counters), exchange_(exchange),
+        request_(exchange->request()) {}
+
+  void run();
+
+ private:
+  ApiResult<void> authenticate() const;
+  ApiResult<std::string> queryApp() const;
+  ApiResult<void> parseBody(rapidjson::Document& doc) const;
+  ApiResult<void> dispatch(const RouteMatch& match);
+  ApiResult<void> push(const std::string& app);
+  ApiResult<void> getUser(const std::string& app, const std::string& user);
+  ApiResult<void> kick(const std::string& app, const std::string& user);
+  ApiResult<void> roomMembers(const std::string& app, const std::string& room);
+  ApiResult<void> stats(const std::string& app);
+  ApiResult<std::pair<std::string, std::vector<std::string>>> memberBody(
+      const std::string& app);
+
+  void fail(const ApiError& error) const { respond(counters_, exchange_, errorResponse(error)); }
+
+  const PushApiOptions& options_;
+  const PushApiCounters& counters_;
+  const HttpExchangePtr& exchange_;
+  const HttpRequest& request_;
+};
+
+void Request::run() {
+  if (counters_.requests != nullptr) {
+    counters_.requests->add();
+  }
+  if (auto ok = authenticate(); !ok) {
+    fail(ok.error());
+    return;
+  }
+  const auto match = matchRoute(request_.path);
+  if (!match) {
+    fail(ApiError{404, Errc::kNotFound,
+                  "no route for " + request_.method + " " + quoted(request_.path), {}});
+    return;
+  }
+  if (!methodAllowed(match->route, request_.method)) {
+    const std::string_view allow = allowedMethods(match->route);
+    fail(ApiError{405, Errc::kBadRequest,
+                  "method " + request_.method + " not allowed here (allowed: " +
+                      std::string(allow) + ")",
+                  {{"allow", std::string(allow)}}});
+    return;
+  }
+  if (!isValidUtf8(match->id)) {
+    fail(badRequest("path segment is not valid utf-8 after percent-decoding").value());
+    return;
+  }
+  if (auto ok = dispatch(*match); !ok) {
+    fail(ok.error());
+  }
+}
+
+ApiResult<void> Request::authenticate() const {
+  const auto reject = [](std::string reason) {
+    return tl::unexpected<ApiError>(ApiError{401, Errc::kUnauthenticated, std::move(reason),
+                                             {{"www-authenticate", std::string(kRealmHeader)}}});
+  };
+  std::vector<std::string_view> presented;
+  bool other_scheme = false;
+  if (const auto auth = request_.header("authorization")) {
+    const std::string_view value = http_detail::trim(*auth);
+    const size_t space = value.find(' ');
+    if (http_detail::iequals(value.substr(0, space), "bearer")) {
+      // "Bearer" with no token counts as a wrong key, not as a missing one.
+      presented.push_back(space == std::string_view::npos
+                              ? std::string_view()
+                              : http_detail::trim(value.substr(space + 1)));
+    } else {
+      other_scheme = true;
+    }
+  }
+  if (const auto key = request_.header("x-api-key")) {
+    presented.push_back(http_detail::trim(*key));
+  }
+  if (presented.empty()) {
+    if (options_.allow_anonymous) {
+      return {};
+    }
+    return reject(other_scheme ? "authorization scheme must be Bearer"
+                               : "missing api key (send Authorization: Bearer <key> or "
+                                 "X-API-Key: <key>)");
+  }
+  if (options_.api_keys.empty()) {
+    return {};  // anonymous-only configuration: credentials are not checked
+  }
+  // Every key is compared every time, so timing does not reveal which one came close.
+  bool match = false;
+  for (const auto candidate : presented) {
+    for (const auto& key : options_.api_keys) {
+      match = constantTimeEquals(candidate, key) || match;
+    }
+  }
+  if (!match) {
+    return reject("invalid api key");
+  }
+  return {};
+}
+
+ApiResult<std::string> Request::queryApp() const {
+  auto app = request_.queryParam("app");
+  if (!app) {
+    return options_.default_app;
+  }
+  if (app->empty()) {
+    return badRequest("query parameter app is empty");
+  }
+  if (!isValidUtf8(*app)) {
+    return badRequest("query parameter app is not valid utf-8");
+  }
+  return std::move(*app);
+}
+
+ApiResult<void> Request::parseBody(rapidjson::Document& doc) const {
+  if (auto ok = requireJsonContentType(request_); !ok) {
+    return ok;
+  }
+  return parseJson(request_.body, options_.max_json_depth, doc);
+}
+
+ApiResult<void> Request::dispatch(const RouteMatch& match) {
+  auto app = queryApp();
+  if (!app) {
+    return tl::unexpected<ApiError>(std::move(app.error()));
+  }
+  switch (match.route) {
+    case Route::kPush: return push(*app);
+    case Route::kUser: return getUser(*app, match.id);
+    case Route::kUserSessions: return kick(*app, match.id);
+    case Route::kRoomMembers: return roomMembers(*app, match.id);
+    case Route::kStats: return stats(*app);
+  }
+  return apiFail(Errc::kInternal, "unhandled route");
+}
+
+ApiResult<void> Request::push(const std::string& query_app) {
+  rapidjson::Document doc;
+  if (auto ok = parseBody(doc); !ok) {
+    return ok;
+  }
+  const int64_t now_ms = exchange_->dispatcher().wallMs();
+  Hub& hub = exchange_->hub();
+  const rapidjson::Value* messages = member(doc, "messages");
+  if (messages == nullptr) {
+    auto item = parsePushObject(doc, query_app, options_, "", now_ms);
+    if (!item) {
+      return tl::unexpected<ApiError>(std::move(item.error()));
+    }
+    if (counters_.messages != nullptr) {
+      counters_.messages->add();
+    }
+    hub.push(item->app, std::move(item->target), std::move(item->message),
+             [exchange = exchange_, counters = counters_](PushResult result) {
+               JsonOut out;
+               out.beginObject();
+               writePushResult(out, result);
+               out.endObject();
+               respond(counters, exchange, HttpResponse::json(200, out.take()));
+             });
+    return {};
+  }
+
+  if (auto ok = rejectUnknownFields(doc, {"messages", "app"}, ""); !ok) {
+    return ok;
+  }
+  auto batch_app = optionalString(doc, "app", "");
+  if (!batch_app) {
+    return tl::unexpected<ApiError>(std::move(batch_app.error()));
+  }
+  if (*batch_app && (*batch_app)->empty()) {
+    return badRequest("\"app\" is empty");
+  }
+  const std::string app = *batch_app ? **batch_app : query_app;
+  if (!messages->IsArray()) {
+    return badRequest("\"messages\" must be an array");
+  }
+  if (messages->Empty()) {
+    return badRequest("\"messages\" is empty");
+  }
+  if (messages->Size() > options_.max_batch) {
+    return apiFail(Errc::kMessageTooBig,
+                   "\"messages\" has " + std::to_string(messages->Size()) +
+                       " entries, more than max_batch " + std::to_string(options_.max_batch));
+  }
+  // Validate the whole batch first: a bad entry must not leave the earlier ones half-sent.
+  std::vector<PushItem> items;
+  items.reserve(messages->Size());
+  for (rapidjson::SizeType i = 0; i < messages->Size(); ++i) {
+    auto item = parsePushObject((*messages)[i], app, options_,
+                                "messages[" + std::to_string(i) + "]: ", now_ms);
+    if (!item) {
+      return tl::unexpected<ApiError>(std::move(item.error()));
+    }
+    items.push_back(std::move(*item));
+  }
+
+  // Completion callbacks run on this worker thread, one at a time: no locking needed.
+  struct Gather {
+    HttpExchangePtr exchange;
+    PushApiCounters counters;
+    std::vector<PushResult> results;
+    size_t remaining;
+  };
+  auto gather = std::make_shared<Gather>(
+      Gather{exchange_, counters_, std::vector<PushResult>(items.size()), items.size()});
+  if (counters_.messages != nullptr) {
+    counters_.messages->add(items.size());
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    hub.push(items[i].app, std::move(items[i].target), std::move(items[i].message),
+             [gather, i](PushResult result) {
+               if (gather->remaining == 0) {
+                 return;  // a hub that completes twice is a bug; answer once anyway
+               }
+               gather->results[i] = std::move(result);
+               if (--gather->remaining != 0) {
+                 return;
+               }
+               uint64_t total = 0;
+               JsonOut out;
+               out.beginObject();
+               out.key("results");
+               out.beginArray();
+               for (const auto& r : gather->results) {
+                 out.beginObject();
+                 writePushResult(out, r);
+                 out.endObject();
+                 total += r.sessions;
+               }
+               out.endArray();
+               out.key("sessions");
+               out.u64(total);
+               out.endObject();
+               respond(gather->counters, gather->exchange, HttpResponse::json(200, out.take()));
+             });
+  }
+  return {};
+}
+
+ApiResult<void> Request::getUser(const std::string& app, const std::string& user) {
+  const std::vector<SessionInfo> sessions = exchange_->hub().userSessions(app, user);
+  JsonOut out;
+  out.beginObject();
+  out.key("user");
+  out.str(user);
+  out.key("online");
+  out.boolean(!sessions.empty());
+  out.key("sessions");
+  out.beginArray();
+  for (const auto& s : sessions) {
+    out.beginObject();
+    out.key("id");
+    out.str(std::to_string(s.id));  // 64-bit: a JSON number would lose precision in JS
+    out.key("device");
+    out.str(s.device);
+    out.key("protocol");
+    out.str(s.protocol);
+    out.key("listener");
+    out.str(s.listener);
+    out.key("peer");
+    out.str(s.peer);
+    out.key("connected_at");
+    out.i64(s.connected_at_ms);
+    out.strings("rooms", s.rooms);
+    out.endObject();
+  }
+  out.endArray();
+  out.endObject();
+  respond(counters_, exchange_, HttpResponse::json(200, out.take()));
+  return {};
+}
+
+ApiResult<void> Request::kick(const std::string& app, const std::string& user) {
+  uint64_t session_id = 0;
+  if (auto sid = request_.queryParam("session")) {
+    const auto parsed = parseSessionId(*sid);
+    if (!parsed) {
+      return badRequest("query parameter session is not a session id (a decimal number)");
+    }
+    session_id = *parsed;
+  }
+  std::string reason = request_.queryParam("reason").value_or("");
+  if (!isValidUtf8(reason)) {
+    return badRequest("query parameter reason is not valid utf-8");
+  }
+  exchange_->hub().kick(
+      app, user, session_id, std::move(reason),
+      [exchange = exchange_, counters = counters_, session_id, user](uint64_t kicked) {
+        if (session_id != 0 && kicked == 0) {
+          respond(counters, exchange,
+                  errorResponse(ApiError{404, Errc::kNotFound,
+                                         "no session " + std::to_string(session_id) +
+                                             " for user " + quoted(user),
+                                         {}}));
+          return;
+        }
+        JsonOut out;
+        out.beginObject();
+        out.key("kicked");
+        out.u64(kicked);
+        out.endObject();
+        respond(counters, exchange, HttpResponse::json(200, out.take()));
+      });
+  return {};
+}
+
+// The user list of a membership change, from {"users":[...]} (POST, DELETE) or from repeated
+// ?user= parameters (DELETE without a body). Returns the app to use and the users.
+ApiResult<std::pair<std::string, std::vector<std::string>>> Request::memberBody(
+    const std::string& app) {
+  const bool has_body = !request_.body.empty();
+  std::vector<std::string> from_query = queryParams(request_.query, "user");
+  if (request_.method == "DELETE" && !has_body) {
+    if (from_query.empty()) {
+      return badRequest("missing users: send {\"users\":[...]} or ?user=<id>");
+    }
+    if (from_query.size() > options_.max_targets) {
+      return apiFail(Errc::kMessageTooBig, "more than max_targets " +
+                                               std::to_string(options_.max_targets) + " users");
+    }
+    for (const auto& u : from_query) {
+      if (u.empty()) {
+        return badRequest("query parameter user is empty");
+      }
+      if (!isValidUtf8(u)) {
+        return badRequest("query parameter user is not valid utf-8");
+      }
+    }
+    return std::make_pair(app, dedup(std::move(from_query)));
+  }
+  if (!from_query.empty()) {
+    return badRequest("give users in the body or in ?user=, not both");
+  }
+  rapidjson::Document doc;
+  if (auto ok = parseBody(doc); !ok) {
+    return tl::unexpected<ApiError>(std::move(ok.error()));
+  }
+  if (auto ok = rejectUnknownFields(doc, {"users", "app"}, ""); !ok) {
+    return tl::unexpected<ApiError>(std::move(ok.error()));
+  }
+  auto body_app = optionalString(doc, "app", "");
+  if (!body_app) {
+    return tl::unexpected<ApiError>(std::move(body_app.error()));
+  }
+  if (*body_app && (*body_app)->empty()) {
+    return badRequest("\"app\" is empty");
+  }
+  const rapidjson::Value* users = member(doc, "users");
+  if (users == nullptr) {
+    return badRequest("missing field \"users\"");
+  }
+  auto ids = idList(*users, "users", options_.max_targets, false, "");
+  if (!ids) {
+    return tl::unexpected<ApiError>(std::move(ids.error()));
+  }
+  return std::make_pair(*body_app ? **body_app : app, std::move(*ids));
+}
+
+std::vector<std::string> without(const std::vector<std::string>& all,
+                                 const std::vector<std::string>& remove) {
+  const std::unordered_set<std::string> gone(remove.begin(), remove.end());
+  std::vector<std::string> out;
+  for (const auto& u : all) {
+    if (gone.count(u) == 0) {
+      out.push_back(u);
+    }
+  }
+  return out;
+}
+
+ApiResult<void> Request::roomMembers(const std::string& app, const std::string& room) {
+  Hub& hub = exchange_->hub();
+  JsonOut out;
+  out.beginObject();
+  if (request_.method == "GET") {
+    out.key("room");
+    out.str(room);
+    out.strings("users", hub.roomMembers(app, room));
+  } else {
+    auto body = memberBody(app);
+    if (!body) {
+      return tl::unexpected<ApiError>(std::move(body.error()));
+    }
+    const auto& [member_app, users] = *body;
+    if (request_.method == "POST") {
+      const std::vector<std::string> offline = hub.join(member_app, room, users);
+      out.strings("joined", without(users, offline));
+      out.strings("offline", offline);
+    } else {
+      const std::vector<std::string> not_members = hub.leave(member_app, room, users);
+      out.strings("left", without(users, not_members));
+      out.strings("not_members", not_members);
+    }
+  }
+  out.endObject();
+  respond(counters_, exchange_, HttpResponse::json(200, out.take()));
+  return {};
+}
+
+ApiResult<void> Request::stats(const std::string& app) {
+  const HubStats stats = exchange_->hub().stats(app);
+  JsonOut out;
+  out.beginObject();
+  out.key("sessions");
+  out.u64(stats.sessions);
+  out.key("users");
+  out.u64(stats.users);
+  out.key("rooms");
+  out.u64(stats.rooms);
+  out.endObject();
+  respond(counters_, exchange_, HttpResponse::json(200, out.take()));
+  return {};
+}
+
+}  // namespace
+
+// ---- Public --------------------------------------------------------------------------------
+
+PushApi::PushApi(PushApiOptions options, PushApiCounters counters)
+    : options_(std::move(options)), counters_(counters) {}
+
+void PushApi::handle(const HttpExchangePtr& exchange) const {
+  Request request(options_, counters_, exchange);
+  request.run();
+}
+
+Result<std::string> decodeBase64(std::string_view in) {
+  const auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') {
+      return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+      return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+      return c - '0' + 52;
+    }
+    if (c == '+') {
+      return 62;
+    }
+    if (c == '/') {
+      return 63;
+    }
+    return -1;
+  };
+  size_t padding = 0;
+  if (!in.empty() && in.back() == '=') {
+    if (in.size() % 4 != 0) {
+      return fail(Errc::kBadRequest, "is not valid base64 (incomplete padding)");
+    }
+    padding = (in.size() >= 2 && in[in.size() - 2] == '=') ? 2 : 1;
+    in.remove_suffix(padding);
+  }
+  if (in.size() % 4 == 1) {
+    return fail(Errc::kBadRequest, "is not valid base64 (bad length)");
+  }
+  std::string out;
+  out.reserve(in.size() / 4 * 3 + 2);
+  uint32_t bits = 0;
+  int count = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const int v = value(in[i]);
+    if (v < 0) {
+      return fail(Errc::kBadRequest,
+                  "is not valid base64 (unexpected character at offset " + std::to_string(i) +
+                      ")");
+    }
+    bits = (bits << 6) | static_cast<uint32_t>(v);
+    if (++count == 4) {
+      out.push_back(static_cast<char>((bits >> 16) & 0xFF));
+      out.push_back(static_cast<char>((bits >> 8) & 0xFF));
+      out.push_back(static_cast<char>(bits & 0xFF));
+      bits = 0;
+      count = 0;
+    }
+  }
+  if (count == 2) {
+    out.push_back(static_cast<char>((bits >> 4) & 0xFF));
+  } else if (count == 3) {
+    out.push_back(static_cast<char>((bits >> 10) & 0xFF));
+    out.push_back(static_cast<char>((bits >> 2) & 0xFF));
+  }
+  return out;
+}
+
+bool isValidUtf8(std::string_view text) {
+  size_t i = 0;
+  const size_t n = text.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    uint32_t cp = 0;
+    uint32_t min = 0;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+      min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+      min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+      min = 0x10000;
+    } else {
+      return false;
+    }
+    if (n - i < len) {
+      return false;
+    }
+    for (size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) {
+        return false;
+      }
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+bool constantTimeEquals(std::string_view presented, std::string_view expected) {
+  size_t diff = presented.size() ^ expected.size();
+  for (size_t i = 0; i < presented.size(); ++i) {
+    const auto e = i < expected.size() ? static_cast<unsigned char>(expected[i]) : 0u;
+    diff |= static_cast<unsigned char>(presented[i]) ^ e;
+  }
+  return diff == 0;
+}
+
+}  // namespace imgate::mod::http_push

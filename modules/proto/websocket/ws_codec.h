@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+// RFC 6455 server-side framing with optional RFC 7692 permessage-deflate: a sans-I/O Codec.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "imgate/sdk/codec.h"
+#include "utf8.h"
+#include "ws_deflate.h"
+
+namespace imgate::mod::websocket {
+
+inline constexpr uint32_t kDefaultMaxMessage = 64 * 1024;
+inline constexpr uint32_t kDefaultCompressMinSize = 64;
+inline constexpr int kDefaultCompressionLevel = 1;
+// A close frame's payload is at most 125 bytes: 2 for the code, 123 for the reason.
+inline constexpr size_t kMaxCloseReason = 123;
+inline constexpr size_t kMaxControlPayload = 125;
+// Pongs are skipped while this many bytes wait in the output buffer, so a client that pings
+// without reading cannot grow the buffer; RFC 6455 §5.5.3 allows answering only the most
+// recent ping.
+inline constexpr size_t kPongBackpressureLimit = 64 * 1024;
+
+enum class Opcode : uint8_t {
+  kContinuation = 0x0,
+  kText = 0x1,
+  kBinary = 0x2,
+  kClose = 0x8,
+  kPing = 0x9,
+  kPong = 0xA,
+};
+
+// Per-session parameters: the listener's limits plus what the handshake negotiated.
+struct WsCodecOptions {
+  // Largest inbound message after reassembly and decompression; larger ones fail with
+  // kMessageTooBig (close 1009) as soon as a frame header or the inflater shows it.
+  uint32_t max_message = kDefaultMaxMessage;
+  // Outbound messages shorter than this are never compressed.
+  uint32_t compress_min_size = kDefaultCompressMinSize;
+  uint8_t compression_level = kDefaultCompressionLevel;
+  // Keep a deflate stream per session for encode() when the client allows context takeover.
+  // Off by default: it costs up to 2^(w+2) + 128 KiB per session that ever got a compressed
+  // per-session message, and it forces per-session encoding of compressed fan-out.
+  bool session_deflater = false;
+  DeflateParams deflate;
+};
+
+// The Errc -> close code table (RFC 6455 §7.4, plus the 4xxx application range documented in
+// the module README). Unknown or future codes map to 1011.
+uint16_t closeCodeFor(Errc code);
+
+// Close codes a peer may send (RFC 6455 §7.4.1/§7.4.2): 1000-1003, 1007-1014, 3000-4999.
+bool isValidCloseCode(uint16_t code);
+
+// Writes an unmasked (server) frame header into `dst`, which must hold kMaxFrameHeader bytes;
+// returns its length (2, 4 or 10).
+inline constexpr size_t kMaxFrameHeader = 10;
+size_t writeFrameHeader(uint8_t* dst, bool fin, bool rsv1, Opcode opcode, uint64_t length);
+
+// A whole unmasked frame (FIN=1).
+std::string serverFrame(Opcode opcode, std::string_view payload, bool rsv1 = false);
+
+// One session's codec. Server side only: inbound frames must be masked, outbound are not.
+//
+// decode() rules, all failing the session with the Errc in brackets (the core then calls
+// encodeClose, which sends the matching close code):
+// - unmasked frames, RSV2/RSV3, RSV1 without permessage-deflate or on a control or
+//   continuation frame, reserved opcodes, control frames that are fragmented or longer than
+//   125 bytes, a continuation without a message, a new data frame inside a message, and a
+//   64-bit length with the top bit set [kProtocolError]. Non-minimal length encodings are
+//   accepted: they cannot change a frame's meaning and Autobahn does not require refusing them.
+// - a message (after decompression) above max_message [kMessageTooBig]; checked from the
+//   frame header before the core buffers the payload, and while inflating.
+// - invalid UTF-8 in a text message, checked incrementally, also on partially received frames
+//   and after decompression, so the session fails at the first bad byte sequence; corrupt
+//   deflate data [kInvalidPayload].
+// - close frames: a 1-byte payload or an invalid code [kProtocolError], a reason that is not
+//   UTF-8 [kInvalidPayload]. A valid close is echoed (same code, no reason) and reported with
+//   CodecSink::onPeerClose(kNone, reason); decode() then ignores all further input.
+//
+// Idle memory is sizeof(WsCodec) plus nothing: the message buffer is empty between messages
+// and zlib state exists only while a compressed message is in flight (or for the whole session
+// when the client keeps context, or with session_deflater).
+class WsCodec final : public Codec {
+ public:
+  explicit WsCodec(const WsCodecOptions& options);
+  ~WsCodec() override;
+
+  [[nodiscard]] Result<size_t> decode(std::string_view in, CodecSink& sink,
+                                      OutBuffer& out) override;
+  // One unmasked FIN frame, text or binary per message.type; compressed (RSV1) when deflate was
+  // negotiated and the payload has at least compress_min_size bytes. Uncompressed payloads are
+  // appended by reference (no copy). Does nothing after a close was sent.
+  [[nodiscard]] Status encode(const Message& message, OutBuffer& out) override;
+  // Distinguishes text/binary, compressed or not, and for compressed frames the server window
+  // and compression level; zero after a close was sent (so the core falls back to encode(),
+  // which drops the message) and, with session_deflater, once the session's deflate stream holds
+  // history that shared frames would desynchronise.
+  uint64_t sharedEncodingKey(const Message& message) const override;
+  // Thread-safe: reads only immutable options and uses a local z_stream.
+  Bytes encodeShared(const Message& message) const override;
+  void encodePing(OutBuffer& out) override;
+  // Sends close(closeCodeFor(code), reason) once; the reason is cut to 123 bytes on a UTF-8
+  // boundary and omitted for kInternal (it may describe internals). Later calls are ignored.
+  void encodeClose(Errc code, std::string_view reason, OutBuffer& out) override;
+
+  bool closeSent() const { return close_sent_; }
+  bool hasInflaterForTest() const { return inflater_ != nullptr; }
+  bool hasDeflaterForTest() const { return deflater_ != nullptr; }
+  size_t bufferedForTest() const { return message_.capacity(); }
+
+ private:
+  struct FrameInfo;
+  [[nodiscard]] Status onDataFrame(const FrameInfo& frame, std::string_view payload,
+                                   CodecSink& sink);
+  [[nodiscard]] Status onControlFrame(const FrameInfo& frame, std::string_view payload,
+                                      CodecSink& sink, OutBuffer& out);
+  [[nodiscard]] Status checkPartialText(const FrameInfo& frame, std::string_view available);
+  [[nodiscard]] Status inflatePayload(const FrameInfo& frame, std::string_view payload);
+  [[nodiscard]] Result<size_t> decodeFrames(std::string_view in, CodecSink& sink, OutBuffer& out);
+  void resetMessage();
+  void releaseBuffers();
+  bool encodesCompressed(const Message& message) const;
+  bool usesSessionDeflater() const;
+
+  WsCodecOptions options_;
+  std::string message_;                 // payload of the message being reassembled
+  std::unique_ptr<Inflater> inflater_;  // while a compressed message is in flight
+  std::unique_ptr<Deflater> deflater_;  // session_deflater with context takeover only
+  uint32_t compressed_in_ = 0;          // compressed bytes of the current message
+  uint32_t frame_checked_ = 0;          // payload bytes of the pending frame already UTF-8 checked
+  Utf8Validator utf8_;
+  Opcode message_opcode_ = Opcode::kContinuation;  // kContinuation: no message in progress
+  bool message_compressed_ = false;
+  bool close_received_ = false;
+  bool close_sent_ = false;
+  bool failed_ = false;  // decode() failed; the core is closing the session
+};
+
+}  // namespace imgate::mod::websocket

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything imgate needs to build and test, from Debian's packages and the npm
+# registry. Idempotent and quiet when nothing is missing. Run as root (or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  # build
+  meson ninja-build g++ pkg-config
+  libevent-dev libssl-dev libyaml-cpp-dev libre2-dev libjemalloc-dev zlib1g-dev
+  libexpected-dev rapidjson-dev
+  # tests, fuzzers, benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
+  python3 python3-websockets python3-pytest curl openssl procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+# Node: the machine image may carry its own nodejs build (with npm inside); use Debian's
+# packages only when there is none.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Node clients for the integration tests (npm registry), into test/integration/node_modules.
+if [ "${IMGATE_SKIP_NPM:-0}" != "1" ]; then
+  if [ ! -d test/integration/node_modules/ws ] || \
+     [ test/integration/package.json -nt test/integration/node_modules/.installed ]; then
+    echo "setup: npm install (test/integration)"
+    (cd test/integration && npm install --no-audit --no-fund --loglevel=error >/dev/null &&
+       touch node_modules/.installed)
+  fi
+fi
