@@ -123,7 +123,7 @@ Connection::Connection(Worker& worker, int fd, std::string peer, GenerationPtr g
                        const ListenerSpec& listener, uint64_t id)
     : worker_(worker), fd_(fd), id_(id), peer_(std::move(peer)), listener_name_(listener.name),
       generation_(std::move(generation)), listener_(&listener),
-      handle_(std::make_shared<ConnectionHandle>()) {
+      handle_(std::make_shared<ConnectionHandle>()), runner_(*this, *this) {
   handle_->connection = this;
   counters().connections_accepted.fetch_add(1, std::memory_order_relaxed);
   counters().connections_active.fetch_add(1, std::memory_order_relaxed);
@@ -476,104 +476,51 @@ void Connection::exchangeUpgrade(CodecPtr codec, HttpResponse accept,
   state_ = State::kUpgrading;
   location_path_ = location_->path;
   protocol_ = location_->module;
-  pipeline_ = location_->pipeline;
   armTimer(Timer::kHandshake, settings().handshake_timeout);
-  createStages();
-  runOpen(0);
-}
-
-void Connection::createStages() {
-  stages_.clear();
-  stages_.reserve(pipeline_->stages.size());
-  for (const CompiledStage& cs : pipeline_->stages) {
-    StagePtr stage;
-    try {
-      stage = cs.config->createStage(*this);
-    } catch (const std::exception& e) {
-      LOG_ERROR(cs.instance, ": createStage threw: ", e.what());
-    }
-    if (!stage) {
-      counters().bugs.fetch_add(1, std::memory_order_relaxed);
-      closeWith(Errc::kInternal, "stage could not be created");
-      return;
-    }
-    stages_.push_back(std::move(stage));
+  if (runner_.reset(location_->pipeline)) {
+    runner_.open();
   }
 }
 
-template <class F>
-Verdict Connection::guard(size_t stage, F&& hook) {
-  Verdict v;
-  in_hook_ = true;
-  try {
-    v = hook(*stages_[stage]);
-  } catch (const std::exception& e) {
-    counters().bugs.fetch_add(1, std::memory_order_relaxed);
-    LOG_ERROR(pipeline_->stages[stage].instance, ": hook threw: ", e.what());
-    v = Verdict::reject(Errc::kInternal, "stage failed");
-  } catch (...) {
-    counters().bugs.fetch_add(1, std::memory_order_relaxed);
-    v = Verdict::reject(Errc::kInternal, "stage failed");
+void Connection::openAccepted() { acceptSession(); }
+
+void Connection::openRejected(Errc code, const std::string& reason, std::string_view stage) {
+  counters().handshakes_rejected.fetch_add(1, std::memory_order_relaxed);
+  LOG_INFO("handshake from ", peer_, " rejected by ", stage, ": ", reason);
+  if (listener_->stream) {
+    codec_->encodeClose(code, reason, *this);
+    closing_ = true;
+    flush();
+    lingerClose();
+  } else {
+    state_ = State::kHttp;
+    httpError(httpStatusFor(code), errcName(code), reason);
   }
-  in_hook_ = false;
-  if (!replies_.empty()) {
-    std::vector<Message> replies;
-    replies.swap(replies_);
-    for (const Message& m : replies) {
-      sendOutbound(m);
-    }
-  }
-  if (reject_requested_ && v.action == Action::kPause) {
-    v = Verdict::reject(reject_requested_->first, reject_requested_->second);
-    reject_requested_.reset();
-  }
-  switch (v.action) {
-    case Action::kPass: break;
-    case Action::kPause: counters().stage_paused.fetch_add(1, std::memory_order_relaxed); break;
-    case Action::kDrop: counters().stage_dropped.fetch_add(1, std::memory_order_relaxed); break;
-    case Action::kReject: counters().stage_rejected.fetch_add(1, std::memory_order_relaxed); break;
-  }
-  return v;
 }
 
-void Connection::runOpen(size_t from) {
-  for (size_t i = from; i < stages_.size(); ++i) {
-    Verdict v = guard(i, [](Stage& s) { return s.onOpen(); });
-    if (state_ == State::kClosed || closing_) {
-      return;
-    }
-    switch (v.action) {
-      case Action::kPass:
-        continue;
-      case Action::kPause:
-        paused_at_ = i;
-        pause_is_open_ = true;
-        if (resume_requested_) {
-          resume_requested_ = false;
-          afterPause();
-        }
-        return;  // the handshake timer bounds the wait
-      case Action::kDrop:
-        v = Verdict::reject(Errc::kUnavailable, "connection dropped");
-        [[fallthrough]];
-      case Action::kReject: {
-        counters().handshakes_rejected.fetch_add(1, std::memory_order_relaxed);
-        LOG_INFO("handshake from ", peer_, " rejected by ", pipeline_->stages[i].instance, ": ",
-                 v.reason);
-        if (listener_->stream) {
-          codec_->encodeClose(v.code, v.reason, *this);
-          closing_ = true;
-          flush();
-          lingerClose();
-        } else {
-          state_ = State::kHttp;
-          httpError(httpStatusFor(v.code), errcName(v.code), v.reason);
-        }
-        return;
-      }
-    }
+void Connection::messageRejected(Errc code, const std::string& reason, std::string_view stage) {
+  LOG_DEBUG("session ", id_, ": rejected by ", stage, ": ", reason);
+  if (state_ == State::kUpgrading) {
+    openRejected(code, reason, stage);
+    return;
   }
-  acceptSession();
+  closeWith(code, reason);
+}
+
+void Connection::sendReply(const Message& message) {
+  sendOutbound(message);
+}
+
+void Connection::pauseChanged(bool paused, bool during_open) {
+  if (during_open) {
+    // The handshake timer keeps running through a pause at open; nothing to arm.
+    return;
+  }
+  if (paused) {
+    armTimer(Timer::kPause, settings().pause_timeout);
+  } else if (state_ == State::kSession) {
+    armTimer(Timer::kIdle, settings().idle_timeout);
+  }
 }
 
 void Connection::acceptSession() {
@@ -636,116 +583,18 @@ void Connection::onMessage(Message&& message) {
   message.app = identity_.app;
   message.from = identity_.user;
   message.ts_ms = worker_.wallMs();
-  if (paused_at_ || !queue_.empty()) {
-    queue_.push_back(std::move(message));
-    enableRead(false);  // keep order; resume reading when the queue drains
-    return;
-  }
-  maybeMigrate();
-  runInbound(message, 0);
+  runner_.inbound(std::move(message));
 }
 
-void Connection::runInbound(Message& message, size_t from) {
-  for (size_t i = from; i < stages_.size(); ++i) {
-    Verdict v = guard(i, [&message](Stage& s) { return s.onMessage(message); });
-    if (state_ == State::kClosed || closing_) {
-      return;
-    }
-    switch (v.action) {
-      case Action::kPass:
-        continue;
-      case Action::kPause:
-        paused_at_ = i;
-        pause_is_open_ = false;
-        paused_message_ = std::make_unique<Message>(std::move(message));
-        armTimer(Timer::kPause, settings().pause_timeout);
-        if (resume_requested_) {
-          resume_requested_ = false;
-          afterPause();
-        }
-        return;
-      case Action::kDrop:
-        return;
-      case Action::kReject:
-        LOG_DEBUG("session ", id_, ": message rejected by ", pipeline_->stages[i].instance, ": ",
-                  v.reason);
-        closeWith(v.code, v.reason);
-        return;
-    }
-  }
-}
+void Connection::resume() { runner_.resume(); }
 
-void Connection::resume() {
-  if (!paused_at_) {
-    counters().bugs.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  if (in_hook_) {
-    resume_requested_ = true;
-    return;
-  }
-  afterPause();
-}
-
-void Connection::reject(Errc code, std::string reason) {
-  if (in_hook_) {
-    reject_requested_.emplace(code, std::move(reason));
-    return;
-  }
-  if (!paused_at_) {
-    counters().bugs.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  paused_at_.reset();
-  paused_message_.reset();
-  if (pause_is_open_) {
-    counters().handshakes_rejected.fetch_add(1, std::memory_order_relaxed);
-    if (listener_->stream) {
-      closeWith(code, reason);
-    } else {
-      state_ = State::kHttp;
-      httpError(httpStatusFor(code), errcName(code), reason);
-    }
-    return;
-  }
-  closeWith(code, std::move(reason));
-}
-
-void Connection::afterPause() {
-  const size_t next = *paused_at_ + 1;
-  paused_at_.reset();
-  if (pause_is_open_) {
-    armTimer(Timer::kHandshake, settings().handshake_timeout);
-    runOpen(next);
-    return;
-  }
-  armTimer(Timer::kIdle, settings().idle_timeout);
-  std::unique_ptr<Message> message = std::move(paused_message_);
-  runInbound(*message, next);
-  drainQueue();
-}
-
-void Connection::drainQueue() {
-  while (!paused_at_ && !queue_.empty() && !closing_ && state_ == State::kSession) {
-    Message m = std::move(queue_.front());
-    queue_.pop_front();
-    maybeMigrate();
-    runInbound(m, 0);
-  }
-  if (!paused_at_ && queue_.empty() && !closing_ && state_ == State::kSession) {
-    enableRead(true);
-    pumpInput();
-  }
-  flush();
-}
+void Connection::reject(Errc code, std::string reason) { runner_.reject(code, std::move(reason)); }
 
 void Connection::reply(Message message) {
-  if (in_hook_) {
-    replies_.push_back(std::move(message));
-    return;
+  runner_.reply(std::move(message));
+  if (!runner_.inHook()) {
+    flush();
   }
-  sendOutbound(message);
-  flush();
 }
 
 void Connection::setIdentity(Identity identity) {
@@ -756,25 +605,8 @@ void Connection::setIdentity(Identity identity) {
   identity_ = std::move(identity);
 }
 
-bool Connection::outboundAllowed(const Message& message) {
-  if (!pipeline_->wants_outbound) {
-    return true;
-  }
-  for (size_t i = 0; i < stages_.size(); ++i) {
-    Verdict v = guard(i, [&message](Stage& s) { return s.onOutbound(message); });
-    if (v.action == Action::kDrop) {
-      return false;
-    }
-    if (v.action == Action::kReject) {
-      closeWith(v.code, v.reason);
-      return false;
-    }
-  }
-  return true;
-}
-
 void Connection::sendOutbound(const Message& message) {
-  if (state_ != State::kSession || closing_ || !outboundAllowed(message)) {
+  if (state_ != State::kSession || closing_ || !runner_.outboundAllowed(message)) {
     return;
   }
   auto s = codec_->encode(message, *this);
@@ -790,9 +622,11 @@ void Connection::deliver(Delivery& delivery) {
     ++delivery.dropped;
     return;
   }
-  maybeMigrate();
+  if (!runner_.busy()) {
+    maybeMigrate();
+  }
   const Message& message = *delivery.message;
-  if (!outboundAllowed(message)) {
+  if (!runner_.outboundAllowed(message)) {
     ++delivery.dropped;
     return;
   }
@@ -836,7 +670,7 @@ void Connection::deliver(Delivery& delivery) {
 // the codec and identity stay; stages are re-created from the new pipeline.
 void Connection::maybeMigrate() {
   const GenerationPtr& current = worker_.generation();
-  if (current == generation_ || paused_at_ || in_hook_) {
+  if (current == generation_ || runner_.busy()) {
     return;
   }
   const ListenerSpec* spec = current->listener(listener_name_);
@@ -855,8 +689,7 @@ void Connection::maybeMigrate() {
   generation_ = current;
   listener_ = spec;
   location_ = loc;
-  pipeline_ = loc->pipeline;
-  createStages();
+  runner_.reset(loc->pipeline);
 }
 
 void Connection::onPeerClose(Errc code, std::string_view reason) {
@@ -1018,10 +851,7 @@ void Connection::onTimer() {
       }
       return;
     case Timer::kPause:
-      counters().pause_timeouts.fetch_add(1, std::memory_order_relaxed);
-      paused_at_.reset();
-      paused_message_.reset();
-      closeWith(Errc::kTimeout, "stage did not answer in time");
+      runner_.pauseTimedOut();
       return;
     case Timer::kIdle: {
       const auto now = std::chrono::steady_clock::now();
@@ -1104,13 +934,7 @@ void Connection::unregister() {
   }
   counters().sessions_active.fetch_sub(1, std::memory_order_relaxed);
   StatsRegistry::instance().countClose(close_code_);
-  for (auto& stage : stages_) {
-    try {
-      stage->onClose();
-    } catch (...) {
-      counters().bugs.fetch_add(1, std::memory_order_relaxed);
-    }
-  }
+  runner_.close();
   if (Log::instance().accessLog()) {
     LOG_INFO("session ", id_, " closed ", errcName(close_code_), " user ", quote(identity_.user),
              " after ", worker_.wallMs() - opened_at_ms_, "ms");
@@ -1133,7 +957,6 @@ void Connection::finalClose(std::string_view why) {
   if (write_ev_ != nullptr) {
     event_del(write_ev_);
   }
-  stages_.clear();
   worker_.retire(this);
 }
 

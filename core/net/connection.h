@@ -15,6 +15,7 @@
 #include "imgate/sdk/codec.h"
 #include "imgate/sdk/stage.h"
 #include "net/http_parser.h"
+#include "pipeline/stage_runner.h"
 #include "reload/generation.h"
 
 struct event;
@@ -34,6 +35,7 @@ struct ConnectionHandle {
 
 class Connection final : public Session,
                          public StageCallbacks,
+                         public StageRunnerHost,
                          public CodecSink,
                          public OutBuffer {
  public:
@@ -62,6 +64,16 @@ class Connection final : public Session,
   void reject(Errc code, std::string reason) override;
   void reply(Message message) override;
   void setIdentity(Identity identity) override;
+
+  // ---- StageRunnerHost ----
+  void openAccepted() override;
+  void openRejected(Errc code, const std::string& reason, std::string_view stage) override;
+  void messageRejected(Errc code, const std::string& reason, std::string_view stage) override;
+  void sendReply(const Message& message) override;
+  void pauseChanged(bool paused, bool during_open) override;
+  void setReading(bool on) override { enableRead(on); }
+  void atMessageBoundary() override { maybeMigrate(); }
+  bool alive() const override { return state_ != State::kClosed && !closing_; }
 
   // ---- CodecSink ----
   void onMessage(Message&& message) override;
@@ -107,18 +119,9 @@ class Connection final : public Session,
   void httpError(int status, std::string_view error, std::string_view reason);
   void pumpInput();
 
-  void createStages();
-  void runOpen(size_t from);
   void acceptSession();
-  void runInbound(Message& message, size_t from);
-  // Runs one hook under the exception guard; flushes the replies queued during it.
-  template <class F>
-  Verdict guard(size_t stage, F&& hook);
-  void afterPause();
   void sendOutbound(const Message& message);
-  bool outboundAllowed(const Message& message);
   void maybeMigrate();
-  void drainQueue();
 
   void flush();
   void enableRead(bool on);
@@ -136,7 +139,6 @@ class Connection final : public Session,
   bool closing_ = false;
   bool read_enabled_ = true;
   bool write_armed_ = false;
-  bool in_hook_ = false;
   bool exchange_in_flight_ = false;
   bool continue_sent_ = false;
   bool registered_ = false;
@@ -150,7 +152,6 @@ class Connection final : public Session,
   GenerationPtr generation_;
   const ListenerSpec* listener_ = nullptr;  // in generation_
   const Location* location_ = nullptr;      // in generation_ (session's location)
-  std::shared_ptr<const Pipeline> pipeline_;
   std::string location_path_;
   std::string protocol_;
   event* read_ev_ = nullptr;
@@ -163,7 +164,7 @@ class Connection final : public Session,
   std::unique_ptr<Handshake> handshake_;
   std::unique_ptr<HttpResponse> accept_;
   CodecPtr codec_;
-  std::vector<StagePtr> stages_;
+  StageRunner runner_;
   Identity identity_;
   std::vector<std::string> room_keys_;
   TimerPtr timer_;
@@ -172,14 +173,6 @@ class Connection final : public Session,
   std::chrono::steady_clock::time_point request_start_;
   int64_t opened_at_ms_ = 0;
 
-  // Pause bookkeeping (one pause at a time per session, in order).
-  std::optional<size_t> paused_at_;
-  bool pause_is_open_ = false;
-  std::unique_ptr<Message> paused_message_;
-  std::deque<Message> queue_;
-  bool resume_requested_ = false;
-  std::optional<std::pair<Errc, std::string>> reject_requested_;
-  std::vector<Message> replies_;
 };
 
 }  // namespace imgate::core

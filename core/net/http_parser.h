@@ -12,8 +12,9 @@
 
 namespace imgate::core::net {
 
-// Per-listener limits. Every one is enforced before the bytes are buffered, so one connection
-// never holds more than about max_header_bytes (partial line plus parsed headers) + max_body.
+// Per-listener limits. Every one is enforced before the bytes are buffered, so a parser holds
+// at most max_header_bytes of head (partial line plus parsed headers) + max_body + one chunk
+// line; buffer capacity can reach twice the head limit.
 struct HttpLimits {
   // Request line + header lines + the empty line ending them, line endings included (and,
   // separately, the trailer section of a chunked body). 16 KiB fits large cookies and JWTs
@@ -26,8 +27,8 @@ struct HttpLimits {
   size_t max_body = 1024 * 1024;
   // Request-target length; longer gets 414 (8 KiB matches common proxies).
   size_t max_uri = 8 * 1024;
-  // RFC 9112 §3.2: an HTTP/1.1 request without Host (or any request with two) gets 400.
-  // Only tests or odd clients need this off.
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host gets 400. Only tests or odd clients need
+  // this off. Two Host headers get 400 either way.
   bool require_host = true;
 };
 

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "pipeline/stage_runner.h"
+
+#include "common/log.h"
+#include "common/stats.h"
+
+namespace imgate::core {
+
+namespace {
+CoreCounters& counters() { return StatsRegistry::instance().core(); }
+}  // namespace
+
+StageRunner::StageRunner(StageRunnerHost& host, StageCallbacks& callbacks)
+    : host_(host), callbacks_(callbacks) {}
+
+StageRunner::~StageRunner() = default;
+
+std::string_view StageRunner::name(size_t index) const {
+  return index < pipeline_->stages.size() ? std::string_view(pipeline_->stages[index].instance)
+                                          : std::string_view("?");
+}
+
+bool StageRunner::reset(std::shared_ptr<const Pipeline> pipeline) {
+  pipeline_ = std::move(pipeline);
+  stages_.clear();
+  stages_.reserve(pipeline_->stages.size());
+  for (const CompiledStage& cs : pipeline_->stages) {
+    StagePtr stage;
+    try {
+      stage = cs.config->createStage(callbacks_);
+    } catch (const std::exception& e) {
+      LOG_ERROR(cs.instance, ": createStage threw: ", e.what());
+    } catch (...) {
+      LOG_ERROR(cs.instance, ": createStage threw");
+    }
+    if (!stage) {
+      counters().bugs.fetch_add(1, std::memory_order_relaxed);
+      stages_.clear();
+      host_.messageRejected(Errc::kInternal, "stage could not be created", cs.instance);
+      return false;
+    }
+    stages_.push_back(std::move(stage));
+  }
+  return true;
+}
+
+// Runs one hook behind the exception guard, then applies what the stage asked for during it
+// (replies, resume, reject): the core never re-enters a stage from inside its own hook.
+template <class F>
+Verdict StageRunner::guard(size_t index, F&& hook) {
+  Verdict v;
+  in_hook_ = true;
+  try {
+    v = hook(*stages_[index]);
+  } catch (const std::exception& e) {
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    LOG_ERROR(name(index), ": hook threw: ", e.what());
+    v = Verdict::reject(Errc::kInternal, "stage failed");
+  } catch (...) {
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    LOG_ERROR(name(index), ": hook threw");
+    v = Verdict::reject(Errc::kInternal, "stage failed");
+  }
+  in_hook_ = false;
+  if (!replies_.empty()) {
+    std::vector<Message> replies;
+    replies.swap(replies_);
+    for (const Message& m : replies) {
+      if (host_.alive()) {
+        host_.sendReply(m);
+      }
+    }
+  }
+  if (v.action == Action::kPause && reject_requested_) {
+    v = Verdict::reject(reject_requested_->first, std::move(reject_requested_->second));
+  }
+  reject_requested_.reset();
+  switch (v.action) {
+    case Action::kPass: break;
+    case Action::kPause: counters().stage_paused.fetch_add(1, std::memory_order_relaxed); break;
+    case Action::kDrop: counters().stage_dropped.fetch_add(1, std::memory_order_relaxed); break;
+    case Action::kReject: counters().stage_rejected.fetch_add(1, std::memory_order_relaxed); break;
+  }
+  return v;
+}
+
+void StageRunner::open() { runOpen(0); }
+
+void StageRunner::runOpen(size_t from) {
+  for (size_t i = from; i < stages_.size(); ++i) {
+    Verdict v = guard(i, [](Stage& s) { return s.onOpen(); });
+    if (!host_.alive()) {
+      return;
+    }
+    switch (v.action) {
+      case Action::kPass:
+        continue;
+      case Action::kPause:
+        paused_at_ = i;
+        pause_is_open_ = true;
+        if (resume_requested_) {
+          resume_requested_ = false;
+          continueAfterPause();
+        } else {
+          host_.pauseChanged(true, true);
+        }
+        return;
+      case Action::kDrop:
+        host_.openRejected(Errc::kUnavailable, "connection dropped", name(i));
+        return;
+      case Action::kReject:
+        host_.openRejected(v.code, v.reason, name(i));
+        return;
+    }
+  }
+  host_.openAccepted();
+}
+
+void StageRunner::inbound(Message&& message) {
+  if (closed_) {
+    return;
+  }
+  if (paused_at_ || !queue_.empty() || in_hook_) {
+    queue_.push_back(std::move(message));
+    host_.setReading(false);  // order is kept; the queue holds at most one read's worth
+    return;
+  }
+  host_.atMessageBoundary();
+  runInbound(message, 0);
+}
+
+void StageRunner::runInbound(Message& message, size_t from) {
+  for (size_t i = from; i < stages_.size(); ++i) {
+    Verdict v = guard(i, [&message](Stage& s) { return s.onMessage(message); });
+    if (!host_.alive()) {
+      return;
+    }
+    switch (v.action) {
+      case Action::kPass:
+        continue;
+      case Action::kPause:
+        paused_at_ = i;
+        pause_is_open_ = false;
+        paused_message_ = std::make_unique<Message>(std::move(message));
+        if (resume_requested_) {
+          resume_requested_ = false;
+          continueAfterPause();
+        } else {
+          host_.pauseChanged(true, false);
+        }
+        return;
+      case Action::kDrop:
+        return;
+      case Action::kReject:
+        host_.messageRejected(v.code, v.reason, name(i));
+        return;
+    }
+  }
+}
+
+bool StageRunner::outboundAllowed(const Message& message) {
+  if (!pipeline_ || !pipeline_->wants_outbound) {
+    return true;
+  }
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    Verdict v = guard(i, [&message](Stage& s) { return s.onOutbound(message); });
+    switch (v.action) {
+      case Action::kPass:
+        continue;
+      case Action::kPause:
+        counters().bugs.fetch_add(1, std::memory_order_relaxed);  // not allowed outbound
+        continue;
+      case Action::kDrop:
+        return false;
+      case Action::kReject:
+        host_.messageRejected(v.code, v.reason, name(i));
+        return false;
+    }
+  }
+  return true;
+}
+
+void StageRunner::resume() {
+  if (in_hook_) {
+    resume_requested_ = true;
+    return;
+  }
+  if (!paused_at_) {
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  host_.pauseChanged(false, pause_is_open_);
+  continueAfterPause();
+}
+
+void StageRunner::reject(Errc code, std::string reason) {
+  if (in_hook_) {
+    reject_requested_.emplace(code, std::move(reason));
+    return;
+  }
+  if (!paused_at_) {
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const size_t at = *paused_at_;
+  const bool open = pause_is_open_;
+  paused_at_.reset();
+  paused_message_.reset();
+  host_.pauseChanged(false, open);
+  if (open) {
+    host_.openRejected(code, reason, name(at));
+  } else {
+    host_.messageRejected(code, reason, name(at));
+  }
+}
+
+void StageRunner::reply(Message message) {
+  if (in_hook_) {
+    replies_.push_back(std::move(message));
+    return;
+  }
+  if (host_.alive()) {
+    host_.sendReply(message);
+  }
+}
+
+void StageRunner::pauseTimedOut() {
+  if (!paused_at_) {
+    return;
+  }
+  counters().pause_timeouts.fetch_add(1, std::memory_order_relaxed);
+  const size_t at = *paused_at_;
+  const bool open = pause_is_open_;
+  paused_at_.reset();
+  paused_message_.reset();
+  if (open) {
+    host_.openRejected(Errc::kTimeout, "stage did not answer in time", name(at));
+  } else {
+    host_.messageRejected(Errc::kTimeout, "stage did not answer in time", name(at));
+  }
+}
+
+void StageRunner::continueAfterPause() {
+  const size_t next = *paused_at_ + 1;
+  paused_at_.reset();
+  if (pause_is_open_) {
+    runOpen(next);
+    return;
+  }
+  std::unique_ptr<Message> message = std::move(paused_message_);
+  runInbound(*message, next);
+  drainQueue();
+}
+
+void StageRunner::drainQueue() {
+  while (!paused_at_ && !queue_.empty() && host_.alive()) {
+    Message m = std::move(queue_.front());
+    queue_.pop_front();
+    host_.atMessageBoundary();
+    runInbound(m, 0);
+  }
+  if (!paused_at_ && queue_.empty() && host_.alive()) {
+    host_.setReading(true);
+  }
+}
+
+void StageRunner::close() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  queue_.clear();
+  paused_message_.reset();
+  paused_at_.reset();
+  for (auto& stage : stages_) {
+    try {
+      stage->onClose();
+    } catch (...) {
+      counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+}  // namespace imgate::core

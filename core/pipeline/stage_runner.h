@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+// Runs one session's stages: onOpen in order at the handshake, every inbound message in order,
+// outbound checks, and the pause / resume / reject protocol (STYLE.md §4.3 "How the core drives
+// it"). Sans-I/O: what it decides is handed to its host (the connection), which owns the socket
+// and the timers. One per session; used only on the session's worker thread.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "imgate/sdk/stage.h"
+#include "reload/generation.h"
+
+namespace imgate::core {
+
+class StageRunnerHost {
+ public:
+  // Every onOpen passed: accept the session.
+  virtual void openAccepted() = 0;
+  // A stage refused the handshake (or failed): answer with the error and close.
+  virtual void openRejected(Errc code, const std::string& reason, std::string_view stage) = 0;
+  // A stage rejected a message (or failed): close the session with the error.
+  virtual void messageRejected(Errc code, const std::string& reason, std::string_view stage) = 0;
+  // A reply queued by a stage: encode and send it to the client.
+  virtual void sendReply(const Message& message) = 0;
+  // A pause started (arm the pause or handshake timer) or ended (disarm).
+  virtual void pauseChanged(bool paused, bool during_open) = 0;
+  // Stop reading from the socket while messages wait behind a pause; resume when drained.
+  virtual void setReading(bool on) = 0;
+  // Called before each inbound message enters the pipeline, when no stage is busy: the host may
+  // move the session to a new generation here (reset() is safe at this point).
+  virtual void atMessageBoundary() = 0;
+  // False once the session is closing: the runner then stops.
+  virtual bool alive() const = 0;
+
+ protected:
+  ~StageRunnerHost() = default;
+};
+
+class StageRunner {
+ public:
+  StageRunner(StageRunnerHost& host, StageCallbacks& callbacks);
+  ~StageRunner();
+
+  // (Re)creates the stages from `pipeline`. Returns false (host told via messageRejected) when
+  // a stage cannot be created.
+  bool reset(std::shared_ptr<const Pipeline> pipeline);
+  const std::shared_ptr<const Pipeline>& pipeline() const { return pipeline_; }
+
+  void open();
+  // Messages that arrive while a stage keeps an earlier one paused wait, in order, and the host
+  // is told to stop reading: the queue holds at most one socket read's worth.
+  void inbound(Message&& message);
+  // True when the message may be sent to this session (no stage dropped or rejected it).
+  bool outboundAllowed(const Message& message);
+  // The session is closing: every stage's onClose, once.
+  void close();
+
+  // StageCallbacks forwarding.
+  void resume();
+  void reject(Errc code, std::string reason);
+  void reply(Message message);
+  // The host's pause timer fired.
+  void pauseTimedOut();
+
+  bool paused() const { return paused_at_.has_value(); }
+  bool busy() const { return paused_at_.has_value() || in_hook_ || !queue_.empty(); }
+  bool inHook() const { return in_hook_; }
+  size_t stageCount() const { return stages_.size(); }
+
+ private:
+  template <class F>
+  Verdict guard(size_t index, F&& hook);
+  void runOpen(size_t from);
+  void runInbound(Message& message, size_t from);
+  void continueAfterPause();
+  void drainQueue();
+  std::string_view name(size_t index) const;
+
+  StageRunnerHost& host_;
+  StageCallbacks& callbacks_;
+  std::shared_ptr<const Pipeline> pipeline_;
+  std::vector<StagePtr> stages_;
+  bool in_hook_ = false;
+  bool closed_ = false;
+  std::optional<size_t> paused_at_;
+  bool pause_is_open_ = false;
+  std::unique_ptr<Message> paused_message_;
+  std::deque<Message> queue_;
+  bool resume_requested_ = false;
+  std::optional<std::pair<Errc, std::string>> reject_requested_;
+  std::vector<Message> replies_;
+};
+
+}  // namespace imgate::core
