@@ -296,6 +296,28 @@ void Registry::kick(const std::string& app, const std::string& user, uint64_t se
   }
 }
 
+// Posts to each worker the sessions whose local room index must gain (or lose) `rk`.
+void Registry::updateRoomIndexes(std::vector<std::vector<uint64_t>>& per_worker,
+                                 const std::string& rk, bool join) {
+  for (size_t w = 0; w < per_worker.size(); ++w) {
+    if (per_worker[w].empty()) {
+      continue;
+    }
+    Worker* worker = workers_[w];
+    worker->post([worker, rk, join, ids = std::move(per_worker[w])] {
+      for (uint64_t id : ids) {
+        if (Connection* c = worker->hub().find(id)) {
+          if (join) {
+            worker->hub().joinRoom(*c, rk);
+          } else {
+            worker->hub().leaveRoom(*c, rk);
+          }
+        }
+      }
+    });
+  }
+}
+
 std::vector<std::string> Registry::join(const std::string& app, const std::string& room,
                                         const std::vector<std::string>& users) {
   std::vector<std::string> offline;
@@ -325,19 +347,7 @@ std::vector<std::string> Registry::join(const std::string& app, const std::strin
     auto& members = rs.rooms[rk];
     members.insert(joined.begin(), joined.end());
   }
-  for (size_t w = 0; w < n; ++w) {
-    if (per_worker[w].empty()) {
-      continue;
-    }
-    Worker* worker = workers_[w];
-    worker->post([worker, rk, ids = std::move(per_worker[w])] {
-      for (uint64_t id : ids) {
-        if (Connection* c = worker->hub().find(id)) {
-          worker->hub().joinRoom(*c, rk);
-        }
-      }
-    });
-  }
+  updateRoomIndexes(per_worker, rk, true);
   return offline;
 }
 
@@ -375,19 +385,7 @@ std::vector<std::string> Registry::leave(const std::string& app, const std::stri
       }
     }
   }
-  for (size_t w = 0; w < n; ++w) {
-    if (per_worker[w].empty()) {
-      continue;
-    }
-    Worker* worker = workers_[w];
-    worker->post([worker, rk, ids = std::move(per_worker[w])] {
-      for (uint64_t id : ids) {
-        if (Connection* c = worker->hub().find(id)) {
-          worker->hub().leaveRoom(*c, rk);
-        }
-      }
-    });
-  }
+  updateRoomIndexes(per_worker, rk, false);
   return not_members;
 }
 

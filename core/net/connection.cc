@@ -38,22 +38,6 @@ int64_t steadyUs() {
       .count();
 }
 
-int httpStatusFor(Errc code) {
-  switch (code) {
-    case Errc::kUnauthenticated: return 401;
-    case Errc::kPermissionDenied: return 403;
-    case Errc::kNotFound: return 404;
-    case Errc::kMessageTooBig: return 413;
-    case Errc::kResourceExhausted: return 429;
-    case Errc::kUnavailable:
-    case Errc::kShutdown: return 503;
-    case Errc::kTimeout: return 408;
-    case Errc::kProtocolError:
-    case Errc::kInvalidPayload:
-    case Errc::kBadRequest: return 400;
-    default: return 500;
-  }
-}
 
 std::string httpDate() {
   thread_local time_t cached_second = 0;

@@ -12,23 +12,11 @@
 #include <memory>
 #include <utility>
 #include <vector>
+#include "modules/common/base64.h"
 
 namespace imgate::mod::auth_jwt {
 
 namespace {
-
-constexpr std::string_view kAlphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-constexpr std::array<int8_t, 256> makeDecodeTable() {
-  std::array<int8_t, 256> table{};
-  table.fill(-1);
-  for (size_t i = 0; i < kAlphabet.size(); ++i) {
-    table[static_cast<unsigned char>(kAlphabet[i])] = static_cast<int8_t>(i);
-  }
-  return table;
-}
-constexpr std::array<int8_t, 256> kDecode = makeDecodeTable();
 
 const EVP_MD* digestFor(Alg alg) {
   switch (alg) {
@@ -285,54 +273,15 @@ std::string_view algName(Alg alg) {
 }
 
 Result<std::string> base64UrlDecode(std::string_view in) {
-  if (in.size() % 4 == 0 && !in.empty() && in.back() == '=') {
-    in.remove_suffix(1);
-    if (in.back() == '=') {
-      in.remove_suffix(1);
-    }
+  auto out = common::base64Decode(in, common::Base64Alphabet::kUrl);
+  if (!out) {
+    return fail(Errc::kInvalidPayload, "invalid base64url");
   }
-  if (in.size() % 4 == 1) {
-    return fail(Errc::kInvalidPayload, "invalid base64url length");
-  }
-  std::string out;
-  out.reserve(in.size() / 4 * 3 + 2);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int8_t v = kDecode[static_cast<unsigned char>(c)];
-    if (v < 0) {
-      return fail(Errc::kInvalidPayload, "invalid base64url character");
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  if ((acc & ((1u << bits) - 1)) != 0) {
-    return fail(Errc::kInvalidPayload, "non-canonical base64url");
-  }
-  return out;
+  return std::move(*out);
 }
 
 std::string base64UrlEncode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    acc = (acc << 8) | static_cast<unsigned char>(c);
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kAlphabet[(acc >> bits) & 0x3f]);
-    }
-  }
-  if (bits > 0) {
-    out.push_back(kAlphabet[(acc << (6 - bits)) & 0x3f]);
-  }
-  return out;
+  return common::base64Encode(in, common::Base64Alphabet::kUrl, false);
 }
 
 HmacKey::HmacKey(std::string secret) : secret_(std::move(secret)) {}

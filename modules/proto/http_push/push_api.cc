@@ -19,6 +19,7 @@
 #include "imgate/sdk/http.h"
 #include "imgate/sdk/hub.h"
 #include "imgate/sdk/message.h"
+#include "modules/common/base64.h"
 
 namespace imgate::mod::http_push {
 namespace {
@@ -41,24 +42,9 @@ using ApiResult = tl::expected<T, ApiError>;
 
 // The one table from Errc to HTTP status for this module (STYLE.md §4.10). 405 and 415 have no
 // Errc of their own and are built with an explicit status.
-int statusFor(Errc code) {
-  switch (code) {
-    case Errc::kBadRequest:
-    case Errc::kProtocolError:
-    case Errc::kInvalidPayload: return 400;
-    case Errc::kUnauthenticated: return 401;
-    case Errc::kPermissionDenied: return 403;
-    case Errc::kNotFound: return 404;
-    case Errc::kMessageTooBig: return 413;
-    case Errc::kResourceExhausted: return 429;
-    case Errc::kUnavailable:
-    case Errc::kShutdown: return 503;
-    default: return 500;
-  }
-}
 
 tl::unexpected<ApiError> apiFail(Errc code, std::string reason) {
-  return tl::unexpected<ApiError>(ApiError{statusFor(code), code, std::move(reason), {}});
+  return tl::unexpected<ApiError>(ApiError{httpStatusFor(code), code, std::move(reason), {}});
 }
 
 tl::unexpected<ApiError> badRequest(std::string reason) {
@@ -1051,62 +1037,11 @@ void PushApi::handle(const HttpExchangePtr& exchange) const {
 }
 
 Result<std::string> decodeBase64(std::string_view in) {
-  const auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') {
-      return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-      return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-      return c - '0' + 52;
-    }
-    if (c == '+') {
-      return 62;
-    }
-    if (c == '/') {
-      return 63;
-    }
-    return -1;
-  };
-  size_t padding = 0;
-  if (!in.empty() && in.back() == '=') {
-    if (in.size() % 4 != 0) {
-      return fail(Errc::kBadRequest, "is not valid base64 (incomplete padding)");
-    }
-    padding = (in.size() >= 2 && in[in.size() - 2] == '=') ? 2 : 1;
-    in.remove_suffix(padding);
+  auto out = common::base64Decode(in, common::Base64Alphabet::kStandard);
+  if (!out) {
+    return fail(Errc::kBadRequest, "is not valid base64 (RFC 4648 standard alphabet)");
   }
-  if (in.size() % 4 == 1) {
-    return fail(Errc::kBadRequest, "is not valid base64 (bad length)");
-  }
-  std::string out;
-  out.reserve(in.size() / 4 * 3 + 2);
-  uint32_t bits = 0;
-  int count = 0;
-  for (size_t i = 0; i < in.size(); ++i) {
-    const int v = value(in[i]);
-    if (v < 0) {
-      return fail(Errc::kBadRequest,
-                  "is not valid base64 (unexpected character at offset " + std::to_string(i) +
-                      ")");
-    }
-    bits = (bits << 6) | static_cast<uint32_t>(v);
-    if (++count == 4) {
-      out.push_back(static_cast<char>((bits >> 16) & 0xFF));
-      out.push_back(static_cast<char>((bits >> 8) & 0xFF));
-      out.push_back(static_cast<char>(bits & 0xFF));
-      bits = 0;
-      count = 0;
-    }
-  }
-  if (count == 2) {
-    out.push_back(static_cast<char>((bits >> 4) & 0xFF));
-  } else if (count == 3) {
-    out.push_back(static_cast<char>((bits >> 10) & 0xFF));
-    out.push_back(static_cast<char>((bits >> 2) & 0xFF));
-  }
-  return out;
+  return std::move(*out);
 }
 
 bool isValidUtf8(std::string_view text) {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "ws_handshake.h"
 
+#include "modules/common/base64.h"
+
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -10,8 +12,6 @@ namespace imgate::mod::websocket {
 namespace {
 
 constexpr std::string_view kAcceptGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-constexpr char kBase64Alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 uint32_t rotl(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
 
@@ -59,24 +59,6 @@ void sha1Block(uint32_t h[5], const uint8_t* block) {
   h[4] += e;
 }
 
-int base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') {
-    return c - 'A';
-  }
-  if (c >= 'a' && c <= 'z') {
-    return c - 'a' + 26;
-  }
-  if (c >= '0' && c <= '9') {
-    return c - '0' + 52;
-  }
-  if (c == '+') {
-    return 62;
-  }
-  if (c == '/') {
-    return 63;
-  }
-  return -1;
-}
 
 std::string jsonEscape(std::string_view s) {
   std::string out;
@@ -145,28 +127,7 @@ std::array<uint8_t, 20> sha1(std::string_view data) {
   return digest;
 }
 
-std::string base64Encode(std::string_view data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
-  size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    const uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8) | p[i + 2];
-    out.push_back(kBase64Alphabet[(v >> 18) & 63]);
-    out.push_back(kBase64Alphabet[(v >> 12) & 63]);
-    out.push_back(kBase64Alphabet[(v >> 6) & 63]);
-    out.push_back(kBase64Alphabet[v & 63]);
-  }
-  const size_t rest = data.size() - i;
-  if (rest > 0) {
-    const uint32_t v = (uint32_t{p[i]} << 16) | (rest == 2 ? uint32_t{p[i + 1]} << 8 : 0);
-    out.push_back(kBase64Alphabet[(v >> 18) & 63]);
-    out.push_back(kBase64Alphabet[(v >> 12) & 63]);
-    out.push_back(rest == 2 ? kBase64Alphabet[(v >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-  return out;
-}
+std::string base64Encode(std::string_view data) { return common::base64Encode(data); }
 
 std::string computeAcceptKey(std::string_view key) {
   std::string input(key);
@@ -181,12 +142,8 @@ bool isValidClientKey(std::string_view key) {
   if (key.size() != 24 || key[22] != '=' || key[23] != '=') {
     return false;
   }
-  for (size_t i = 0; i < 22; ++i) {
-    if (base64Value(key[i]) < 0) {
-      return false;
-    }
-  }
-  return true;
+  const auto decoded = common::base64Decode(key);
+  return decoded && decoded->size() == 16;
 }
 
 std::vector<std::string> offeredSubprotocols(const HttpRequest& request) {

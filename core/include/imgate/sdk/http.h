@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "imgate/sdk/status.h"
+
 namespace imgate {
 
 struct HttpHeader {
@@ -44,6 +46,24 @@ struct HttpResponse {
     return HttpResponse{status, {{"content-type", "application/json"}}, std::move(body)};
   }
 };
+
+// The HTTP status that answers an error category (handshake refusals, API errors).
+inline int httpStatusFor(Errc code) noexcept {
+  switch (code) {
+    case Errc::kProtocolError:
+    case Errc::kInvalidPayload:
+    case Errc::kBadRequest: return 400;
+    case Errc::kUnauthenticated: return 401;
+    case Errc::kPermissionDenied: return 403;
+    case Errc::kNotFound: return 404;
+    case Errc::kTimeout: return 408;
+    case Errc::kMessageTooBig: return 413;
+    case Errc::kResourceExhausted: return 429;
+    case Errc::kUnavailable:
+    case Errc::kShutdown: return 503;
+    default: return 500;
+  }
+}
 
 // Standard reason phrase for a status code ("OK", "Not Found", ...).
 std::string_view httpReason(int status) noexcept;
