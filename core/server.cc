@@ -223,20 +223,20 @@ void Server::gracefulStop() {
     worker->post([worker] { worker->drain(); });
   }
   drain_deadline_ms_ = nowMs() + current_->shutdown_timeout.count();
-  // Poll the connection count: cheap, and the main thread has nothing else to do now.
-  std::function<void()> check;
-  check = [this, check]() mutable {
-    const uint64_t open = StatsRegistry::instance().core().connections_active.load();
-    if (open == 0 || nowMs() >= drain_deadline_ms_) {
-      if (open != 0) {
-        LOG_WARN("shutdown timeout with ", open, " connections still open");
-      }
-      fastStop();
-      return;
+  stop_timer_ = main_.schedule(std::chrono::milliseconds(10), [this] { checkDrained(); });
+}
+
+// Polls the connection count: cheap, and the main thread has nothing else to do while draining.
+void Server::checkDrained() {
+  const uint64_t open = StatsRegistry::instance().core().connections_active.load();
+  if (open == 0 || nowMs() >= drain_deadline_ms_) {
+    if (open != 0) {
+      LOG_WARN("shutdown timeout with ", open, " connections still open");
     }
-    stop_timer_ = main_.schedule(std::chrono::milliseconds(50), check);
-  };
-  stop_timer_ = main_.schedule(std::chrono::milliseconds(10), check);
+    fastStop();
+    return;
+  }
+  stop_timer_ = main_.schedule(std::chrono::milliseconds(50), [this] { checkDrained(); });
 }
 
 void Server::fastStop() {

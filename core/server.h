@@ -42,6 +42,7 @@ class Server final : public ServerControl {
                std::vector<std::shared_ptr<ListenSocket>> sockets);
   bool configureLog(const Generation& generation, std::string& error);
   void gracefulStop();
+  void checkDrained();
   void fastStop();
   void onSignal(int signal);
   static void signalCallback(int fd, short what, void* arg);

@@ -23,6 +23,7 @@ namespace imgate::core {
 namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
+constexpr const char* kDefaultApp = "default";
 constexpr int kMaxReadsPerEvent = 16;
 
 CoreCounters& counters() { return StatsRegistry::instance().core(); }
@@ -515,6 +516,9 @@ void Connection::acceptSession() {
   handshake_.reset();
   parser_.reset();
   state_ = State::kSession;
+  if (identity_.app.empty()) {
+    identity_.app = kDefaultApp;  // sessions without an auth stage belong to the default tenant
+  }
   opened_at_ms_ = worker_.wallMs();
   last_activity_ = last_ping_ = std::chrono::steady_clock::now();
   counters().sessions_active.fetch_add(1, std::memory_order_relaxed);
