@@ -297,6 +297,7 @@ int Server::run() {
     generation_id_ = first->id;
     current_ = first;
   }
+  sockets->clear();  // the workers and sockets_ own them now; a reload may drop them
   signal(SIGPIPE, SIG_IGN);
   for (int sig : {SIGHUP, SIGQUIT, SIGTERM, SIGINT}) {
     event* ev = evsignal_new(main_.base(), sig, &Server::signalCallback, this);

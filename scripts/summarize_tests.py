@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Sums the JUnit XML files (gtest, pytest) and fuzz.txt in a results folder.
+"""Sums the JUnit XML files (gtest, pytest) and checks.txt in a results folder.
 
 Prints the failed test names and a final "N passed, N failed" line; exits 1 on any failure or
 when no test ran at all.
@@ -33,7 +33,7 @@ def main() -> int:
         if not (results / expected).exists():
             failed += 1
             failures.append(f"{expected}: suite did not run")
-    fuzz = results / "fuzz.txt"
+    fuzz = results / "checks.txt"
     if fuzz.exists():
         for line in fuzz.read_text().splitlines():
             status, name = line.split(" ", 1)
@@ -41,7 +41,7 @@ def main() -> int:
                 passed += 1
             else:
                 failed += 1
-                failures.append(f"fuzz {name}")
+                failures.append(name)
     for f in failures:
         print(f"FAILED: {f}")
     print(f"{passed} passed, {failed} failed, {skipped} skipped")

@@ -2,6 +2,7 @@
 """The core's HTTP/1.1 front over raw sockets: listener limits (431, 414, 413, 408), keep-alive
 and HTTP/1.0 connection handling, Expect: 100-continue, HEAD, request smuggling, pipelining."""
 import json
+import socket
 import time
 
 import pytest
@@ -271,3 +272,71 @@ def test_http_pipelined_requests_answered_in_order(gw):
             c.send(data[cut:])
             a, b = c.read_response(), c.read_response()
             assert json.loads(a.body)["user"] == "first" and json.loads(b.body)["user"] == "fourth"
+
+
+TWO_LISTENERS = """
+workers: 2
+admin:
+  bind: 127.0.0.1:0
+listeners:
+  - name: edge
+    bind: 127.0.0.1:{edge}
+    locations:
+      - path: /v1/
+        protocol: proto.http_push
+        config:
+          api_keys: [{api_key}]
+{extra}
+"""
+
+EXTRA = """
+  - name: extra
+    bind: 127.0.0.1:0
+    locations:
+      - path: /v1/
+        protocol: proto.http_push
+        config:
+          api_keys: [{api_key}]
+""".format(api_key=API_KEY)
+
+
+def _answers(port, attempts=8):
+    """How many of `attempts` fresh connections get an HTTP answer (each waits at most 1s)."""
+    ok = 0
+    for _ in range(attempts):
+        try:
+            with RawHttp(port, timeout=1) as c:
+                c.send(request("GET", "/v1/stats", AUTH))
+                if c.read_response().status == 200:
+                    ok += 1
+        except (OSError, EOFError):
+            pass
+    return ok
+
+
+@pytest.mark.xfail(strict=True, reason="Server::run keeps the first generation's ListenSockets "
+                   "alive (local `sockets`), so a listener removed by reload keeps listening")
+def test_http_listener_removed_by_reload_refuses_connections(gateway_factory):
+    gw = gateway_factory(TWO_LISTENERS.format(edge=0, api_key=API_KEY, extra=EXTRA))
+    port = gw.ports["extra"]
+    assert _answers(port, 1) == 1
+    gw.reload(TWO_LISTENERS.format(edge=0, api_key=API_KEY, extra=""))
+    assert "reload done" in gw.read_log()
+    assert _answers(gw.port, 2) == 2
+    # docs/operations.md: "removed ones stop accepting". A connection must be refused, not
+    # queued on a socket nobody accepts from.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+@pytest.mark.xfail(strict=True, reason="Server::run keeps the first generation's ListenSockets "
+                   "alive, so a port-0 listener re-bound to its own port by reload leaves the "
+                   "old SO_REUSEPORT sockets listening: some connections hang")
+def test_http_listener_rebound_to_its_port_by_reload_serves_every_connection(gateway_factory):
+    gw = gateway_factory(TWO_LISTENERS.format(edge=0, api_key=API_KEY, extra=""))
+    port = gw.port
+    # The same address written out: a new socket key, so a new socket on the same port.
+    gw.reload(TWO_LISTENERS.format(edge=port, api_key=API_KEY, extra=""))
+    assert "reload done" in gw.read_log()
+    time.sleep(0.2)  # workers switch acceptors right after the log line
+    assert _answers(port) == 8

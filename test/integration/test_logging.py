@@ -174,7 +174,7 @@ def test_logging_json_lines(log_gateway):
     # failed reload whose errors quote keys and values.
     raw_request(gw.port, b'GET /nowhere"\\x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
     good = open(gw.config).read()
-    status = gw.reload_and_wait(good + 'bogus: "tab\\there"\n')
+    status = gw.reload_and_wait(good + "bogus: 1\n")
     assert status["last_reload"]["ok"] is False
     gw.reload_and_wait(good)
     wait_for_log(gw, rf"session {sid} closed", "session close line")
@@ -193,7 +193,8 @@ def test_logging_json_lines(log_gateway):
     assert any("started:" in m for m in msgs)
     assert any(ACCESS.search(m) for m in msgs)
     assert any(m.startswith(f"session {sid} open") and 'user "jsonuser"' in m for m in msgs)
-    assert any("bogus" in m for m in msgs if "reload failed" in m), msgs
+    # Quotes inside messages survive the round trip through JSON escaping.
+    assert any('unknown key "bogus"' in m for m in msgs if "reload failed" in m), msgs
 
 
 def test_logging_to_file_and_reopen_on_reload(log_gateway, tmp_path):
@@ -272,8 +273,7 @@ def test_logging_one_access_line_per_request(log_gateway):
     raw_request(gw.port, b"GET /no-location HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     gw.http("GET", "/v1/stats")
     wait_for_log(gw, r"edge 200 ", "200 access line")
-    access = [m for m in messages(gw.read_log()) if " access " in f" {m}" or m.find("access ") >= 0]
-    access = [m for m in access if re.search(r"(^|: )access ", m)]
+    access = [m for m in messages(gw.read_log()) if " access " in m]
     assert len(access) == 2, access
     assert ACCESS.search(access[0]) and ACCESS.search(access[0]).group(1) == "404", access
 

@@ -98,3 +98,41 @@ def test_sigquit_sends_1001_and_exits(gateway_factory):
     gw.proc.wait(timeout=10)
     assert gw.proc.returncode == 0
     assert "imgate stopped" in gw.read_log()
+
+
+def test_reload_diffs_listeners(gateway_factory):
+    """Same address keeps its socket; a new listener starts accepting; a removed one stops
+    accepting while its open sessions stay."""
+    import socket
+    base = render(pipeline="echo")
+    extra = base.replace("pipelines:", """  - name: extra
+    bind: 127.0.0.1:0
+    locations:
+      - {path: /ws, protocol: proto.websocket, pipeline: echo}
+pipelines:""", 1)
+    gw = gateway_factory(extra)
+    extra_port = gw.ports["extra"]
+
+    async def main():
+        old = await connect(f"ws://127.0.0.1:{extra_port}/ws?token={make_token('x1')}")
+        edge = await connect(gw.ws_url(token=make_token("x2")))
+        # Remove "extra", keep "edge": the edge socket stays, the extra one stops accepting.
+        await asyncio.to_thread(gw.reload, base)
+        assert "reload done" in gw.read_log()
+        await old.send("still on removed listener")
+        assert await asyncio.wait_for(old.recv(), 5) == "still on removed listener"
+        await edge.send("edge")
+        assert await asyncio.wait_for(edge.recv(), 5) == "edge"
+        refused = False
+        try:
+            s = socket.create_connection(("127.0.0.1", extra_port), timeout=2)
+            s.close()
+        except OSError:
+            refused = True
+        assert refused, "removed listener still accepts"
+        again = await connect(gw.ws_url(token=make_token("x3")))
+        await again.send("new on kept socket")
+        assert await asyncio.wait_for(again.recv(), 5) == "new on kept socket"
+        for ws in (old, edge, again):
+            await ws.close()
+    run(main())

@@ -3,11 +3,13 @@
 versions with Python's ssl (OpenSSL), plain HTTP on a TLS port, a missing certificate in
 `imgate -t`, and a certificate change by reload that keeps open wss sessions."""
 import asyncio
+import json
 import os
 import socket
 import ssl
 import subprocess
 import threading
+import time
 import warnings
 
 import pytest
@@ -19,6 +21,7 @@ TLS_CONFIG = """
 workers: 2
 sessions:
   idle_timeout: 120s
+  handshake_timeout: {handshake_timeout}
 admin:
   bind: 127.0.0.1:0
 listeners:
@@ -44,9 +47,9 @@ pipelines:
 """
 
 
-def tls_config(cert, key, min_version="1.2"):
+def tls_config(cert, key, min_version="1.2", handshake_timeout="10s"):
     return TLS_CONFIG.format(cert=cert, key=key, min_version=min_version, api_key=API_KEY,
-                             secret=SECRET)
+                             secret=SECRET, handshake_timeout=handshake_timeout)
 
 
 def make_cert(folder, name, cn="localhost"):
@@ -317,3 +320,40 @@ def _https_push(gw, cafile, user, data):
                                 "-d", '{"to": {"users": ["%s"]}, "data": "%s"}' % (user, data),
                                 f"https://127.0.0.1:{gw.port}/v1/push")
     return code, body, rc
+
+
+def test_tls_handshake_timeout_closes_silent_and_stalled_connections(gateway_factory, certs):
+    cert, key = certs
+    gw = gateway_factory(tls_config(cert, key, handshake_timeout="1s"))
+    hello_start = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"  # a ClientHello cut short
+    for first_bytes in (b"", hello_start):
+        s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+        if first_bytes:
+            s.sendall(first_bytes)
+        start = time.time()
+        try:
+            assert s.recv(4096) == b""
+        except ConnectionResetError:
+            pass
+        assert time.time() - start < 4.5
+        s.close()
+    assert tls_handshake(gw.port, client_context(cert)) == "TLSv1.3"
+
+
+def test_tls_many_large_pushes_arrive_intact_in_order(tls_gateway, certs):
+    gw = tls_gateway
+    cert, _ = certs
+
+    async def main():
+        # No compression: every byte goes through SSL_write (partial writes, 16 KiB records).
+        ws = await connect(wss_url(gw, "bulk"), ssl=client_context(cert), compression=None)
+        gw.wait_for(lambda: gw.online("bulk") == 1, what="online")
+        payloads = [f"{i:04d}" + chr(ord("a") + i % 26) * 70000 for i in range(30)]
+        body = {"messages": [{"to": {"users": ["bulk"]}, "data": p} for p in payloads]}
+        status, result, _ = await asyncio.to_thread(
+            gw.http, "POST", "/v1/push", json.dumps(body).encode(), None, None, API_KEY, True)
+        assert status == 200 and result["sessions"] == 30, result
+        for p in payloads:
+            assert await asyncio.wait_for(ws.recv(), 10) == p
+        await ws.close()
+    run(main())
