@@ -324,7 +324,6 @@ std::vector<std::string> Registry::join(const std::string& app, const std::strin
   const std::string rk = key(app, room);
   const size_t n = workers_.size();
   std::vector<std::vector<uint64_t>> per_worker(n);
-  std::vector<std::string> joined;
   for (const std::string& user : users) {
     const std::string k = key(app, user);
     UserShard& shard = userShard(k);
@@ -339,13 +338,11 @@ std::vector<std::string> Registry::join(const std::string& app, const std::strin
         per_worker[workerOf(ref.id) % n].push_back(ref.id);
       }
     }
-    joined.push_back(user);
-  }
-  if (!joined.empty()) {
+    // Still under the user's lock (order: user shard, then room shard; remove() never holds
+    // both), so a concurrent remove of the user's last session cannot leave a stale member.
     RoomShard& rs = roomShard(rk);
-    std::lock_guard lock(rs.mu);
-    auto& members = rs.rooms[rk];
-    members.insert(joined.begin(), joined.end());
+    std::lock_guard room_lock(rs.mu);
+    rs.rooms[rk].insert(user);
   }
   updateRoomIndexes(per_worker, rk, true);
   return offline;
@@ -357,7 +354,6 @@ std::vector<std::string> Registry::leave(const std::string& app, const std::stri
   const std::string rk = key(app, room);
   const size_t n = workers_.size();
   std::vector<std::vector<uint64_t>> per_worker(n);
-  std::vector<std::string> left;
   for (const std::string& user : users) {
     const std::string k = key(app, user);
     UserShard& shard = userShard(k);
@@ -370,18 +366,13 @@ std::vector<std::string> Registry::leave(const std::string& app, const std::stri
     for (const SessionRef& ref : it->second.sessions) {
       per_worker[workerOf(ref.id) % n].push_back(ref.id);
     }
-    left.push_back(user);
-  }
-  {
     RoomShard& rs = roomShard(rk);
-    std::lock_guard lock(rs.mu);
-    auto it = rs.rooms.find(rk);
-    if (it != rs.rooms.end()) {
-      for (const std::string& u : left) {
-        it->second.erase(u);
-      }
-      if (it->second.empty()) {
-        rs.rooms.erase(it);
+    std::lock_guard room_lock(rs.mu);
+    auto room = rs.rooms.find(rk);
+    if (room != rs.rooms.end()) {
+      room->second.erase(user);
+      if (room->second.empty()) {
+        rs.rooms.erase(room);
       }
     }
   }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "pipeline/stage_runner.h"
 
+#include <utility>
+
 #include "common/log.h"
 #include "common/stats.h"
 
@@ -23,6 +25,7 @@ std::string_view StageRunner::name(size_t index) const {
 bool StageRunner::reset(std::shared_ptr<const Pipeline> pipeline) {
   pipeline_ = std::move(pipeline);
   stages_.clear();
+  wants_outbound_.clear();
   stages_.reserve(pipeline_->stages.size());
   for (const CompiledStage& cs : pipeline_->stages) {
     StagePtr stage;
@@ -36,10 +39,12 @@ bool StageRunner::reset(std::shared_ptr<const Pipeline> pipeline) {
     if (!stage) {
       counters().bugs.fetch_add(1, std::memory_order_relaxed);
       stages_.clear();
+      wants_outbound_.clear();
       host_.messageRejected(Errc::kInternal, "stage could not be created", cs.instance);
       return false;
     }
     stages_.push_back(std::move(stage));
+    wants_outbound_.push_back(cs.config->wantsOutbound());
   }
   return true;
 }
@@ -62,6 +67,30 @@ Verdict StageRunner::guard(size_t index, F&& hook) {
     v = Verdict::reject(Errc::kInternal, "stage failed");
   }
   in_hook_ = false;
+  // Take what the hook asked for before anything else runs: sending the replies below goes
+  // through outbound hooks, which must not see (or clear) these requests.
+  const bool resume = std::exchange(resume_requested_, false);
+  std::optional<std::pair<Errc, std::string>> reject = std::move(reject_requested_);
+  reject_requested_.reset();
+  resume_now_ = false;
+  if (v.action == Action::kPause) {
+    if (reject) {
+      v = Verdict::reject(reject->first, std::move(reject->second));
+    } else {
+      resume_now_ = resume;
+    }
+  } else if (resume || reject) {
+    if (paused_at_) {
+      // For the message paused earlier (e.g. a stage resuming from its onOutbound hook).
+      if (reject) {
+        deferred_reject_ = std::move(reject);
+      } else {
+        deferred_resume_ = true;
+      }
+    } else {
+      counters().bugs.fetch_add(1, std::memory_order_relaxed);  // nothing is paused
+    }
+  }
   if (!replies_.empty()) {
     std::vector<Message> replies;
     replies.swap(replies_);
@@ -71,10 +100,6 @@ Verdict StageRunner::guard(size_t index, F&& hook) {
       }
     }
   }
-  if (v.action == Action::kPause && reject_requested_) {
-    v = Verdict::reject(reject_requested_->first, std::move(reject_requested_->second));
-  }
-  reject_requested_.reset();
   switch (v.action) {
     case Action::kPass: break;
     case Action::kPause: counters().stage_paused.fetch_add(1, std::memory_order_relaxed); break;
@@ -84,7 +109,29 @@ Verdict StageRunner::guard(size_t index, F&& hook) {
   return v;
 }
 
-void StageRunner::open() { runOpen(0); }
+void StageRunner::applyDeferred() {
+  if (depth_ > 0 || (!deferred_resume_ && !deferred_reject_)) {
+    return;
+  }
+  auto reject_request = std::move(deferred_reject_);
+  deferred_reject_.reset();
+  const bool resume_request = std::exchange(deferred_resume_, false);
+  if (!paused_at_ || !host_.alive()) {
+    return;
+  }
+  if (reject_request) {
+    reject(reject_request->first, std::move(reject_request->second));
+  } else if (resume_request) {
+    resume();
+  }
+}
+
+void StageRunner::open() {
+  ++depth_;
+  runOpen(0);
+  --depth_;
+  applyDeferred();
+}
 
 void StageRunner::runOpen(size_t from) {
   for (size_t i = from; i < stages_.size(); ++i) {
@@ -98,8 +145,7 @@ void StageRunner::runOpen(size_t from) {
       case Action::kPause:
         paused_at_ = i;
         pause_is_open_ = true;
-        if (resume_requested_) {
-          resume_requested_ = false;
+        if (resume_now_) {
           continueAfterPause();
         } else {
           host_.pauseChanged(true, true);
@@ -126,7 +172,10 @@ void StageRunner::inbound(Message&& message) {
     return;
   }
   host_.atMessageBoundary();
+  ++depth_;
   runInbound(message, 0);
+  --depth_;
+  applyDeferred();
 }
 
 void StageRunner::runInbound(Message& message, size_t from) {
@@ -142,8 +191,7 @@ void StageRunner::runInbound(Message& message, size_t from) {
         paused_at_ = i;
         pause_is_open_ = false;
         paused_message_ = std::make_unique<Message>(std::move(message));
-        if (resume_requested_) {
-          resume_requested_ = false;
+        if (resume_now_) {
           continueAfterPause();
         } else {
           host_.pauseChanged(true, false);
@@ -162,22 +210,31 @@ bool StageRunner::outboundAllowed(const Message& message) {
   if (!pipeline_ || !pipeline_->wants_outbound) {
     return true;
   }
-  for (size_t i = 0; i < stages_.size(); ++i) {
+  bool allowed = true;
+  ++depth_;
+  for (size_t i = 0; i < stages_.size() && allowed; ++i) {
+    if (!wants_outbound_[i]) {
+      continue;
+    }
     Verdict v = guard(i, [&message](Stage& s) { return s.onOutbound(message); });
     switch (v.action) {
       case Action::kPass:
-        continue;
+        break;
       case Action::kPause:
         counters().bugs.fetch_add(1, std::memory_order_relaxed);  // not allowed outbound
-        continue;
+        break;
       case Action::kDrop:
-        return false;
+        allowed = false;
+        break;
       case Action::kReject:
         host_.messageRejected(v.code, v.reason, name(i));
-        return false;
+        allowed = false;
+        break;
     }
   }
-  return true;
+  --depth_;
+  applyDeferred();
+  return allowed && host_.alive();
 }
 
 void StageRunner::resume() {
@@ -190,7 +247,10 @@ void StageRunner::resume() {
     return;
   }
   host_.pauseChanged(false, pause_is_open_);
+  ++depth_;
   continueAfterPause();
+  --depth_;
+  applyDeferred();
 }
 
 void StageRunner::reject(Errc code, std::string reason) {

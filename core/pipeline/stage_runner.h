@@ -77,6 +77,9 @@ class StageRunner {
  private:
   template <class F>
   Verdict guard(size_t index, F&& hook);
+  // Applies a resume()/reject() that a hook asked for while an earlier message was paused (for
+  // example from onOutbound), once no chain is running.
+  void applyDeferred();
   void runOpen(size_t from);
   void runInbound(Message& message, size_t from);
   void continueAfterPause();
@@ -93,8 +96,16 @@ class StageRunner {
   bool pause_is_open_ = false;
   std::unique_ptr<Message> paused_message_;
   std::deque<Message> queue_;
+  // Requests made inside a hook, taken by guard() as soon as the hook returns.
   bool resume_requested_ = false;
   std::optional<std::pair<Errc, std::string>> reject_requested_;
+  // guard() verdict side channel: the pausing hook already asked to resume.
+  bool resume_now_ = false;
+  // Requests for a pause in progress made by a hook of another event; applied at depth 0.
+  bool deferred_resume_ = false;
+  std::optional<std::pair<Errc, std::string>> deferred_reject_;
+  int depth_ = 0;  // nesting of chain runs on the stack
+  std::vector<bool> wants_outbound_;  // per stage
   std::vector<Message> replies_;
 };
 

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Logging against the real binary: JSON lines, log.file (and its reopening at reload), the access
 log of HTTP requests and session open/close, and log.level filtering."""
-import asyncio
 import json
 import os
 import re

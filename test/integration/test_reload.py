@@ -136,3 +136,18 @@ pipelines:""", 1)
         for ws in (old, edge, again):
             await ws.close()
     run(main())
+
+
+def test_pid_file_and_imgate_s_stop(gateway_factory, tmp_path):
+    import os
+    import subprocess
+    from conftest import BIN
+    pid_file = str(tmp_path / "imgate.pid")
+    gw = gateway_factory(render().replace("workers: 2", f"workers: 2\npid_file: {pid_file}"))
+    with open(pid_file) as f:
+        assert int(f.read()) == gw.proc.pid
+    out = subprocess.run([BIN, "-s", "stop", "-c", gw.config], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    gw.proc.wait(timeout=10)
+    assert gw.proc.returncode == 0
+    assert not os.path.exists(pid_file)

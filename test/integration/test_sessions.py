@@ -3,9 +3,7 @@
 clients: server pings, idle timeout with client pings, slow consumers (max_outbound), the
 per-user cap across interleaved users, GET /v1/users fields, push by session id, app isolation."""
 import asyncio
-import json
 import socket
-import threading
 import time
 
 import pytest
@@ -201,6 +199,14 @@ def test_sessions_per_user_cap_with_interleaved_users(gateway_factory):
             assert conns[i][1].open
         for user in "bc":
             assert len(sessions_of(gw, "cap-" + user)) == 2
+        # The cap is per app: the same user id in another app evicts nobody here.
+        other = [await connect(gw.ws_url(token=make_token("cap-b", app="other")))
+                 for _ in range(2)]
+        gw.wait_for(lambda: len(sessions_of(gw, "cap-b", app="other")) == 2, what="other app")
+        assert len(sessions_of(gw, "cap-b")) == 2
+        for i in survivors[1:]:
+            assert conns[i][1].open
+        await asyncio.gather(*[ws.close() for ws in other])
         await newest.close()
         await asyncio.gather(*[ws.close() for _, ws in conns])
     run(main())

@@ -537,7 +537,7 @@ TEST_F(HubRegistryTest, ConcurrentAddRemoveKeepsCountsConsistent) {
   EXPECT_EQ(registry_.roomMembers("app", "room0").size(), static_cast<size_t>(kUsers / 2));
 }
 
-// BUG (core/hub/registry.cc, Registry::join, lines ~328-349; same shape in Registry::leave,
+// Regression, fixed (was a bug in core/hub/registry.cc, Registry::join, lines ~328-349; same shape in Registry::leave,
 // ~361-387): join() checks that the user is online and adds the room to the user's entry under
 // the user-shard lock, RELEASES it, and only later adds the user to the room shard. A remove()
 // of the user's last session that runs in between erases the entry and cleans the room shard
@@ -548,7 +548,7 @@ TEST_F(HubRegistryTest, ConcurrentAddRemoveKeepsCountsConsistent) {
 // Fix: update the room shard while still holding the user-shard lock, in join() and leave()
 // (lock order user shard -> room shard; remove() never holds both, so no deadlock), e.g. move
 // the `rs.rooms[rk].insert(user)` into the per-user loop, under `lock`.
-TEST_F(HubRegistryTest, DISABLED_JoinRacingLastRemoveLeavesNoStaleMember) {
+TEST_F(HubRegistryTest, JoinRacingLastRemoveLeavesNoStaleMember) {
   constexpr int kRounds = 100000;
   std::atomic<int> round{-1};
   std::atomic<int> finished{0};

@@ -639,18 +639,18 @@ TEST_F(StageRunnerTest, OutboundCheckDoesNotDisturbAPausedInbound) {
   EXPECT_TRUE(runner_.outboundAllowed(textMessage("o")));
   EXPECT_TRUE(runner_.paused());
   callbacks_.resume();
-  EXPECT_THAT(trace_, ElementsAre("a.onOutbound o", "b.onOutbound o",
-                                  "host.pauseChanged off message", "b.onMessage m",
-                                  "host.setReading on"));
+  // Only b asked for outbound messages.
+  EXPECT_THAT(trace_, ElementsAre("b.onOutbound o", "host.pauseChanged off message",
+                                  "b.onMessage m", "host.setReading on"));
 }
 
-// BUG (core/pipeline/stage_runner.cc, StageRunner::outboundAllowed, ~line 145): when the
+// Regression, fixed (was a bug in core/pipeline/stage_runner.cc, StageRunner::outboundAllowed, ~line 145): when the
 // pipeline's wants_outbound is true (any stage asked), onOutbound is called on EVERY stage,
 // including those whose StageConfig::wantsOutbound() is false. stage.h promises onOutbound only
 // "when the stage's config asked for it" and "false keeps fan-out free of per-session stage
 // calls". Fix: in reset(), record per stage `cs.config->wantsOutbound()` and skip the others in
 // outboundAllowed.
-TEST_F(StageRunnerTest, DISABLED_OutboundOnlyCallsStagesThatAskedForIt) {
+TEST_F(StageRunnerTest, OutboundOnlyCallsStagesThatAskedForIt) {
   add("a");  // wants_outbound = false
   add("b").wants_outbound = true;
   start();
@@ -726,16 +726,16 @@ TEST_F(StageRunnerTest, ResetRecreatesStagesWithoutOpenOrClose) {
   EXPECT_THAT(trace_, IsEmpty());
 }
 
-// ---- Known bugs -----------------------------------------------------------------------------
+// ---- Regressions (bugs found and fixed) -----------------------------------------------------------------------------
 
-// BUG (core/pipeline/stage_runner.cc, StageRunner::guard, ~line 50-80): resume() called inside a
+// Regression, fixed (was a bug in core/pipeline/stage_runner.cc, StageRunner::guard, ~line 50-80): resume() called inside a
 // hook sets resume_requested_, which only runOpen/runInbound consume, and only when the verdict
 // is kPause. If the hook returns anything else (here kPass: a misbehaving stage, which stage.h
 // says is "a bug (counted, ignored)"), the flag survives and the NEXT genuine kPause, by any
 // stage, is resumed at once: its async work is skipped. Fix: in guard(), after the hook, if
 // resume_requested_ is set and v.action != kPause, count a bug and clear it (likewise clear it
 // when the hook throws, and when reject_requested_ wins over it).
-TEST_F(StageRunnerTest, DISABLED_ResumeInsideAPassingHookDoesNotLeakToTheNextPause) {
+TEST_F(StageRunnerTest, ResumeInsideAPassingHookDoesNotLeakToTheNextPause) {
   add("a").script().on_message = [](StageCallbacks& cb, Message&) {
     cb.resume();
     return Verdict::pass();
@@ -751,13 +751,13 @@ TEST_F(StageRunnerTest, DISABLED_ResumeInsideAPassingHookDoesNotLeakToTheNextPau
   EXPECT_EQ(CounterSnapshot::take().since(before).bugs, 1u);
 }
 
-// BUG (same flag): a stage that paused an inbound message and then calls resume() from its own
+// Regression, fixed (was a bug in same flag): a stage that paused an inbound message and then calls resume() from its own
 // onOutbound hook (e.g. it waits for an outbound ack) has the resume swallowed: guard() sets
 // resume_requested_ because in_hook_ is true, and outboundAllowed never looks at it, so the
 // message stays paused until pause_timeout. Fix: in outboundAllowed (or guard, for any hook that
 // returns while a pause is in progress), apply a pending resume/reject after the hook returns
 // (call continueAfterPause / the reject path once the outbound loop is done).
-TEST_F(StageRunnerTest, DISABLED_ResumeFromOnOutboundResumesThePausedMessage) {
+TEST_F(StageRunnerTest, ResumeFromOnOutboundResumesThePausedMessage) {
   auto& a = add("a");
   a.wants_outbound = true;
   a.script().on_message = returns(Verdict::pause());
@@ -775,7 +775,7 @@ TEST_F(StageRunnerTest, DISABLED_ResumeFromOnOutboundResumesThePausedMessage) {
   EXPECT_THAT(trace_, ::testing::Contains("b.onMessage m"));
 }
 
-// BUG (core/pipeline/stage_runner.cc, StageRunner::guard, ~line 64-75): replies queued during a
+// Regression, fixed (was a bug in core/pipeline/stage_runner.cc, StageRunner::guard, ~line 64-75): replies queued during a
 // hook are sent BEFORE the hook's own reject request is applied. The host sends a reply through
 // the outbound side of the pipeline (Connection::sendReply -> outboundAllowed), which runs
 // guard() again; that nested guard ends with reject_requested_.reset() and so erases the outer
@@ -783,7 +783,7 @@ TEST_F(StageRunnerTest, DISABLED_ResumeFromOnOutboundResumesThePausedMessage) {
 // until pause_timeout instead of being rejected. Fix: in guard(), take reject_requested_ (and
 // resume_requested_) into locals right after the hook returns, before sending the replies; or
 // save/restore them around the reply loop.
-TEST_F(StageRunnerTest, DISABLED_RejectInsideHookSurvivesRepliesThroughOutbound) {
+TEST_F(StageRunnerTest, RejectInsideHookSurvivesRepliesThroughOutbound) {
   host_.replies_go_outbound = true;
   auto& a = add("a");
   a.wants_outbound = true;
