@@ -53,12 +53,18 @@ void LocalHub::leaveRoom(Connection& connection, const std::string& room_key) {
   }
 }
 
-void LocalHub::deliverToSessions(Delivery& delivery, const std::vector<uint64_t>& ids) {
+size_t LocalHub::deliverToSessions(Delivery& delivery, const std::vector<uint64_t>& ids,
+                                   const std::string& app) {
+  size_t missing = 0;
   for (uint64_t id : ids) {
-    if (Connection* c = find(id)) {
-      c->deliver(delivery);
+    Connection* c = find(id);
+    if (c == nullptr || c->identity().app != app) {
+      ++missing;
+      continue;
     }
+    c->deliver(delivery);
   }
+  return missing;
 }
 
 void LocalHub::deliverToRoom(Delivery& delivery, const std::string& room_key) {

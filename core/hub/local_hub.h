@@ -37,7 +37,9 @@ class LocalHub {
   void joinRoom(Connection& connection, const std::string& room_key);
   void leaveRoom(Connection& connection, const std::string& room_key);
 
-  void deliverToSessions(Delivery& delivery, const std::vector<uint64_t>& ids);
+  // Sessions of another app are skipped (tenant isolation); returns how many ids matched none.
+  size_t deliverToSessions(Delivery& delivery, const std::vector<uint64_t>& ids,
+                           const std::string& app);
   void deliverToRoom(Delivery& delivery, const std::string& room_key);
   void deliverToAll(Delivery& delivery, const std::string& app);
   // Closes with `code` every session in `ids`; returns how many existed.

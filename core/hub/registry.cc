@@ -196,15 +196,16 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
       } else if (kind == TargetKind::kAll) {
         hub.deliverToAll(delivery, app);
       } else {
-        hub.deliverToSessions(delivery, ids);
         if (kind == TargetKind::kSession) {
           std::lock_guard lock(job->mu);
           for (uint64_t id : ids) {
-            if (hub.find(id) == nullptr) {
+            const Connection* c = hub.find(id);
+            if (c == nullptr || c->identity().app != app) {
               job->offline.push_back(std::to_string(id));
             }
           }
         }
+        hub.deliverToSessions(delivery, ids, app);
       }
       job->delivered.fetch_add(delivery.delivered);
       job->dropped.fetch_add(delivery.dropped);

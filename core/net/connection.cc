@@ -372,9 +372,6 @@ void Connection::dispatchRequest(HttpRequest request) {
                                                  jsonQuote(format("no location for ", request.path)),
                                                  "}")),
                   keep, request.method == "HEAD");
-    if (Log::instance().accessLog()) {
-      LOG_INFO("access ", peer_, " \"", request.method, " ", request.target, "\" 404");
-    }
     return;
   }
   location_ = loc;
@@ -924,8 +921,8 @@ void Connection::unregister() {
   StatsRegistry::instance().countClose(close_code_);
   runner_.close();
   if (Log::instance().accessLog()) {
-    LOG_INFO("session ", id_, " closed ", errcName(close_code_), " user ", quote(identity_.user),
-             " after ", worker_.wallMs() - opened_at_ms_, "ms");
+    LOG_INFO("session ", id_, " closed ", errcName(close_code_), " app ", quote(identity_.app),
+             " user ", quote(identity_.user), " after ", worker_.wallMs() - opened_at_ms_, "ms");
   }
 }
 

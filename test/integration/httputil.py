@@ -98,4 +98,5 @@ def request(method, target, headers=None, body=b"", version="1.1", host="x"):
     if body and not any(k.lower() in ("content-length", "transfer-encoding") for k in h):
         h["Content-Length"] = str(len(body))
     lines = [f"{method} {target} HTTP/{version}"] + [f"{k}: {v}" for k, v in h.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body if isinstance(body, bytes) else body.encode())
+    payload = body if isinstance(body, bytes) else body.encode()
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload

@@ -320,8 +320,6 @@ def test_sessions_push_all_is_isolated_by_app(gateway_factory):
     run(main())
 
 
-@pytest.mark.xfail(strict=True, reason="push to {sessions: [id]} ignores the request's app: "
-                   "LocalHub::deliverToSessions does not compare the session's app")
 def test_sessions_push_by_session_id_does_not_cross_apps(gateway_factory):
     gw = gateway_factory(sessions_config())
 
