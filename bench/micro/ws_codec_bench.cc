@@ -17,6 +17,7 @@ class NullSink final : public CodecSink {
   void onMessage(Message&& message) override { benchmark::DoNotOptimize(message.payload); }
   void onPeerClose(Errc, std::string_view) override {}
   void onActivity() override {}
+  void onHello(HttpRequest) override {}
 };
 
 class NullOut final : public OutBuffer {

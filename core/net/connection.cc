@@ -148,16 +148,43 @@ void Connection::start() {
     armTimer(Timer::kKeepalive, listener_->header_timeout);
   }
   if (listener_->stream) {
-    // Raw TCP: the connection is a session from the first byte; run its handshake now.
-    const Location& loc = listener_->locations.front();
-    CodecPtr codec = loc.protocol->createCodec();
-    location_ = &loc;
+    location_ = &listener_->locations.front();
+    codec_ = location_->protocol->createCodec();
     if (state_ != State::kTls) {
-      exchangeUpgrade(std::move(codec), HttpResponse{0, {}, {}}, {}, HttpRequest{});
-    } else {
-      codec_ = std::move(codec);
+      startStream();
     }
   }
+}
+
+// Raw TCP: the connection is a session from the first byte. Protocols with an in-band hello
+// decode until it arrives (onHello); the others run the pipeline's onOpen right away.
+void Connection::startStream() {
+  if (location_->protocol->handshakeInBand()) {
+    state_ = State::kHello;
+    location_path_ = location_->path;
+    protocol_ = location_->module;
+    armTimer(Timer::kHandshake, settings().handshake_timeout);
+    return;
+  }
+  HttpRequest none;
+  none.peer = peer_;
+  exchangeUpgrade(std::move(codec_), HttpResponse{0, {}, {}}, {}, std::move(none));
+}
+
+void Connection::onHello(HttpRequest hello) {
+  if (state_ != State::kHello) {
+    return;
+  }
+  // We are inside codec_->decode(): stop decoding (later bytes wait in the input buffer) and
+  // run the pipeline's onOpen on the next loop turn, outside the codec.
+  state_ = State::kUpgrading;
+  hello.peer = peer_;
+  worker_.post([handle = handle_, hello = std::move(hello)]() mutable {
+    Connection* self = handle->connection;
+    if (self != nullptr && self->state_ == State::kUpgrading && !self->closing_) {
+      self->exchangeUpgrade(std::move(self->codec_), HttpResponse{0, {}, {}}, {}, std::move(hello));
+    }
+  });
 }
 
 // ---- Session -------------------------------------------------------------------------------
@@ -259,7 +286,7 @@ void Connection::doTlsHandshake() {
   if (r == 1) {
     state_ = State::kHttp;
     if (listener_->stream) {
-      exchangeUpgrade(std::move(codec_), HttpResponse{0, {}, {}}, {}, HttpRequest{});
+      startStream();
     } else {
       armTimer(Timer::kKeepalive, listener_->header_timeout);
     }
@@ -288,37 +315,51 @@ void Connection::doTlsHandshake() {
   finalClose("tls handshake failed");
 }
 
-void Connection::consume(std::string_view data) {
-  if (in_buf_.empty()) {
-    const size_t used = state_ == State::kSession ? processSession(data)
-                        : state_ == State::kHttp  ? processHttp(data)
-                                                  : 0;
-    if (state_ != State::kClosed && used < data.size()) {
-      in_buf_.assign(data.substr(used));
-    }
-  } else {
-    in_buf_.append(data);
-    pumpInput();
+size_t Connection::processBuffered(std::string_view input) {
+  switch (state_) {
+    case State::kSession:
+    case State::kHello:
+      return processSession(input);
+    case State::kHttp:
+      return exchange_in_flight_ ? 0 : processHttp(input);
+    default:
+      return 0;  // TLS handshake, upgrade in progress, closed: keep the bytes
   }
 }
 
-// Runs buffered input through the current state (after a pause, an upgrade or a response).
+void Connection::consume(std::string_view data) {
+  if (in_buf_.empty()) {
+    const size_t used = processBuffered(data);
+    if (state_ == State::kClosed || used == data.size()) {
+      return;
+    }
+    in_buf_.assign(data.substr(used));
+  } else {
+    in_buf_.append(data);
+  }
+  pumpInput();
+}
+
+// Runs buffered input through the current state until no more progress is made (after a
+// response, an upgrade, the hello, or the end of a pause). Re-entrant calls find the buffer
+// taken and return; the outer loop continues with the new state.
 void Connection::pumpInput() {
-  if (in_buf_.empty() || state_ == State::kClosed || closing_) {
-    return;
-  }
-  std::string input;
-  input.swap(in_buf_);
-  const size_t used = state_ == State::kSession ? processSession(input)
-                      : state_ == State::kHttp  ? processHttp(input)
-                                                : 0;
-  if (state_ == State::kClosed) {
-    return;
-  }
-  if (used < input.size()) {
+  while (!in_buf_.empty() && state_ != State::kClosed && !closing_) {
+    std::string input;
+    input.swap(in_buf_);
+    const size_t used = processBuffered(input);
+    if (state_ == State::kClosed) {
+      return;
+    }
     std::string rest = input.substr(used);
-    rest.append(in_buf_);  // bytes that arrived while processing (none today; kept for safety)
+    rest.append(in_buf_);
     in_buf_.swap(rest);
+    if (used == 0) {
+      break;
+    }
+  }
+  if (in_buf_.empty() && in_buf_.capacity() > 0) {
+    std::string().swap(in_buf_);  // idle sessions keep no input buffer
   }
 }
 
@@ -539,6 +580,13 @@ void Connection::acceptSession() {
       });
     }
   }
+  SessionOpened opened;
+  opened.session_id = id_;
+  opened.server_time_ms = opened_at_ms_;
+  opened.idle_timeout = settings().idle_timeout;
+  opened.ping_interval = settings().ping_interval;
+  opened.identity = identity_;
+  codec_->onOpened(opened, *this);
   if (Log::instance().accessLog()) {
     LOG_INFO("session ", id_, " open ", protocol_, " ", listener_name_, " peer ", peer_, " app ",
              quote(identity_.app), " user ", quote(identity_.user));
@@ -876,7 +924,7 @@ void Connection::closeWith(Errc code, std::string reason) {
   }
   close_code_ = code;
   closing_ = true;
-  if (state_ == State::kSession && codec_) {
+  if ((state_ == State::kSession || state_ == State::kHello) && codec_) {
     codec_->encodeClose(code, reason, *this);
   }
   LOG_DEBUG("session ", id_, " closing: ", errcName(code), ": ", reason);

@@ -79,6 +79,7 @@ class Connection final : public Session,
   void onMessage(Message&& message) override;
   void onPeerClose(Errc code, std::string_view reason) override;
   void onActivity() override;
+  void onHello(HttpRequest hello) override;
 
   // ---- OutBuffer ----
   void append(std::string_view bytes) override;
@@ -100,7 +101,8 @@ class Connection final : public Session,
   bool closing() const { return closing_; }
 
  private:
-  enum class State : uint8_t { kTls, kHttp, kUpgrading, kSession, kClosed };
+  // kHello: a stream protocol with an in-band handshake is decoding until its hello arrives.
+  enum class State : uint8_t { kTls, kHttp, kHello, kUpgrading, kSession, kClosed };
   enum class Timer : uint8_t { kNone, kHandshake, kHeader, kKeepalive, kIdle, kPause, kLinger };
   struct Handshake;
 
@@ -112,6 +114,7 @@ class Connection final : public Session,
   void doTlsHandshake();
   ssize_t readSome(char* buf, size_t size);  // >0 bytes, 0 eof, -1 again, -2 error
   void consume(std::string_view input);
+  size_t processBuffered(std::string_view input);
   size_t processHttp(std::string_view input);
   size_t processSession(std::string_view input);
   void dispatchRequest(HttpRequest request);
@@ -120,6 +123,7 @@ class Connection final : public Session,
   void pumpInput();
 
   void acceptSession();
+  void startStream();
   void sendOutbound(const Message& message);
   void maybeMigrate();
 

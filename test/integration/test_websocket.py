@@ -272,3 +272,20 @@ def test_node_ws_client_receives_push(gateway):
     t.join(20)
     assert result["out"]["messages"] == ["from backend"]
     assert result["out"]["extensions"] == "permessage-deflate"
+
+
+def test_frames_sent_with_the_upgrade_request_are_not_stuck(gateway_factory):
+    # A client may send its first frames right behind the handshake, in the same TCP segment.
+    gw = gateway_factory(pipeline="echo")
+    key = base64.b64encode(os.urandom(16)).decode()
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    s.sendall((f"GET /ws?token={make_token('early')} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+              + _frame(1, b"early bird"))
+    buf = b""
+    while b"early bird" not in buf:
+        chunk = s.recv(4096)
+        assert chunk, buf
+        buf += chunk
+    assert buf.startswith(b"HTTP/1.1 101")
+    s.close()

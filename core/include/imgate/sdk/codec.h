@@ -2,6 +2,7 @@
 // Protocol modules: sans-I/O codecs (bytes <-> Messages) and HTTP location handlers.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 #include "imgate/sdk/hub.h"
 #include "imgate/sdk/message.h"
 #include "imgate/sdk/runtime.h"
+#include "imgate/sdk/stage.h"
 #include "imgate/sdk/status.h"
 
 namespace imgate {
@@ -40,9 +42,25 @@ class CodecSink {
   virtual void onPeerClose(Errc code, std::string_view reason) = 0;
   // Any frame arrived (data or control): resets the idle timer.
   virtual void onActivity() = 0;
+  // Stream protocols with an in-band handshake (ProtocolConfig::handshakeInBand()): the client's
+  // hello (token, device, SDK version...) as request-like fields: `headers` are what stages read
+  // with Session::handshakeHeader, `query` what they read with handshakeQuery. The core then runs
+  // the pipeline's onOpen hooks and calls Codec::onOpened, or encodeClose on refusal. Called at
+  // most once; messages decoded before it are ignored. The codec should return from decode()
+  // right after the hello: the core keeps later bytes and decodes them once the session is open.
+  virtual void onHello(HttpRequest hello) = 0;
 
  protected:
   ~CodecSink() = default;
+};
+
+// What the core tells a codec once its session is open (every onOpen hook passed).
+struct SessionOpened {
+  uint64_t session_id = 0;
+  int64_t server_time_ms = 0;                   // wall clock, for the client's clock offset
+  std::chrono::milliseconds idle_timeout{0};    // the server closes after this much silence
+  std::chrono::milliseconds ping_interval{0};   // server pings (0: the client must ping)
+  Identity identity;                            // as set by the auth stage
 };
 
 // One per connection. No sockets, no event loop, no clocks: bytes in, messages out, and back.
@@ -68,6 +86,13 @@ class Codec {
   virtual Bytes encodeShared(const Message& message) const {
     (void)message;
     return nullptr;
+  }
+
+  // The session was accepted: write the protocol's hello answer if it has one (session id,
+  // heartbeat, server time). Called once, before any encode().
+  virtual void onOpened(const SessionOpened& opened, OutBuffer& out) {
+    (void)opened;
+    (void)out;
   }
 
   // A keep-alive probe from the server (WebSocket ping). Optional.
@@ -110,6 +135,10 @@ class ProtocolConfig {
     return Sniff::kNoMatch;
   }
   virtual CodecPtr createCodec() const { return nullptr; }
+  // Stream listeners: true when the codec delivers a hello (CodecSink::onHello) before the
+  // session may open; the core then waits for it (sessions.handshake_timeout) instead of running
+  // the pipeline's onOpen at accept time.
+  virtual bool handshakeInBand() const { return false; }
   // HTTP listeners: handles one request for the module's location.
   virtual void onHttpRequest(const HttpExchangePtr& exchange) const {
     exchange->respond(HttpResponse::json(404, R"({"error":"not_found","reason":"no handler"})"));

@@ -15,6 +15,7 @@ struct Sink final : CodecSink {
   void onMessage(Message&& m) override { lines.emplace_back(m.data()); }
   void onPeerClose(Errc, std::string_view) override {}
   void onActivity() override { ++activity; }
+  void onHello(HttpRequest) override {}
 };
 
 struct Out final : OutBuffer {

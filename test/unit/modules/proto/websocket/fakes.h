@@ -30,6 +30,7 @@ class FakeSink final : public CodecSink {
     close_reason = std::string(reason);
   }
   void onActivity() override { ++activity; }
+  void onHello(HttpRequest) override {}
 
   std::vector<Message> messages;
   bool peer_closed = false;
