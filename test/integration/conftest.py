@@ -69,6 +69,7 @@ listeners:
         pipeline: {pipeline}
         config:
           max_message: {max_message}
+          subprotocols: [imgate]
       - path: /v1/
         protocol: proto.http_push
         config:
