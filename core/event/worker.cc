@@ -238,6 +238,15 @@ void Worker::drain() {
   hub_->forEach([](Connection& c) { c.closeWith(Errc::kShutdown, "server shutting down"); });
 }
 
+void Worker::callUpstream(const std::shared_ptr<const Generation>& generation,
+                          std::string_view group, UpstreamRequest request, UpstreamCallback done) {
+  (void)generation;
+  (void)request;
+  post([done = std::move(done), name = std::string(group)] {
+    done(fail(Errc::kUnavailable, "no upstream group named \"" + name + "\""));
+  });
+}
+
 void Worker::retire(Connection* connection) {
   connections_.erase(connection);
   retired_.push_back(connection);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "imgate/sdk/runtime.h"
+#include "imgate/sdk/upstream.h"
 
 struct event_base;
 struct event;
@@ -82,6 +83,9 @@ class Worker final : public EventLoop {
   // Graceful stop: no keep-alive, every session gets its protocol's "going away" close.
   void drain();
   bool draining() const { return draining_; }
+  // Calls an upstream group of `generation` (on this thread); `done` runs later on this thread.
+  void callUpstream(const std::shared_ptr<const Generation>& generation, std::string_view group,
+                    UpstreamRequest request, UpstreamCallback done);
   // Destroys a closed connection at the next loop turn (never under its own callbacks).
   void retire(Connection* connection);
   size_t connectionCount() const { return connections_.size(); }

@@ -187,6 +187,27 @@ void Connection::onHello(HttpRequest hello) {
   });
 }
 
+// ---- Upstreams -----------------------------------------------------------------------------
+
+bool SessionUpstreams::has(std::string_view group) const {
+  return connection_.generation_->hasUpstream(group);
+}
+
+void SessionUpstreams::call(std::string_view group, UpstreamRequest request, UpstreamCallback done) {
+  Connection& c = connection_;
+  UpstreamCallback guarded = [handle = c.handle_, epoch = c.runner_.epoch(),
+                              done = std::move(done)](Result<UpstreamResponse> result) {
+    if (handle->connection == nullptr || epoch.expired()) {
+      return;  // the session or the stage that asked is gone
+    }
+    done(std::move(result));
+    if (handle->connection != nullptr) {
+      handle->connection->flush();
+    }
+  };
+  c.worker_.callUpstream(c.generation_, group, std::move(request), std::move(guarded));
+}
+
 // ---- Session -------------------------------------------------------------------------------
 
 std::string_view Connection::protocol() const {

@@ -28,6 +28,18 @@ class Worker;
 class Connection;
 struct Delivery;
 
+// The upstream groups as seen by one session's stages: completions are dropped when the session
+// closed or its stages were replaced meanwhile (the callback may capture a dead stage).
+class SessionUpstreams final : public Upstreams {
+ public:
+  explicit SessionUpstreams(Connection& connection) : connection_(connection) {}
+  bool has(std::string_view group) const override;
+  void call(std::string_view group, UpstreamRequest request, UpstreamCallback done) override;
+
+ private:
+  Connection& connection_;
+};
+
 // Lets objects that may outlive a connection (HTTP exchanges answered later) find it safely.
 struct ConnectionHandle {
   Connection* connection = nullptr;
@@ -64,6 +76,7 @@ class Connection final : public Session,
   void reject(Errc code, std::string reason) override;
   void reply(Message message) override;
   void setIdentity(Identity identity) override;
+  Upstreams& upstreams() override { return upstreams_; }
 
   // ---- StageRunnerHost ----
   void openAccepted() override;
@@ -169,6 +182,8 @@ class Connection final : public Session,
   std::unique_ptr<HttpResponse> accept_;
   CodecPtr codec_;
   StageRunner runner_;
+  SessionUpstreams upstreams_{*this};
+  friend class SessionUpstreams;
   Identity identity_;
   std::vector<std::string> room_keys_;
   TimerPtr timer_;

@@ -24,6 +24,7 @@ std::string_view StageRunner::name(size_t index) const {
 
 bool StageRunner::reset(std::shared_ptr<const Pipeline> pipeline) {
   pipeline_ = std::move(pipeline);
+  epoch_ = std::make_shared<const char>(0);
   stages_.clear();
   wants_outbound_.clear();
   stages_.reserve(pipeline_->stages.size());
@@ -329,6 +330,7 @@ void StageRunner::close() {
     return;
   }
   closed_ = true;
+  epoch_ = std::make_shared<const char>(0);
   queue_.clear();
   paused_message_.reset();
   paused_at_.reset();

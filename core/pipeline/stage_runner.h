@@ -69,6 +69,10 @@ class StageRunner {
   // The host's pause timer fired.
   void pauseTimedOut();
 
+  // Valid while the current stage instances live: expires at reset() and close(). Completions
+  // of async work started by a stage (upstream calls) check it before touching the stage.
+  std::weak_ptr<const char> epoch() const { return epoch_; }
+
   bool paused() const { return paused_at_.has_value(); }
   bool busy() const { return paused_at_.has_value() || in_hook_ || !queue_.empty(); }
   bool inHook() const { return in_hook_; }
@@ -106,6 +110,7 @@ class StageRunner {
   std::optional<std::pair<Errc, std::string>> deferred_reject_;
   int depth_ = 0;  // nesting of chain runs on the stack
   std::vector<bool> wants_outbound_;  // per stage
+  std::shared_ptr<const char> epoch_ = std::make_shared<const char>(0);
   std::vector<Message> replies_;
 };
 

@@ -155,6 +155,10 @@ class Context final : public LoadContext {
   std::string_view configDir() const override { return dir_; }
   Logger& log() override { return log_; }
   Stats& stats() override { return stats_; }
+  bool hasUpstream(std::string_view group) const override {
+    return generation_ != nullptr && generation_->hasUpstream(group);
+  }
+  const Generation* generation_ = nullptr;
 
  private:
   std::string instance_;
@@ -456,6 +460,11 @@ const Location* ListenerSpec::match(std::string_view path) const {
     }
   }
   return nullptr;
+}
+
+bool Generation::hasUpstream(std::string_view group) const {
+  (void)group;
+  return upstreams != nullptr && false;  // wired to upstream::UpstreamSet with the upstream client
 }
 
 const ListenerSpec* Generation::listener(std::string_view name) const {

@@ -24,6 +24,9 @@ namespace imgate::core {
 namespace config {
 class ValidatedSection;
 }
+namespace upstream {
+class UpstreamSet;
+}
 
 struct TlsContext {
   explicit TlsContext(SSL_CTX* c) : ctx(c) {}
@@ -104,8 +107,10 @@ struct Generation {
   SessionSettings sessions;
   std::vector<ListenerSpec> listeners;
   std::unique_ptr<config::ValidatedSection> root;  // for the non-reloadable key check
+  std::shared_ptr<const upstream::UpstreamSet> upstreams;  // may be null: no groups
 
   const ListenerSpec* listener(std::string_view name) const;
+  bool hasUpstream(std::string_view group) const;
 };
 
 using GenerationPtr = std::shared_ptr<const Generation>;

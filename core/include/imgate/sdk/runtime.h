@@ -79,6 +79,9 @@ class LoadContext {
   virtual std::string_view configDir() const = 0;
   virtual Logger& log() = 0;
   virtual Stats& stats() = 0;
+  // True when the configuration being compiled defines an upstream group of that name (for
+  // checking names in compile(), so a typo fails the load instead of every call).
+  virtual bool hasUpstream(std::string_view group) const = 0;
 
  protected:
   ~LoadContext() = default;

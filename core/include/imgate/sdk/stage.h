@@ -11,6 +11,7 @@
 #include "imgate/sdk/message.h"
 #include "imgate/sdk/runtime.h"
 #include "imgate/sdk/status.h"
+#include "imgate/sdk/upstream.h"
 
 namespace imgate {
 
@@ -77,6 +78,8 @@ class StageCallbacks {
   virtual void reply(Message message) = 0;
   // Auth stages only: sets who the session is. Takes effect when the hook returns.
   virtual void setIdentity(Identity identity) = 0;
+  // The configured upstream groups (backend HTTP calls); see upstream.h for the callback rules.
+  virtual Upstreams& upstreams() = 0;
 
  protected:
   ~StageCallbacks() = default;

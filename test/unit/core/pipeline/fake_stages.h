@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,6 +27,7 @@
 #include "imgate/sdk/status.h"
 #include "pipeline/stage_runner.h"
 #include "reload/generation.h"
+#include "test/mocks/fake_upstreams.h"
 
 namespace imgate::core::pipeline_test {
 
@@ -161,6 +163,8 @@ class UnusedDispatcher final : public Dispatcher {
 // Forwards to the runner exactly as Connection does (resume / reject / reply).
 class ForwardingCallbacks final : public StageCallbacks {
  public:
+  Upstreams& upstreams() override { return fake_upstreams; }
+  ::imgate::mocks::FakeUpstreams fake_upstreams;
   Session& session() override { return session_; }
   Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override { runner->resume(); }

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "imgate/sdk/http.h"
 #include "imgate/sdk/runtime.h"
 #include "imgate/sdk/stage.h"
+#include "test/mocks/fake_upstreams.h"
 
 namespace imgate::mod::auth_jwt::test {
 
@@ -189,6 +191,8 @@ class FakeStats final : public Stats {
 
 class FakeLoadContext final : public LoadContext {
  public:
+  bool hasUpstream(std::string_view group) const override { return upstream_groups.count(std::string(group)) > 0; }
+  std::set<std::string> upstream_groups;
   std::string_view instanceName() const override { return "im[0]:auth.jwt"; }
   std::string_view configDir() const override { return config_dir; }
   Logger& log() override { return logger; }
@@ -253,6 +257,8 @@ class FakeSession final : public Session {
 
 class FakeStageCallbacks final : public StageCallbacks {
  public:
+  Upstreams& upstreams() override { return fake_upstreams; }
+  ::imgate::mocks::FakeUpstreams fake_upstreams;
   Session& session() override { return session_; }
   Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override { ADD_FAILURE() << "unexpected resume()"; }

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "modules/behavior/echo/echo_stage.h"
+#include "test/mocks/fake_upstreams.h"
 
 #include <gtest/gtest.h>
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -50,6 +52,8 @@ class EchoFakeDispatcher final : public Dispatcher {
 // Records what the stage asks of the core.
 class EchoFakeCallbacks final : public StageCallbacks {
  public:
+  Upstreams& upstreams() override { return fake_upstreams; }
+  ::imgate::mocks::FakeUpstreams fake_upstreams;
   Session& session() override { return session_; }
   Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override { ++resumes; }

@@ -8,12 +8,14 @@
 #include <cstdint>
 #include <map>
 #include <span>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "imgate/sdk/config.h"
 #include "imgate/sdk/runtime.h"
+#include "test/mocks/fake_upstreams.h"
 
 namespace imgate::test::http_push {
 
@@ -97,6 +99,8 @@ class FakeStats final : public Stats {
 
 class FakeLoadContext final : public LoadContext {
  public:
+  bool hasUpstream(std::string_view group) const override { return upstream_groups.count(std::string(group)) > 0; }
+  std::set<std::string> upstream_groups;
   std::string_view instanceName() const override { return "push:/v1/"; }
   std::string_view configDir() const override { return "."; }
   Logger& log() override { return logger; }

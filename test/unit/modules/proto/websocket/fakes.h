@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,6 +19,7 @@
 #include "imgate/sdk/hub.h"
 #include "imgate/sdk/module.h"
 #include "imgate/sdk/runtime.h"
+#include "test/mocks/fake_upstreams.h"
 
 namespace imgate::mod::websocket::testing {
 
@@ -177,6 +179,8 @@ class FakeConfigView final : public ConfigView {
 
 class FakeLoadContext final : public LoadContext, public Logger, public Stats {
  public:
+  bool hasUpstream(std::string_view group) const override { return upstream_groups.count(std::string(group)) > 0; }
+  std::set<std::string> upstream_groups;
   std::string_view instanceName() const override { return "ws_test"; }
   std::string_view configDir() const override { return "."; }
   Logger& log() override { return *this; }
