@@ -126,7 +126,7 @@ class Sink final : public imgate::CodecSink {
     check(code == Errc::kNone && isValidUtf8(reason) && reason.size() <= 123);
   }
   void onActivity() override {}
-  void onHello(HttpRequest) override {}
+  void onHello(imgate::HttpRequest) override {}
 
  private:
   WsCodec& codec_;
