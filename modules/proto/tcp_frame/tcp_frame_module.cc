@@ -23,7 +23,7 @@ constexpr ParamSpec kSchema[] = {
      .max = 16 * kMiB,
      .help = "largest frame body, on the wire and after inflating (ERROR+CLOSE 1009 above it, "
              "checked from the header before buffering); 64KiB fits chat and signalling and "
-             "bounds per-session buffering; below 256 even a HELLO with a short token would not fit"},
+             "bounds per-session buffering; below 256 a HELLO with a short token would not fit"},
     {.key = "compression",
      .type = ParamType::kBool,
      .default_value = "true",
