@@ -15,6 +15,7 @@
 
 #include "imgate/sdk/http.h"
 #include "imgate/sdk/status.h"
+#include "imgate/sdk/upstream.h"
 #include "upstream/upstream_config.h"
 
 namespace imgate::core {
@@ -23,26 +24,10 @@ class EventLoop;
 
 namespace imgate::core::upstream {
 
-struct UpstreamRequest {
-  std::string method = "POST";
-  std::string path = "/";  // origin-form, query included ("/v1/msg?x=1")
-  // Sent as given, except Host, Content-Length, Connection, Keep-Alive, Transfer-Encoding,
-  // TE and Upgrade, which the client owns and drops from here. Names and values must not hold
-  // CR, LF or NUL (the call fails with kBadRequest).
-  std::vector<HttpHeader> headers;
-  std::string body;
-  std::string hash_key;  // consistent_hash: e.g. the user id; empty falls back to round robin
-  std::chrono::milliseconds timeout{0};  // per attempt; 0 = the group's `timeout`
-};
-
-struct UpstreamResponse {
-  int status = 0;
-  std::vector<HttpHeader> headers;  // names lower-cased
-  std::string body;
-  std::string backend;  // address of the backend that answered
-};
-
-using UpstreamCallback = std::function<void(Result<UpstreamResponse>)>;
+// UpstreamRequest, UpstreamResponse and UpstreamCallback are the SDK's (imgate/sdk/upstream.h).
+// The client owns and drops these request headers: Host, Content-Length, Connection,
+// Keep-Alive, Transfer-Encoding, TE, Upgrade. Names and values holding CR, LF or NUL make the
+// call fail with kBadRequest. An empty hash_key under consistent_hash falls back to round robin.
 
 // Outcome rules of call():
 //   - A 2xx-4xx answer is returned as is. A 5xx is retried on another backend when the method
