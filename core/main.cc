@@ -125,6 +125,10 @@ void configReference() {
          "`1MiB` (k/m/g are powers of 1024); rates `20/s`, `100/m`.\n\n");
   printf("## Core (top level of the file)\n\n| key | type | default | meaning |\n|---|---|---|---|\n");
   markdownRows(imgate::core::coreSchema(), "");
+  printf("\n## Upstream groups (`upstreams.<name>`)\n\nEach entry of the top-level `upstreams` map "
+         "is a named group of backend HTTP servers that stages (e.g. `route`) call by name.\n\n"
+         "| key | type | default | meaning |\n|---|---|---|---|\n");
+  markdownRows(imgate::core::upstreamSchema(), "");
   for (const auto* f : imgate::core::module::ModuleRegistry::instance().all()) {
     printf("\n## `%s` (%s)\n\n%s.\n\n", std::string(f->name()).c_str(),
            f->kind() == imgate::ModuleKind::kProtocol ? "protocol module, under a location's `config:`"

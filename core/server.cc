@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/stats.h"
 #include "hub/local_hub.h"
+#include "upstream/backend_state.h"
 
 namespace imgate::core {
 
@@ -86,6 +87,9 @@ void Server::publish(std::shared_ptr<const Generation> gen,
   }
   sockets_ = std::move(next);  // sockets no longer listed close once the workers drop them
   current_ = gen;
+  if (health_) {
+    health_->setUpstreams(gen->upstreams);
+  }
   {
     std::lock_guard lock(status_mu_);
     bound_ = std::move(bound);
@@ -166,6 +170,7 @@ std::string Server::metricsText() {
   out.reserve(8192);
   StatsRegistry::instance().render(out, registry_ ? registry_->totalUsers() : 0,
                                    registry_ ? registry_->totalRooms() : 0, Log::instance().errors());
+  upstream::renderUpstreamMetrics(out);
   return out;
 }
 
@@ -298,6 +303,8 @@ int Server::run() {
     current_ = first;
   }
   sockets->clear();  // the workers and sockets_ own them now; a reload may drop them
+  health_ = std::make_unique<upstream::HealthChecker>(main_);
+  health_->setUpstreams(first->upstreams);
   signal(SIGPIPE, SIG_IGN);
   for (int sig : {SIGHUP, SIGQUIT, SIGTERM, SIGINT}) {
     event* ev = evsignal_new(main_.base(), sig, &Server::signalCallback, this);
@@ -314,6 +321,7 @@ int Server::run() {
   for (auto& w : workers_) {
     w->join();
   }
+  health_.reset();
   if (!current_->pid_file.empty()) {
     ::unlink(current_->pid_file.c_str());
   }

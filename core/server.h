@@ -15,6 +15,7 @@
 #include "hub/registry.h"
 #include "net/listener.h"
 #include "reload/generation.h"
+#include "upstream/health_checker.h"
 
 namespace imgate::core {
 
@@ -50,6 +51,7 @@ class Server final : public ServerControl {
   std::string config_path_;
   EventLoop main_;
   std::unique_ptr<Registry> registry_;
+  std::unique_ptr<upstream::HealthChecker> health_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::shared_ptr<const Generation> current_;
   std::map<std::string, std::shared_ptr<ListenSocket>> sockets_;

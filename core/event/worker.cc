@@ -19,6 +19,7 @@
 #include "hub/registry.h"
 #include "net/connection.h"
 #include "net/listener.h"
+#include "upstream/upstream_client.h"
 #include "reload/generation.h"
 
 namespace imgate::core {
@@ -150,6 +151,7 @@ Worker::Worker(uint32_t index, Registry& registry)
     : index_(index), registry_(registry), hub_(std::make_unique<LocalHub>(*this)) {}
 
 Worker::~Worker() {
+  upstream_client_.reset();
   acceptors_.clear();
   for (Connection* c : connections_) {
     delete c;
@@ -240,11 +242,10 @@ void Worker::drain() {
 
 void Worker::callUpstream(const std::shared_ptr<const Generation>& generation,
                           std::string_view group, UpstreamRequest request, UpstreamCallback done) {
-  (void)generation;
-  (void)request;
-  post([done = std::move(done), name = std::string(group)] {
-    done(fail(Errc::kUnavailable, "no upstream group named \"" + name + "\""));
-  });
+  if (!upstream_client_) {
+    upstream_client_ = std::make_unique<upstream::UpstreamClient>(*this);
+  }
+  upstream_client_->call(generation->upstreams.get(), group, std::move(request), std::move(done));
 }
 
 void Worker::retire(Connection* connection) {
@@ -269,6 +270,8 @@ void Worker::start() {
     thread_id_.store(std::this_thread::get_id());
     setCurrentDispatcher(this);
     run();
+    // Pending upstream calls complete (with kShutdown) on this thread, before the loop goes.
+    upstream_client_.reset();
   });
 }
 

@@ -24,6 +24,9 @@ namespace imgate::core {
 
 class LocalHub;
 struct Generation;
+namespace upstream {
+class UpstreamClient;
+}
 
 class EventLoop : public Dispatcher {
  public:
@@ -113,6 +116,7 @@ class Worker final : public EventLoop {
   std::thread thread_;
   std::atomic<std::thread::id> thread_id_{};
   std::unique_ptr<LocalHub> hub_;
+  std::unique_ptr<upstream::UpstreamClient> upstream_client_;  // created on the worker thread
   std::shared_ptr<const Generation> generation_;
 };
 

@@ -18,6 +18,7 @@
 #include "config/schema_check.h"
 #include "config/yaml_loader.h"
 #include "module/registry.h"
+#include "upstream/upstream_config.h"
 
 namespace imgate::core {
 
@@ -125,7 +126,7 @@ constexpr std::array<ParamSpec, 2> kAdminSchema = {{
      .help = "if set, POST /reload needs Authorization: Bearer <key>"},
 }};
 
-constexpr std::array<ParamSpec, 9> kRootSchema = {{
+constexpr std::array<ParamSpec, 10> kRootSchema = {{
     {.key = "version", .type = ParamType::kInt, .default_value = "1", .min = 1, .max = 1,
      .help = "config format version"},
     {.key = "workers", .type = ParamType::kString, .default_value = "auto", .reloadable = false,
@@ -142,6 +143,9 @@ constexpr std::array<ParamSpec, 9> kRootSchema = {{
      .help = "where clients and backends connect", .fields = kListenerSchema},
     {.key = "pipelines", .type = ParamType::kAny,
      .help = "named lists of behaviour stages: name: [ {module: {settings}}, ... ]"},
+    {.key = "upstreams", .type = ParamType::kAny,
+     .help = "named groups of backend HTTP servers: name: {backends: [...], policy, timeouts, "
+             "health checks} (see the upstream group keys below)"},
 }};
 
 // ---- Helpers -----------------------------------------------------------------------------
@@ -172,6 +176,7 @@ struct Builder {
   std::string dir;
   const Generation* previous;
   ServerControl* control;
+  const Generation* gen = nullptr;
   Errors errors;
   std::map<std::string, std::shared_ptr<const Pipeline>> pipelines;
 
@@ -261,6 +266,7 @@ struct Builder {
         }
         const std::string instance = format(name, "[", i, "]:", module_name);
         Context ctx(instance, dir);
+        ctx.generation_ = gen;
         auto compiled = compile(sf, *section, ctx, item, spath);
         if (!compiled) {
           continue;
@@ -312,6 +318,7 @@ struct Builder {
       return false;
     }
     Context ctx(format(listener, out.path, ":", out.module), dir);
+    ctx.generation_ = gen;
     auto compiled = compile(pf, *section, ctx, raw.valid() ? raw : s.raw("protocol"), cpath);
     if (!compiled) {
       return false;
@@ -463,8 +470,7 @@ const Location* ListenerSpec::match(std::string_view path) const {
 }
 
 bool Generation::hasUpstream(std::string_view group) const {
-  (void)group;
-  return upstreams != nullptr && false;  // wired to upstream::UpstreamSet with the upstream client
+  return upstreams != nullptr && upstreams->find(group) != nullptr;
 }
 
 const ListenerSpec* Generation::listener(std::string_view name) const {
@@ -477,6 +483,8 @@ const ListenerSpec* Generation::listener(std::string_view name) const {
 }
 
 std::span<const ParamSpec> coreSchema() { return kRootSchema; }
+
+std::span<const ParamSpec> upstreamSchema() { return upstream::upstreamGroupSchema(); }
 
 unsigned resolveWorkers(std::string_view setting) {
   if (setting == "auto") {
@@ -556,6 +564,14 @@ tl::expected<std::shared_ptr<Generation>, std::vector<std::string>> buildGenerat
   gen->sessions.handshake_timeout = ss.getDuration("handshake_timeout");
   gen->sessions.close_timeout = ss.getDuration("close_timeout");
 
+  // Upstreams first: stages check the group names they use (LoadContext::hasUpstream).
+  auto upstreams = upstream::compileUpstreams(r.raw("upstreams"), path);
+  if (!upstreams) {
+    b.errors.insert(b.errors.end(), upstreams.error().begin(), upstreams.error().end());
+  } else {
+    gen->upstreams = *upstreams;
+  }
+  b.gen = gen.get();
   b.buildPipelines(r.raw("pipelines"));
   b.listeners(r, *gen);
 

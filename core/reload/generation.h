@@ -122,6 +122,8 @@ tl::expected<std::shared_ptr<Generation>, std::vector<std::string>> buildGenerat
 
 // The core's own schema (top level of the config file), for --describe and docs/config.md.
 std::span<const ParamSpec> coreSchema();
+// One upstream group's schema (the values of the top-level `upstreams` map).
+std::span<const ParamSpec> upstreamSchema();
 
 // Resolves "auto" to the number of online CPUs.
 unsigned resolveWorkers(std::string_view setting);

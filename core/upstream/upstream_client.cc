@@ -51,7 +51,8 @@ bool isToken(std::string_view s) {
 }
 
 bool hasCtl(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
 bool ownedHeader(std::string_view name) {
@@ -155,7 +156,9 @@ struct UpstreamClient::Impl : std::enable_shared_from_this<UpstreamClient::Impl>
   void submit(const GroupConfig& group, UpstreamRequest req, UpstreamCallback done, bool probe,
               size_t index) {
     if (closing) {
-      loop.post([done = std::move(done)] { done(fail(Errc::kShutdown, "upstream client closed")); });
+      loop.post([done = std::move(done)] {
+        done(fail(Errc::kShutdown, "upstream client closed"));
+      });
       return;
     }
     std::shared_ptr<const GroupConfig> owner = group.weak_from_this().lock();
@@ -680,8 +683,8 @@ struct UpstreamClient::Impl : std::enable_shared_from_this<UpstreamClient::Impl>
     const std::string address = conn->pool->state->address;
     closeConn(conn);
     if (ex != nullptr) {
-      attemptFailed(ex, kind,
-                    Error{code, "upstream " + ex->group->name + " backend " + address + ": " + why});
+      attemptFailed(ex, kind, Error{code, "upstream " + ex->group->name + " backend " + address +
+                                              ": " + why});
     }
   }
 
@@ -772,6 +775,18 @@ UpstreamClient::~UpstreamClient() { impl_->shutdown(); }
 
 void UpstreamClient::call(const GroupConfig& group, UpstreamRequest req, UpstreamCallback done) {
   impl_->submit(group, std::move(req), std::move(done), false, 0);
+}
+
+void UpstreamClient::call(const UpstreamSet* set, std::string_view group, UpstreamRequest req,
+                          UpstreamCallback done) {
+  std::shared_ptr<const GroupConfig> g = set != nullptr ? set->find(group) : nullptr;
+  if (g == nullptr) {
+    impl_->loop.post([done = std::move(done), name = std::string(group)] {
+      done(fail(Errc::kUnavailable, "no upstream group named \"" + name + "\""));
+    });
+    return;
+  }
+  impl_->submit(*g, std::move(req), std::move(done), false, 0);
 }
 
 void UpstreamClient::probe(const GroupConfig& group, size_t index, UpstreamRequest req,

@@ -59,6 +59,11 @@ class UpstreamClient {
   // never synchronously inside call().
   void call(const GroupConfig& group, UpstreamRequest req, UpstreamCallback done);
 
+  // By name, for Worker::callUpstream: an unknown group (or a null set) gets kUnavailable
+  // "no upstream group named \"<group>\"", posted like any other answer.
+  void call(const UpstreamSet* set, std::string_view group, UpstreamRequest req,
+            UpstreamCallback done);
+
   // One attempt to backends[index] regardless of its health, with no retry, breaker or
   // passive accounting and no BackendState counters: for the health checker.
   void probe(const GroupConfig& group, size_t index, UpstreamRequest req, UpstreamCallback done);

@@ -425,9 +425,68 @@ bool WsCodec::usesSessionDeflater() const {
   return options_.session_deflater && !options_.deflate.server_no_context_takeover;
 }
 
+namespace {
+
+std::string_view metaValue(const Message& message, std::string_view key) {
+  for (const auto& [k, v] : message.meta) {
+    if (k == key) {
+      return v;
+    }
+  }
+  return {};
+}
+
+void appendJsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20) {
+      out.append("\\u00");
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+// Plain WebSocket has no message ids, so an ack (the answer to a client message, e.g. from the
+// route stage) becomes: nothing when it is a bare success, the backend's reply body when there is
+// one, and {"type":"error","id":...,"error":...,"reason":...} when it failed.
 Status WsCodec::encode(const Message& message, OutBuffer& out) {
   if (close_sent_) {
     return {};
+  }
+  if (message.kind == MessageKind::kAck) {
+    const std::string_view status = metaValue(message, "status");
+    if (status.empty() || status == "ok") {
+      if (message.data().empty()) {
+        return {};
+      }
+      Message reply = message;
+      reply.kind = MessageKind::kData;
+      return encode(reply, out);
+    }
+    std::string json = "{\"type\":\"error\",\"id\":";
+    appendJsonString(json, message.id);
+    json.append(",\"event\":");
+    appendJsonString(json, message.event);
+    json.append(",\"error\":");
+    appendJsonString(json, status);
+    json.append(",\"reason\":");
+    appendJsonString(json, metaValue(message, "reason"));
+    json.push_back('}');
+    Message error;
+    error.type = PayloadType::kText;
+    error.payload = makeBytes(std::move(json));
+    return encode(error, out);
   }
   const Opcode opcode = opcodeFor(message);
   const std::string_view payload = message.data();

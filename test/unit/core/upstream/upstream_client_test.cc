@@ -112,6 +112,24 @@ TEST_F(UpstreamClientTest, KeepAliveReusesOneConnection) {
   EXPECT_EQ(g->backends[0].state->latency_count.load(), 5u);
 }
 
+TEST_F(UpstreamClientTest, CallByName) {
+  TestBackend a("a");
+  group(backends({a.address()}));
+  UpstreamClient client(loop_);
+  std::optional<Result<UpstreamResponse>> known;
+  std::optional<Result<UpstreamResponse>> unknown;
+  client.call(set_.get(), "g", get(), [&](Result<UpstreamResponse> r) { known = std::move(r); });
+  client.call(set_.get(), "nope", get(),
+              [&](Result<UpstreamResponse> r) { unknown = std::move(r); });
+  EXPECT_FALSE(unknown.has_value());  // posted, not synchronous
+  ASSERT_TRUE(runUntil(loop_, [&] { return known.has_value() && unknown.has_value(); }));
+  ASSERT_TRUE(*known);
+  EXPECT_EQ((*known)->body, "a");
+  ASSERT_FALSE(*unknown);
+  EXPECT_EQ(unknown->error().code, Errc::kUnavailable);
+  EXPECT_EQ(unknown->error().message, "no upstream group named \"nope\"");
+}
+
 TEST_F(UpstreamClientTest, DoneIsNeverSynchronous) {
   auto g = group(backends({"127.0.0.1:" + std::to_string(TestBackend::refusedPort())}) +
                  "    retries: 0\n");

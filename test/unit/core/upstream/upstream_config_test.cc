@@ -215,7 +215,8 @@ upstreams:
   EXPECT_NE(out.find("imgate_upstream_latency_seconds_sum{group=\"g\",backend=\"127.0.0.1:1002\"} "
                      "0.001500"),
             std::string::npos);
-  EXPECT_NE(out.find("imgate_upstream_latency_seconds_count{group=\"g\",backend=\"127.0.0.1:1002\"} 1"),
+  EXPECT_NE(out.find("imgate_upstream_latency_seconds_count{group=\"g\",backend=\"127.0.0.1:1002\"}"
+                     " 1"),
             std::string::npos);
 }
 

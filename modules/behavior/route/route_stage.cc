@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "route_stage.h"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <array>
+#include <random>
+
+#include "modules/common/base64.h"
+
+namespace imgate::mod::route {
+
+namespace {
+
+constexpr std::array<std::string_view, 2> kNoMatch = {"reject", "drop"};
+
+constexpr std::array<ParamSpec, 9> kRuleSchema = {{
+    {.key = "app", .type = ParamType::kString, .default_value = "",
+     .help = "RE2 pattern the whole app must match; empty matches any"},
+    {.key = "event", .type = ParamType::kString, .default_value = "",
+     .help = "RE2 pattern the whole event name must match; empty matches any"},
+    {.key = "user", .type = ParamType::kString, .default_value = "",
+     .help = "RE2 pattern the whole user id must match; empty matches any"},
+    {.key = "listener", .type = ParamType::kString, .default_value = "",
+     .help = "RE2 pattern the whole listener name must match; empty matches any"},
+    {.key = "upstream", .type = ParamType::kString, .required = true,
+     .help = "upstream group (from `upstreams`) the message is POSTed to"},
+    {.key = "path", .type = ParamType::kString, .default_value = "/imgate/messages",
+     .help = "request path; {app} {user} {device} {event} {session} are replaced "
+             "(percent-encoded)"},
+    {.key = "gray_upstream", .type = ParamType::kString, .default_value = "",
+     .help = "gray release: gray_users and a gray_percent share of users go here instead"},
+    {.key = "gray_users", .type = ParamType::kStringList, .help = "users always sent to gray_upstream"},
+    {.key = "gray_percent", .type = ParamType::kInt, .default_value = "0", .min = 0, .max = 100,
+     .help = "stable share of users (by hash of app and user) sent to gray_upstream"},
+}};
+
+constexpr std::array<ParamSpec, 3> kSchema = {{
+    {.key = "rules", .type = ParamType::kMapList, .required = true, .min = 1,
+     .help = "evaluated in order; the first match routes the message", .fields = kRuleSchema},
+    {.key = "no_match", .type = ParamType::kEnum, .default_value = "reject", .choices = kNoMatch,
+     .help = "a message no rule matches: reject (error ack \"not_found\" to the sender) or drop "
+             "(silently)"},
+    {.key = "timeout", .type = ParamType::kDuration, .default_value = "0", .min = 0,
+     .max = 300'000, .help = "backend answer timeout; 0 uses the upstream group's timeout"},
+}};
+
+std::string percentEncode(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char ch : in) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+bool fullMatch(const std::unique_ptr<RE2>& re, std::string_view value) {
+  return !re || RE2::FullMatch(value, *re);
+}
+
+std::string traceId() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(16, '0');
+  uint64_t v = rng();
+  for (char& c : id) {
+    c = kHex[v & 15];
+    v >>= 4;
+  }
+  return id;
+}
+
+// The error categories an ack may carry, from the backend's HTTP status.
+Errc errcForStatus(int status) {
+  if (status == 401) return Errc::kUnauthenticated;
+  if (status == 403) return Errc::kPermissionDenied;
+  if (status == 404) return Errc::kNotFound;
+  if (status == 413) return Errc::kMessageTooBig;
+  if (status == 429) return Errc::kResourceExhausted;
+  if (status >= 400 && status < 500) return Errc::kBadRequest;
+  return Errc::kUnavailable;
+}
+
+class RouteStage final : public Stage {
+ public:
+  RouteStage(std::shared_ptr<const RouteConfig> config, StageCallbacks& callbacks)
+      : config_(std::move(config)), callbacks_(callbacks) {}
+
+  Verdict onMessage(Message& message) override {
+    if (message.kind != MessageKind::kData) {
+      return Verdict::pass();
+    }
+    const Rule* rule = config_->match(message, callbacks_.session());
+    if (rule == nullptr) {
+      config_->unrouted().add();
+      if (config_->noMatch() == NoMatch::kDrop) {
+        return Verdict::drop();
+      }
+      ack(message, Errc::kNotFound, "no route for event \"" + message.event + "\"", {});
+      return Verdict::drop();
+    }
+    UpstreamRequest request;
+    request.path = expandPath(rule->path, message, callbacks_.session());
+    const std::string trace = traceId();
+    request.headers = {{"content-type", "application/json"}, {"x-imgate-trace-id", trace}};
+    request.body = envelope(message, callbacks_.session(), trace);
+    request.hash_key = message.app + "/" + message.from;
+    request.timeout = config_->timeout();
+    auto pending = std::make_shared<Message>(message);
+    callbacks_.upstreams().call(
+        config_->upstreamFor(*rule, message), std::move(request),
+        [this, pending](Result<UpstreamResponse> result) { answered(*pending, std::move(result)); });
+    return Verdict::pause();
+  }
+
+ private:
+  void answered(const Message& message, Result<UpstreamResponse> result) {
+    if (!result) {
+      config_->failed().add();
+      ack(message, result.error().code == Errc::kTimeout ? Errc::kTimeout : Errc::kUnavailable,
+          "backend unavailable: " + result.error().message, {});
+    } else if (result->status >= 200 && result->status < 300) {
+      config_->routed().add();
+      ack(message, Errc::kNone, {}, std::move(result->body));
+    } else {
+      config_->failed().add();
+      const Errc code = errcForStatus(result->status);
+      ack(message, code,
+          result->status >= 500 ? "backend unavailable"
+                                : "rejected by backend (" + std::to_string(result->status) + ")",
+          result->status < 500 ? std::move(result->body) : std::string());
+    }
+    callbacks_.resume();
+  }
+
+  // The answer to the sender: kAck with the client's message id, status "ok" or an error name
+  // (meta "status"/"reason"), and the backend's reply body, if any.
+  void ack(const Message& message, Errc code, std::string reason, std::string body) {
+    Message ack;
+    ack.kind = MessageKind::kAck;
+    ack.type = PayloadType::kText;
+    ack.app = message.app;
+    ack.id = message.id;
+    ack.event = message.event;
+    ack.ts_ms = callbacks_.dispatcher().wallMs();
+    ack.meta.emplace_back("status", code == Errc::kNone ? "ok" : std::string(errcName(code)));
+    if (!reason.empty()) {
+      ack.meta.emplace_back("reason", std::move(reason));
+    }
+    ack.payload = makeBytes(std::move(body));
+    callbacks_.reply(std::move(ack));
+  }
+
+  std::shared_ptr<const RouteConfig> config_;
+  StageCallbacks& callbacks_;
+};
+
+}  // namespace
+
+std::span<const ParamSpec> routeSchema() { return kSchema; }
+
+StagePtr RouteConfig::createStage(StageCallbacks& callbacks) const {
+  return std::make_unique<RouteStage>(shared_from_this(), callbacks);
+}
+
+const Rule* RouteConfig::match(const Message& message, const Session& session) const {
+  for (const Rule& rule : rules_) {
+    if (fullMatch(rule.app, message.app) && fullMatch(rule.event, message.event) &&
+        fullMatch(rule.user, message.from) && fullMatch(rule.listener, session.listener())) {
+      return &rule;
+    }
+  }
+  return nullptr;
+}
+
+const std::string& RouteConfig::upstreamFor(const Rule& rule, const Message& message) const {
+  if (rule.gray_upstream.empty()) {
+    return rule.upstream;
+  }
+  if (rule.gray_users.count(message.from) > 0 ||
+      grayBucket(message.app, message.from) < rule.gray_percent) {
+    return rule.gray_upstream;
+  }
+  return rule.upstream;
+}
+
+uint32_t grayBucket(std::string_view app, std::string_view user) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a: stable across runs, builds and nodes
+  auto mix = [&h](std::string_view s) {
+    for (char c : s) {
+      h ^= static_cast<unsigned char>(c);
+      h *= 1099511628211ull;
+    }
+  };
+  mix(app);
+  mix("/");
+  mix(user);
+  return static_cast<uint32_t>(h % 100);
+}
+
+std::string expandPath(const std::string& path, const Message& message, const Session& session) {
+  std::string out;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '{') {
+      const size_t end = path.find('}', i);
+      if (end != std::string::npos) {
+        const std::string_view name(path.data() + i + 1, end - i - 1);
+        std::string value;
+        if (name == "app") {
+          value = message.app;
+        } else if (name == "user") {
+          value = message.from;
+        } else if (name == "device") {
+          value = session.identity().device;
+        } else if (name == "event") {
+          value = message.event;
+        } else if (name == "session") {
+          value = std::to_string(session.id());
+        } else {
+          out.append(path, i, end - i + 1);
+          i = end;
+          continue;
+        }
+        out.append(percentEncode(value));
+        i = end;
+        continue;
+      }
+    }
+    out.push_back(path[i]);
+  }
+  return out;
+}
+
+std::string envelope(const Message& message, const Session& session, std::string_view trace_id) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  auto str = [&w](const char* key, std::string_view value) {
+    w.Key(key);
+    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  };
+  w.StartObject();
+  str("app", message.app);
+  str("user", message.from);
+  str("device", session.identity().device);
+  str("session", std::to_string(session.id()));
+  str("listener", session.listener());
+  str("protocol", session.protocol());
+  str("id", message.id);
+  str("event", message.event);
+  w.Key("ts");
+  w.Int64(message.ts_ms);
+  str("trace_id", trace_id);
+  if (message.type == PayloadType::kBinary) {
+    str("type", "binary");
+    str("body_base64", common::base64Encode(message.data()));
+  } else {
+    str("type", "text");
+    str("body", message.data());
+  }
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+Result<StageConfigPtr> compileRoute(const ConfigView& config, LoadContext& context) {
+  std::vector<Rule> rules;
+  const auto views = config.children("rules");
+  for (size_t i = 0; i < views.size(); ++i) {
+    const ConfigView& v = *views[i];
+    Rule rule;
+    const std::string where = "rules[" + std::to_string(i) + "]";
+    for (const auto& [key, slot] : {std::pair{"app", &rule.app}, std::pair{"event", &rule.event},
+                                    std::pair{"user", &rule.user},
+                                    std::pair{"listener", &rule.listener}}) {
+      const std::string pattern = v.getString(key);
+      if (pattern.empty()) {
+        continue;
+      }
+      RE2::Options options;
+      options.set_log_errors(false);
+      *slot = std::make_unique<RE2>(pattern, options);
+      if (!(*slot)->ok()) {
+        return fail(Errc::kInvalidConfig, where + "." + key + ": bad pattern \"" + pattern +
+                                              "\": " + (*slot)->error());
+      }
+    }
+    rule.upstream = v.getString("upstream");
+    rule.path = v.getString("path");
+    if (rule.path.empty() || rule.path[0] != '/') {
+      return fail(Errc::kInvalidConfig, where + ".path: must start with /");
+    }
+    rule.gray_upstream = v.getString("gray_upstream");
+    for (const std::string& u : v.getStringList("gray_users")) {
+      rule.gray_users.insert(u);
+    }
+    rule.gray_percent = static_cast<uint32_t>(v.getInt("gray_percent"));
+    if (rule.gray_upstream.empty() && (rule.gray_percent > 0 || !rule.gray_users.empty())) {
+      return fail(Errc::kInvalidConfig, where + ": gray_users/gray_percent need gray_upstream");
+    }
+    for (const std::string* group : {&rule.upstream, &rule.gray_upstream}) {
+      if (!group->empty() && !context.hasUpstream(*group)) {
+        return fail(Errc::kInvalidConfig, where + ": no upstream group named \"" + *group + "\"");
+      }
+    }
+    rules.push_back(std::move(rule));
+  }
+  const NoMatch no_match = config.getString("no_match") == "drop" ? NoMatch::kDrop : NoMatch::kReject;
+  return std::make_shared<const RouteConfig>(
+      std::move(rules), no_match, config.getDuration("timeout"),
+      context.stats().counter("route_forwarded"), context.stats().counter("route_failed"),
+      context.stats().counter("route_unrouted"));
+}
+
+}  // namespace imgate::mod::route
