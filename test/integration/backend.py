@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A small test backend (Python standard library): records what imgate POSTs and answers as told."""
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Backend:
+    def __init__(self, name):
+        self.name = name
+        self.requests = []          # (path, headers dict, parsed JSON body)
+        self.mode = "ok"            # ok | fail | hang | reject
+        self.healthy = True
+        self.lock = threading.Lock()
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, status, body=b"", ctype="application/json"):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/healthz":
+                    self._answer(200 if backend.healthy else 500, b"{}")
+                else:
+                    self._answer(404, b"{}")
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", "0"))
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                with backend.lock:
+                    backend.requests.append((self.path, dict(self.headers), body))
+                mode = backend.mode
+                if mode == "hang":
+                    time.sleep(3)
+                    mode = "ok"
+                if mode == "fail":
+                    self._answer(500, b'{"error":"boom"}')
+                elif mode == "reject":
+                    self._answer(403, b'{"error":"not allowed"}')
+                else:
+                    reply = {"backend": backend.name, "got": body.get("body") if body else None}
+                    self._answer(200, json.dumps(reply).encode())
+
+        class Server(ThreadingHTTPServer):
+            # Remembers open connections so stop() can cut them like a killed process would.
+            def process_request(self, request, client_address):
+                with backend.lock:
+                    backend.sockets.append(request)
+                super().process_request(request, client_address)
+
+        self.sockets = []
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def count(self):
+        with self.lock:
+            return len(self.requests)
+
+    def stop(self):
+        """Stops like a killed process: no more accepts, and every open connection is cut."""
+        self.server.shutdown()
+        self.server.server_close()
+        with self.lock:
+            for s in self.sockets:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.sockets.clear()

@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Uplink routing to existing backends: clients' messages (TCP frames and WebSocket) are POSTed to
+upstream groups by rule, and the backend's answer comes back as the ack."""
+import asyncio
+import json
+import os
+import sys
+import time
+
+import pytest
+
+from backend import Backend
+from conftest import ROOT, SECRET, make_token
+from wsutil import connect, run
+
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import imgate_tcp as tf  # noqa: E402
+
+CONFIG = """
+workers: 2
+admin: {{ bind: 127.0.0.1:0 }}
+upstreams:
+  chat:
+    backends: [ {{address: "{a}"}}, {{address: "{b}"}} ]
+    timeout: 1s
+    retries: 1
+    health_check: {{ path: /healthz, interval: 200ms, timeout: 500ms, healthy_threshold: 1, unhealthy_threshold: 1 }}
+  slow:
+    backends: [ {{address: "{c}"}} ]
+    timeout: 500ms
+    retries: 0
+listeners:
+  - name: edge
+    bind: 127.0.0.1:0
+    locations:
+      - {{ path: /ws, protocol: proto.websocket, pipeline: im }}
+  - name: tcp
+    type: stream
+    bind: 127.0.0.1:0
+    protocol: proto.tcp_frame
+    pipeline: im
+pipelines:
+  im:
+    - auth.jwt: {{ secret: {secret} }}
+    - route:
+        rules:
+          - {{ event: "slow\\\\..*", upstream: slow }}
+          - {{ event: "chat\\\\..*", upstream: chat, path: "/im/{{event}}" }}
+          - {{ listener: edge, upstream: chat, path: "/ws/{{user}}" }}
+"""
+
+
+@pytest.fixture
+def backends():
+    started = [Backend("a"), Backend("b"), Backend("c")]
+    yield started
+    for b in started:
+        if b.thread.is_alive():
+            b.stop()
+
+
+def start(gateway_factory, backends):
+    a, b, c = backends
+    return gateway_factory(CONFIG.format(a=a.address, b=b.address, c=c.address, secret=SECRET))
+
+
+def tcp_client(gw, user):
+    client = tf.TcpFrameClient("127.0.0.1", gw.ports["tcp"])
+    ack = client.hello(token=make_token(user))
+    assert ack.name == "HELLO_ACK", ack
+    return client
+
+
+def test_tcp_send_reaches_the_backend_and_the_reply_is_the_ack(gateway_factory, backends):
+    gw = start(gateway_factory, backends)
+    client = tcp_client(gw, "alice")
+    fid = client.send("hello backend", event="chat.send", msg_id="c-1")
+    ack = client.recv_type(tf.SEND_ACK)
+    assert ack.id == fid or ack.get("msg_id") == "c-1"
+    assert ack.get("status", 0) == 0
+    reply = json.loads(ack["data"])
+    assert reply["got"] == "hello backend"
+    hit = [b for b in backends[:2] if b.count() == 1]
+    assert len(hit) == 1
+    path, headers, envelope = hit[0].requests[0]
+    assert path == "/im/chat.send"
+    assert envelope["user"] == "alice" and envelope["event"] == "chat.send"
+    assert envelope["body"] == "hello backend" and envelope["protocol"] == "proto.tcp_frame"
+    assert {k.lower(): v for k, v in headers.items()}["x-imgate-trace-id"] == envelope["trace_id"]
+    client.shutdown()
+
+
+def test_round_robin_and_failover_without_client_errors(gateway_factory, backends):
+    gw = start(gateway_factory, backends)
+    client = tcp_client(gw, "bob")
+    for i in range(10):
+        client.send(f"m{i}", event="chat.x")
+        assert client.recv_type(tf.SEND_ACK).get("status", 0) == 0
+    assert backends[0].count() > 0 and backends[1].count() > 0
+    # Kill one backend: its connections drop and connects are refused; calls are retried on the
+    # other backend, so clients see no error.
+    backends[1].stop()
+    time.sleep(0.2)
+    before_a, before_b = backends[0].count(), backends[1].count()
+    for i in range(10):
+        client.send(f"n{i}", event="chat.x")
+        assert client.recv_type(tf.SEND_ACK).get("status", 0) == 0
+    assert backends[0].count() == before_a + 10
+    assert backends[1].count() == before_b
+    client.shutdown()
+
+
+def test_backend_errors_come_back_as_error_acks(gateway_factory, backends):
+    gw = start(gateway_factory, backends)
+    client = tcp_client(gw, "carol")
+    backends[0].mode = backends[1].mode = "reject"
+    client.send("x", event="chat.x")
+    ack = client.recv_type(tf.SEND_ACK)
+    assert ack.get("status") == 4003  # permission denied, from the backend's 403
+    # A hung backend: timeout error ack, and the session stays usable.
+    backends[2].mode = "hang"
+    client.send("y", event="slow.call")
+    ack = client.recv_type(tf.SEND_ACK, timeout=5)
+    assert ack.get("status") not in (None, 0)
+    # No rule: not found, without closing the session.
+    client.send("z", event="weather")
+    ack = client.recv_type(tf.SEND_ACK)
+    assert ack.get("status") == 4004
+    backends[0].mode = backends[1].mode = "ok"
+    client.send("ok now", event="chat.x")
+    assert client.recv_type(tf.SEND_ACK).get("status", 0) == 0
+    client.shutdown()
+
+
+def test_websocket_messages_are_routed_and_answered(gateway_factory, backends):
+    gw = start(gateway_factory, backends)
+
+    async def main():
+        ws = await connect(f"ws://127.0.0.1:{gw.ports['edge']}/ws?token={make_token('dave')}")
+        await ws.send("from ws")
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert reply["got"] == "from ws"
+        sent = [r for b in backends[:2] for r in b.requests if r[0] == "/ws/dave"]
+        assert len(sent) == 1 and sent[0][2]["protocol"] == "proto.websocket"
+        # A failing backend answers with a JSON error message; the session stays open.
+        backends[0].mode = backends[1].mode = "fail"
+        await ws.send("again")
+        err = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert err["type"] == "error" and err["error"] == "unavailable"
+        backends[0].mode = backends[1].mode = "ok"
+        await ws.send("third")
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["got"] == "third"
+        await ws.close()
+    run(main())
+
+
+def test_health_checks_and_upstream_metrics(gateway_factory, backends):
+    gw = start(gateway_factory, backends)
+    client = tcp_client(gw, "erin")
+    client.send("x", event="chat.x")
+    assert client.recv_type(tf.SEND_ACK).get("status", 0) == 0
+    backends[1].healthy = False
+
+    def healthy_gauge(backend):
+        text = gw.admin("GET", "/metrics")[1].decode()
+        for line in text.splitlines():
+            if line.startswith("imgate_upstream_healthy") and backend.address in line and '"chat"' in line:
+                return line.rsplit(" ", 1)[1]
+        return None
+
+    gw.wait_for(lambda: healthy_gauge(backends[1]) == "0", what="backend b marked down")
+    assert healthy_gauge(backends[0]) == "1"
+    before = backends[1].count()
+    for i in range(6):
+        client.send(f"h{i}", event="chat.x")
+        assert client.recv_type(tf.SEND_ACK).get("status", 0) == 0
+    assert backends[1].count() == before  # nothing sent to the unhealthy backend
+    backends[1].healthy = True
+    gw.wait_for(lambda: healthy_gauge(backends[1]) == "1", what="backend b back")
+    text = gw.admin("GET", "/metrics")[1].decode()
+    assert "imgate_upstream_requests_total" in text and "imgate_route_forwarded_total" in text
+    client.shutdown()
+
+
+def test_reload_changes_rules_for_connected_clients(gateway_factory, backends):
+    gw = start(gateway_factory, backends)
+    client = tcp_client(gw, "frank")
+    client.send("before", event="news.x")
+    assert client.recv_type(tf.SEND_ACK).get("status") == 4004
+    a, b, c = backends
+    text = CONFIG.format(a=a.address, b=b.address, c=c.address, secret=SECRET).replace(
+        '{ event: "chat\\\\..*", upstream: chat, path: "/im/{event}" }',
+        '{ event: "(chat|news)\\\\..*", upstream: chat, path: "/im/{event}" }')
+    assert "news" in text
+    gw.reload(text)
+    assert "reload done" in gw.read_log()
+    client.send("after", event="news.x")
+    assert client.recv_type(tf.SEND_ACK).get("status", 0) == 0
+    client.shutdown()

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "modules/behavior/route/route_stage.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/stats.h"
+#include "config/schema_check.h"
+#include "config/yaml_loader.h"
+#include "test/mocks/fake_upstreams.h"
+
+namespace imgate::mod::route {
+namespace {
+
+class Session final : public imgate::Session {
+ public:
+  uint64_t id() const override { return 77; }
+  std::string_view protocol() const override { return "proto.tcp_frame"; }
+  std::string_view listener() const override { return listener_; }
+  std::string_view peerAddress() const override { return "127.0.0.1:1"; }
+  const Identity& identity() const override { return identity_; }
+  std::optional<std::string_view> handshakeHeader(std::string_view) const override { return {}; }
+  std::optional<std::string> handshakeQuery(std::string_view) const override { return {}; }
+  const std::vector<std::string>& offeredSubprotocols() const override { return none_; }
+  Identity identity_{"shop", "alice", "phone"};
+  std::string listener_ = "tcp";
+  std::vector<std::string> none_;
+};
+
+class Dispatcher final : public imgate::Dispatcher {
+ public:
+  TimerPtr schedule(std::chrono::milliseconds, std::function<void()>) override { return nullptr; }
+  void post(std::function<void()>) override {}
+  std::chrono::steady_clock::time_point now() const override { return {}; }
+  int64_t wallMs() const override { return 1'700'000'000'000; }
+};
+
+class Callbacks final : public StageCallbacks {
+ public:
+  imgate::Session& session() override { return session_; }
+  imgate::Dispatcher& dispatcher() override { return dispatcher_; }
+  void resume() override { ++resumed; }
+  void reject(Errc code, std::string) override { rejected.push_back(code); }
+  void reply(Message m) override { replies.push_back(std::move(m)); }
+  void setIdentity(Identity) override {}
+  Upstreams& upstreams() override { return up; }
+  Session session_;
+  Dispatcher dispatcher_;
+  mocks::FakeUpstreams up;
+  int resumed = 0;
+  std::vector<Errc> rejected;
+  std::vector<Message> replies;
+};
+
+class Context final : public LoadContext {
+ public:
+  std::string_view instanceName() const override { return "p[0]:route"; }
+  std::string_view configDir() const override { return "."; }
+  Logger& log() override { return logger_; }
+  Stats& stats() override { return stats_; }
+  bool hasUpstream(std::string_view g) const override { return groups.count(std::string(g)) > 0; }
+  std::set<std::string> groups = {"chat", "chat-v2", "other"};
+  core::PrefixLogger logger_{"route: "};
+  core::InstanceStats stats_{"route-test"};
+};
+
+Result<StageConfigPtr> compile(const std::string& yaml, Context& ctx) {
+  auto doc = core::config::loadString(yaml, "t.yaml");
+  EXPECT_TRUE(doc.has_value());
+  core::config::Errors errors;
+  auto section = core::config::validate(doc->root, routeSchema(), "route", errors);
+  if (!errors.empty()) {
+    return fail(Errc::kInvalidConfig, core::config::formatErrors(errors));
+  }
+  return compileRoute(*section, ctx);
+}
+
+Message send(std::string event, std::string body, std::string id = "m1") {
+  Message m;
+  m.app = "shop";
+  m.from = "alice";
+  m.event = std::move(event);
+  m.id = std::move(id);
+  m.ts_ms = 1'700'000'000'123;
+  m.payload = makeBytes(std::move(body));
+  return m;
+}
+
+std::string meta(const Message& m, std::string_view key) {
+  for (const auto& [k, v] : m.meta) {
+    if (k == key) return v;
+  }
+  return {};
+}
+
+constexpr const char* kRules = R"(
+rules:
+  - event: "chat\\..*"
+    upstream: chat
+    path: /im/{app}/{event}/{user}
+  - event: admin
+    user: "root|ops"
+    upstream: other
+)";
+
+TEST(RouteStageTest, FirstMatchingRulePostsTheEnvelopeAndAcksWithTheReply) {
+  Context ctx;
+  auto config = compile(kRules, ctx);
+  ASSERT_TRUE(config) << config.error().message;
+  Callbacks cb;
+  auto stage = (*config)->createStage(cb);
+  Message m = send("chat.send", "hi \"there\"");
+  const Verdict v = stage->onMessage(m);
+  EXPECT_EQ(v.action, Action::kPause);
+  ASSERT_EQ(cb.up.calls.size(), 1u);
+  const auto& call = cb.up.calls[0];
+  EXPECT_EQ(call.group, "chat");
+  EXPECT_EQ(call.request.method, "POST");
+  EXPECT_EQ(call.request.path, "/im/shop/chat.send/alice");
+  EXPECT_EQ(call.request.hash_key, "shop/alice");
+  rapidjson::Document d;
+  d.Parse(call.request.body.c_str());
+  ASSERT_FALSE(d.HasParseError()) << call.request.body;
+  EXPECT_STREQ(d["app"].GetString(), "shop");
+  EXPECT_STREQ(d["user"].GetString(), "alice");
+  EXPECT_STREQ(d["device"].GetString(), "phone");
+  EXPECT_STREQ(d["session"].GetString(), "77");
+  EXPECT_STREQ(d["id"].GetString(), "m1");
+  EXPECT_STREQ(d["event"].GetString(), "chat.send");
+  EXPECT_STREQ(d["body"].GetString(), "hi \"there\"");
+  EXPECT_STREQ(d["type"].GetString(), "text");
+  EXPECT_EQ(d["ts"].GetInt64(), 1'700'000'000'123);
+  EXPECT_EQ(std::string(d["trace_id"].GetString()).size(), 16u);
+  EXPECT_EQ(cb.resumed, 0);
+
+  cb.up.complete(UpstreamResponse{200, {}, R"({"msg_id":9})", "127.0.0.1:9000"});
+  EXPECT_EQ(cb.resumed, 1);
+  ASSERT_EQ(cb.replies.size(), 1u);
+  EXPECT_EQ(cb.replies[0].kind, MessageKind::kAck);
+  EXPECT_EQ(cb.replies[0].id, "m1");
+  EXPECT_EQ(meta(cb.replies[0], "status"), "ok");
+  EXPECT_EQ(cb.replies[0].data(), R"({"msg_id":9})");
+}
+
+TEST(RouteStageTest, BinaryBodiesAreBase64) {
+  Context ctx;
+  auto config = compile(kRules, ctx);
+  ASSERT_TRUE(config);
+  Callbacks cb;
+  auto stage = (*config)->createStage(cb);
+  Message m = send("chat.bin", std::string("\x00\xff", 2));
+  m.type = PayloadType::kBinary;
+  (void)stage->onMessage(m);
+  rapidjson::Document d;
+  d.Parse(cb.up.calls.at(0).request.body.c_str());
+  EXPECT_STREQ(d["type"].GetString(), "binary");
+  EXPECT_STREQ(d["body_base64"].GetString(), "AP8=");
+}
+
+TEST(RouteStageTest, BackendErrorsBecomeErrorAcksNotCloses) {
+  Context ctx;
+  auto config = compile(kRules, ctx);
+  ASSERT_TRUE(config);
+  const std::vector<std::pair<Result<UpstreamResponse>, std::string>> cases = {
+      {UpstreamResponse{403, {}, "no", "b"}, "permission_denied"},
+      {UpstreamResponse{400, {}, "bad", "b"}, "bad_request"},
+      {UpstreamResponse{503, {}, "", "b"}, "unavailable"},
+      {fail(Errc::kUnavailable, "no healthy backend"), "unavailable"},
+      {fail(Errc::kTimeout, "timed out"), "timeout"},
+  };
+  for (const auto& [result, status] : cases) {
+    Callbacks cb;
+    auto stage = (*config)->createStage(cb);
+    Message m = send("chat.x", "x");
+    (void)stage->onMessage(m);
+    cb.up.complete(result);
+    ASSERT_EQ(cb.replies.size(), 1u);
+    EXPECT_EQ(meta(cb.replies[0], "status"), status);
+    EXPECT_FALSE(meta(cb.replies[0], "reason").empty());
+    EXPECT_EQ(cb.resumed, 1);
+    EXPECT_TRUE(cb.rejected.empty());
+  }
+}
+
+TEST(RouteStageTest, NoMatchAcksNotFoundOrDrops) {
+  Context ctx;
+  auto config = compile(kRules, ctx);
+  ASSERT_TRUE(config);
+  Callbacks cb;
+  auto stage = (*config)->createStage(cb);
+  Message m = send("weather", "x");
+  EXPECT_EQ(stage->onMessage(m).action, Action::kDrop);
+  ASSERT_EQ(cb.replies.size(), 1u);
+  EXPECT_EQ(meta(cb.replies[0], "status"), "not_found");
+  EXPECT_TRUE(cb.up.calls.empty());
+
+  auto dropping = compile(std::string(kRules) + "no_match: drop\n", ctx);
+  ASSERT_TRUE(dropping);
+  Callbacks cb2;
+  auto stage2 = (*dropping)->createStage(cb2);
+  Message m2 = send("weather", "x");
+  EXPECT_EQ(stage2->onMessage(m2).action, Action::kDrop);
+  EXPECT_TRUE(cb2.replies.empty());
+}
+
+TEST(RouteStageTest, UserAndListenerPatternsMatchWholeValues) {
+  Context ctx;
+  auto config = compile(R"(
+rules:
+  - {event: admin, user: "root|ops", upstream: other}
+  - {listener: "ws", upstream: chat-v2}
+  - {upstream: chat}
+)", ctx);
+  ASSERT_TRUE(config);
+  const auto& rc = static_cast<const RouteConfig&>(**config);
+  Session s;
+  Message m = send("admin", "x");
+  EXPECT_EQ(rc.match(m, s)->upstream, "chat");  // alice is not root|ops, listener is tcp
+  m.from = "ops";
+  EXPECT_EQ(rc.match(m, s)->upstream, "other");
+  m.from = "opsx";  // whole-value match, not a substring
+  EXPECT_EQ(rc.match(m, s)->upstream, "chat");
+  s.listener_ = "ws";
+  EXPECT_EQ(rc.match(m, s)->upstream, "chat-v2");
+}
+
+TEST(RouteStageTest, GrayReleaseByUserListAndStableShare) {
+  Context ctx;
+  auto config = compile(R"(
+rules:
+  - {upstream: chat, gray_upstream: chat-v2, gray_users: [vip], gray_percent: 30}
+)", ctx);
+  ASSERT_TRUE(config);
+  const auto& rc = static_cast<const RouteConfig&>(**config);
+  Session s;
+  Message m = send("e", "x");
+  m.from = "vip";
+  EXPECT_EQ(rc.upstreamFor(*rc.match(m, s), m), "chat-v2");
+  int gray = 0;
+  for (int i = 0; i < 10000; ++i) {
+    m.from = "user" + std::to_string(i);
+    const bool g = rc.upstreamFor(*rc.match(m, s), m) == "chat-v2";
+    gray += g ? 1 : 0;
+    EXPECT_EQ(g, grayBucket("shop", m.from) < 30);  // stable: same answer every time
+  }
+  EXPECT_NEAR(gray, 3000, 300);
+}
+
+TEST(RouteStageTest, ConfigErrors) {
+  Context ctx;
+  auto bad_group = compile("rules: [{upstream: nope}]\n", ctx);
+  ASSERT_FALSE(bad_group);
+  EXPECT_NE(bad_group.error().message.find("no upstream group named \"nope\""), std::string::npos);
+  auto bad_re = compile("rules: [{event: \"(\", upstream: chat}]\n", ctx);
+  ASSERT_FALSE(bad_re);
+  EXPECT_NE(bad_re.error().message.find("bad pattern"), std::string::npos);
+  auto gray_without = compile("rules: [{upstream: chat, gray_percent: 5}]\n", ctx);
+  ASSERT_FALSE(gray_without);
+  auto no_rules = compile("no_match: drop\n", ctx);
+  ASSERT_FALSE(no_rules);
+  auto bad_path = compile("rules: [{upstream: chat, path: relative}]\n", ctx);
+  ASSERT_FALSE(bad_path);
+}
+
+TEST(RouteStageTest, ExpandPathEncodesValues) {
+  Session s;
+  Message m = send("a/b c", "x");
+  m.from = "u?1";
+  EXPECT_EQ(expandPath("/x/{event}/{user}/{session}/{nope}", m, s), "/x/a%2Fb%20c/u%3F1/77/{nope}");
+}
+
+}  // namespace
+}  // namespace imgate::mod::route
