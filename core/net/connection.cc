@@ -235,6 +235,8 @@ const std::vector<std::string>& Connection::offeredSubprotocols() const {
 
 Dispatcher& Connection::dispatcher() { return worker_; }
 
+Hub& Connection::hub() { return worker_.registry(); }
+
 // ---- I/O -----------------------------------------------------------------------------------
 
 void Connection::onReadEvent(int, short, void* arg) { static_cast<Connection*>(arg)->handleRead(); }

@@ -77,6 +77,7 @@ class Connection final : public Session,
   void reply(Message message) override;
   void setIdentity(Identity identity) override;
   Upstreams& upstreams() override { return upstreams_; }
+  Hub& hub() override;
 
   // ---- StageRunnerHost ----
   void openAccepted() override;

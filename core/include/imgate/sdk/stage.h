@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "imgate/sdk/hub.h"
 #include "imgate/sdk/message.h"
 #include "imgate/sdk/runtime.h"
 #include "imgate/sdk/status.h"
@@ -80,6 +81,10 @@ class StageCallbacks {
   virtual void setIdentity(Identity identity) = 0;
   // The configured upstream groups (backend HTTP calls); see upstream.h for the callback rules.
   virtual Upstreams& upstreams() = 0;
+  // The hub: push to other users, rooms or everyone, join users to rooms, presence. Its `done`
+  // callbacks are not guarded like upstream ones: pass an empty function unless the callback
+  // captures nothing that can die with the session.
+  virtual Hub& hub() = 0;
 
  protected:
   ~StageCallbacks() = default;

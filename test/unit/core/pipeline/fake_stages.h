@@ -27,7 +27,7 @@
 #include "imgate/sdk/status.h"
 #include "pipeline/stage_runner.h"
 #include "reload/generation.h"
-#include "test/mocks/fake_upstreams.h"
+#include "test/mocks/sdk_fakes.h"
 
 namespace imgate::core::pipeline_test {
 
@@ -164,6 +164,8 @@ class UnusedDispatcher final : public Dispatcher {
 class ForwardingCallbacks final : public StageCallbacks {
  public:
   Upstreams& upstreams() override { return fake_upstreams; }
+  Hub& hub() override { return fake_hub_; }
+  ::imgate::mocks::NullHub fake_hub_;
   ::imgate::mocks::FakeUpstreams fake_upstreams;
   Session& session() override { return session_; }
   Dispatcher& dispatcher() override { return dispatcher_; }

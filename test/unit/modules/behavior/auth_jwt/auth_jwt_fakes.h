@@ -23,7 +23,7 @@
 #include "imgate/sdk/http.h"
 #include "imgate/sdk/runtime.h"
 #include "imgate/sdk/stage.h"
-#include "test/mocks/fake_upstreams.h"
+#include "test/mocks/sdk_fakes.h"
 
 namespace imgate::mod::auth_jwt::test {
 
@@ -258,6 +258,8 @@ class FakeSession final : public Session {
 class FakeStageCallbacks final : public StageCallbacks {
  public:
   Upstreams& upstreams() override { return fake_upstreams; }
+  Hub& hub() override { return fake_hub_; }
+  ::imgate::mocks::NullHub fake_hub_;
   ::imgate::mocks::FakeUpstreams fake_upstreams;
   Session& session() override { return session_; }
   Dispatcher& dispatcher() override { return dispatcher_; }

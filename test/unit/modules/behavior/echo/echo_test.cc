@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "modules/behavior/echo/echo_stage.h"
-#include "test/mocks/fake_upstreams.h"
+#include "test/mocks/sdk_fakes.h"
 
 #include <gtest/gtest.h>
 
@@ -53,6 +53,8 @@ class EchoFakeDispatcher final : public Dispatcher {
 class EchoFakeCallbacks final : public StageCallbacks {
  public:
   Upstreams& upstreams() override { return fake_upstreams; }
+  Hub& hub() override { return fake_hub_; }
+  ::imgate::mocks::NullHub fake_hub_;
   ::imgate::mocks::FakeUpstreams fake_upstreams;
   Session& session() override { return session_; }
   Dispatcher& dispatcher() override { return dispatcher_; }

@@ -13,7 +13,7 @@
 #include "common/stats.h"
 #include "config/schema_check.h"
 #include "config/yaml_loader.h"
-#include "test/mocks/fake_upstreams.h"
+#include "test/mocks/sdk_fakes.h"
 
 namespace imgate::mod::route {
 namespace {
@@ -50,6 +50,8 @@ class Callbacks final : public StageCallbacks {
   void reply(Message m) override { replies.push_back(std::move(m)); }
   void setIdentity(Identity) override {}
   Upstreams& upstreams() override { return up; }
+  Hub& hub() override { return fake_hub_; }
+  ::imgate::mocks::NullHub fake_hub_;
   Session session_;
   Dispatcher dispatcher_;
   mocks::FakeUpstreams up;

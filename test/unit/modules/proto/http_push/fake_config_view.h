@@ -15,7 +15,7 @@
 
 #include "imgate/sdk/config.h"
 #include "imgate/sdk/runtime.h"
-#include "test/mocks/fake_upstreams.h"
+#include "test/mocks/sdk_fakes.h"
 
 namespace imgate::test::http_push {
 

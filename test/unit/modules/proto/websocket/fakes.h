@@ -19,7 +19,7 @@
 #include "imgate/sdk/hub.h"
 #include "imgate/sdk/module.h"
 #include "imgate/sdk/runtime.h"
-#include "test/mocks/fake_upstreams.h"
+#include "test/mocks/sdk_fakes.h"
 
 namespace imgate::mod::websocket::testing {
 
