@@ -11,7 +11,7 @@ class Backend:
     def __init__(self, name):
         self.name = name
         self.requests = []          # (path, headers dict, parsed JSON body)
-        self.mode = "ok"            # ok | fail | hang | reject
+        self.mode = "ok"            # ok | fail | hang | reject | instruct
         self.healthy = True
         self.lock = threading.Lock()
         backend = self
@@ -52,6 +52,11 @@ class Backend:
                     self._answer(500, b'{"error":"boom"}')
                 elif mode == "reject":
                     self._answer(403, b'{"error":"not allowed"}')
+                elif mode == "instruct":
+                    # Answer the sender and push to another user in one go.
+                    reply = {"imgate": {"reply": "stored", "push": [
+                        {"to": {"users": ["peer"]}, "data": {"from": body.get("user"), "text": body.get("body")}}]}}
+                    self._answer(200, json.dumps(reply).encode())
                 else:
                     reply = {"backend": backend.name, "got": body.get("body") if body else None}
                     self._answer(200, json.dumps(reply).encode())

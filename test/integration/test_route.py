@@ -197,3 +197,34 @@ def test_reload_changes_rules_for_connected_clients(gateway_factory, backends):
     client.send("after", event="news.x")
     assert client.recv_type(tf.SEND_ACK).get("status", 0) == 0
     client.shutdown()
+
+
+def test_retried_message_id_is_acked_again_not_forwarded_twice(gateway_factory, backends):
+    gw = start(gateway_factory, backends)
+    client = tcp_client(gw, "gina")
+    client.send("pay 10", event="chat.pay", msg_id="dup-1")
+    first = client.recv_type(tf.SEND_ACK)
+    # The client lost the ack and reconnects, then retries the same message id.
+    client.shutdown()
+    client = tcp_client(gw, "gina")
+    client.send("pay 10", event="chat.pay", msg_id="dup-1")
+    second = client.recv_type(tf.SEND_ACK)
+    assert first.get("status", 0) == 0 and second.get("status", 0) == 0
+    assert json.loads(first["data"]) == json.loads(second["data"])
+    forwarded = [r for b in backends[:2] for r in b.requests if r[2] and r[2].get("id") == "dup-1"]
+    assert len(forwarded) == 1
+    client.shutdown()
+
+
+def test_backend_answer_can_push_to_other_users(gateway_factory, backends):
+    gw = start(gateway_factory, backends)
+    sender = tcp_client(gw, "hank")
+    peer = tcp_client(gw, "peer")
+    backends[0].mode = backends[1].mode = "instruct"
+    sender.send("hello peer", event="chat.dm")
+    ack = sender.recv_type(tf.SEND_ACK)
+    assert ack.get("status", 0) == 0 and ack["data"] == b"stored"
+    push = peer.recv_type(tf.PUSH)
+    assert json.loads(push["data"]) == {"from": "hank", "text": "hello peer"}
+    sender.shutdown()
+    peer.shutdown()

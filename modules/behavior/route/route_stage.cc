@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "route_stage.h"
 
+#include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -36,7 +37,7 @@ constexpr std::array<ParamSpec, 9> kRuleSchema = {{
      .help = "stable share of users (by hash of app and user) sent to gray_upstream"},
 }};
 
-constexpr std::array<ParamSpec, 3> kSchema = {{
+constexpr std::array<ParamSpec, 5> kSchema = {{
     {.key = "rules", .type = ParamType::kMapList, .required = true, .min = 1,
      .help = "evaluated in order; the first match routes the message", .fields = kRuleSchema},
     {.key = "no_match", .type = ParamType::kEnum, .default_value = "reject", .choices = kNoMatch,
@@ -44,6 +45,14 @@ constexpr std::array<ParamSpec, 3> kSchema = {{
              "(silently)"},
     {.key = "timeout", .type = ParamType::kDuration, .default_value = "0", .min = 0,
      .max = 300'000, .help = "backend answer timeout; 0 uses the upstream group's timeout"},
+    {.key = "dedupe_window", .type = ParamType::kDuration, .default_value = "60s", .min = 0,
+     .max = 3'600'000,
+     .help = "a message id seen again from the same user within this window is answered with "
+             "the first answer and not forwarded again (clients retry after a lost ack); 0 "
+             "disables"},
+    {.key = "dedupe_max", .type = ParamType::kInt, .default_value = "100000", .min = 16,
+     .max = 10'000'000,
+     .help = "message ids remembered at most (oldest forgotten first), bounding the memory"},
 }};
 
 std::string percentEncode(std::string_view in) {
@@ -99,10 +108,29 @@ class RouteStage final : public Stage {
     if (message.kind != MessageKind::kData) {
       return Verdict::pass();
     }
+    if (DedupeTable* dedupe = config_->dedupe(); dedupe != nullptr && !message.id.empty()) {
+      std::string key = message.app;
+      key.append(1, '\0').append(message.from).append(1, '\0').append(message.id);
+      AckRecord known;
+      switch (dedupe->begin(key, callbacks_.dispatcher().wallMs(), known)) {
+        case DedupeTable::Seen::kDone:
+          config_->duplicates().add();
+          ack(message, known.code, known.reason, known.body);
+          return Verdict::drop();
+        case DedupeTable::Seen::kInFlight:
+          config_->duplicates().add();
+          ack(message, Errc::kUnavailable, "duplicate of a message still in flight; retry", {});
+          return Verdict::drop();
+        case DedupeTable::Seen::kNew:
+          pending_key_ = std::move(key);
+          break;
+      }
+    }
     const Rule* rule = config_->match(message, callbacks_.session());
     if (rule == nullptr) {
       config_->unrouted().add();
       if (config_->noMatch() == NoMatch::kDrop) {
+        remember(AckRecord{Errc::kNotFound, "dropped", {}});
         return Verdict::drop();
       }
       ack(message, Errc::kNotFound, "no route for event \"" + message.event + "\"", {});
@@ -130,7 +158,12 @@ class RouteStage final : public Stage {
           "backend unavailable: " + result.error().message, {});
     } else if (result->status >= 200 && result->status < 300) {
       config_->routed().add();
-      ack(message, Errc::kNone, {}, std::move(result->body));
+      BackendAnswer answer = parseAnswer(result->body);
+      for (BackendAnswer::Push& p : answer.pushes) {
+        callbacks_.hub().push(p.message.app.empty() ? message.app : p.message.app,
+                              std::move(p.target), std::move(p.message), {});
+      }
+      ack(message, Errc::kNone, {}, std::move(answer.reply));
     } else {
       config_->failed().add();
       const Errc code = errcForStatus(result->status);
@@ -152,6 +185,7 @@ class RouteStage final : public Stage {
     ack.id = message.id;
     ack.event = message.event;
     ack.ts_ms = callbacks_.dispatcher().wallMs();
+    remember(AckRecord{code, reason, body});
     ack.meta.emplace_back("status", code == Errc::kNone ? "ok" : std::string(errcName(code)));
     if (!reason.empty()) {
       ack.meta.emplace_back("reason", std::move(reason));
@@ -160,13 +194,187 @@ class RouteStage final : public Stage {
     callbacks_.reply(std::move(ack));
   }
 
+  // Records the answer for de-duplication (once per forwarded message).
+  void remember(const AckRecord& record) {
+    if (!pending_key_.empty()) {
+      config_->dedupe()->finish(pending_key_, callbacks_.dispatcher().wallMs(), record);
+      pending_key_.clear();
+    }
+  }
+
+ public:
+  ~RouteStage() override {
+    if (!pending_key_.empty()) {
+      config_->dedupe()->abandon(pending_key_);  // the answer will never come: allow a retry
+    }
+  }
+
+ private:
   std::shared_ptr<const RouteConfig> config_;
   StageCallbacks& callbacks_;
+  std::string pending_key_;  // dedupe key of the message being forwarded
 };
 
 }  // namespace
 
 std::span<const ParamSpec> routeSchema() { return kSchema; }
+
+void DedupeTable::expire(Shard& s, int64_t now_ms) {
+  while (!s.order.empty() &&
+         (s.order.front().first <= now_ms || s.entries.size() > max_per_shard_)) {
+    auto it = s.entries.find(s.order.front().second);
+    if (it != s.entries.end() && it->second.expires_ms == s.order.front().first) {
+      s.entries.erase(it);
+    }
+    s.order.pop_front();
+  }
+}
+
+DedupeTable::Seen DedupeTable::begin(const std::string& key, int64_t now_ms, AckRecord& record) {
+  Shard& s = shard(key);
+  std::lock_guard lock(s.mu);
+  expire(s, now_ms);
+  auto [it, inserted] = s.entries.try_emplace(key);
+  if (!inserted) {
+    if (it->second.done) {
+      record = it->second.record;
+      return Seen::kDone;
+    }
+    return Seen::kInFlight;
+  }
+  it->second.expires_ms = now_ms + window_.count();
+  s.order.emplace_back(it->second.expires_ms, key);
+  return Seen::kNew;
+}
+
+void DedupeTable::finish(const std::string& key, int64_t now_ms, const AckRecord& record) {
+  Shard& s = shard(key);
+  std::lock_guard lock(s.mu);
+  auto it = s.entries.find(key);
+  if (it == s.entries.end()) {
+    return;
+  }
+  it->second.done = true;
+  it->second.record = record;
+  it->second.expires_ms = now_ms + window_.count();
+  s.order.emplace_back(it->second.expires_ms, key);
+}
+
+void DedupeTable::abandon(const std::string& key) {
+  Shard& s = shard(key);
+  std::lock_guard lock(s.mu);
+  auto it = s.entries.find(key);
+  if (it != s.entries.end() && !it->second.done) {
+    s.entries.erase(it);
+  }
+}
+
+namespace {
+
+std::string compact(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+bool stringList(const rapidjson::Value& v, std::vector<std::string>& out) {
+  if (!v.IsArray()) {
+    return false;
+  }
+  for (const auto& item : v.GetArray()) {
+    if (!item.IsString()) {
+      return false;
+    }
+    out.emplace_back(item.GetString(), item.GetStringLength());
+  }
+  return true;
+}
+
+bool parseTarget(const rapidjson::Value& to, PushTarget& target) {
+  if (to.IsString() && std::string_view(to.GetString()) == "all") {
+    target.kind = TargetKind::kAll;
+    return true;
+  }
+  if (!to.IsObject() || to.MemberCount() != 1) {
+    return false;
+  }
+  const auto& m = *to.MemberBegin();
+  const std::string_view kind(m.name.GetString(), m.name.GetStringLength());
+  if (kind == "room" && m.value.IsString()) {
+    target.kind = TargetKind::kRoom;
+    target.ids.emplace_back(m.value.GetString(), m.value.GetStringLength());
+    return true;
+  }
+  if (kind == "users" || kind == "rooms" || kind == "sessions") {
+    target.kind = kind == "users" ? TargetKind::kUser
+                  : kind == "rooms" ? TargetKind::kRoom
+                                    : TargetKind::kSession;
+    return stringList(m.value, target.ids);
+  }
+  return false;
+}
+
+}  // namespace
+
+BackendAnswer parseAnswer(std::string_view body) {
+  BackendAnswer answer;
+  if (body.empty() || body.front() != '{' || body.find("\"imgate\"") == std::string_view::npos) {
+    answer.reply = std::string(body);
+    return answer;
+  }
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("imgate") ||
+      !doc["imgate"].IsObject()) {
+    answer.reply = std::string(body);
+    return answer;
+  }
+  const auto& ins = doc["imgate"];
+  if (ins.HasMember("reply")) {
+    const auto& r = ins["reply"];
+    answer.reply = r.IsString() ? std::string(r.GetString(), r.GetStringLength()) : compact(r);
+  }
+  if (ins.HasMember("push")) {
+    if (!ins["push"].IsArray()) {
+      answer.error = "imgate.push must be a list";
+      return answer;
+    }
+    for (const auto& p : ins["push"].GetArray()) {
+      BackendAnswer::Push push;
+      if (!p.IsObject() || !p.HasMember("to") || !parseTarget(p["to"], push.target)) {
+        answer.error = "imgate.push entries need \"to\": {\"users\"|\"rooms\"|\"sessions\": [...]} "
+                       "or {\"room\": ...} or \"all\"";
+        continue;
+      }
+      Message& m = push.message;
+      if (p.HasMember("data_base64") && p["data_base64"].IsString()) {
+        auto bytes = common::base64Decode(
+            std::string_view(p["data_base64"].GetString(), p["data_base64"].GetStringLength()));
+        if (!bytes) {
+          answer.error = "imgate.push data_base64 is not base64";
+          continue;
+        }
+        m.type = PayloadType::kBinary;
+        m.payload = makeBytes(std::move(*bytes));
+      } else if (p.HasMember("data")) {
+        const auto& d = p["data"];
+        m.payload = makeBytes(d.IsString() ? std::string(d.GetString(), d.GetStringLength()) : compact(d));
+      } else {
+        answer.error = "imgate.push entries need data or data_base64";
+        continue;
+      }
+      if (p.HasMember("event") && p["event"].IsString()) {
+        m.event = p["event"].GetString();
+      }
+      if (p.HasMember("app") && p["app"].IsString()) {
+        m.app = p["app"].GetString();
+      }
+      answer.pushes.push_back(std::move(push));
+    }
+  }
+  return answer;
+}
 
 StagePtr RouteConfig::createStage(StageCallbacks& callbacks) const {
   return std::make_unique<RouteStage>(shared_from_this(), callbacks);
@@ -313,10 +521,15 @@ Result<StageConfigPtr> compileRoute(const ConfigView& config, LoadContext& conte
     rules.push_back(std::move(rule));
   }
   const NoMatch no_match = config.getString("no_match") == "drop" ? NoMatch::kDrop : NoMatch::kReject;
+  std::unique_ptr<DedupeTable> dedupe;
+  if (config.getDuration("dedupe_window").count() > 0) {
+    dedupe = std::make_unique<DedupeTable>(config.getDuration("dedupe_window"),
+                                           static_cast<size_t>(config.getInt("dedupe_max")));
+  }
   return std::make_shared<const RouteConfig>(
-      std::move(rules), no_match, config.getDuration("timeout"),
+      std::move(rules), no_match, config.getDuration("timeout"), std::move(dedupe),
       context.stats().counter("route_forwarded"), context.stats().counter("route_failed"),
-      context.stats().counter("route_unrouted"));
+      context.stats().counter("route_unrouted"), context.stats().counter("route_duplicates"));
 }
 
 }  // namespace imgate::mod::route

@@ -176,10 +176,11 @@ TEST(RouteStageTest, BackendErrorsBecomeErrorAcksNotCloses) {
       {fail(Errc::kUnavailable, "no healthy backend"), "unavailable"},
       {fail(Errc::kTimeout, "timed out"), "timeout"},
   };
+  int n = 0;
   for (const auto& [result, status] : cases) {
     Callbacks cb;
     auto stage = (*config)->createStage(cb);
-    Message m = send("chat.x", "x");
+    Message m = send("chat.x", "x", "err-" + std::to_string(n++));  // distinct ids: no dedupe
     (void)stage->onMessage(m);
     cb.up.complete(result);
     ASSERT_EQ(cb.replies.size(), 1u);
@@ -268,6 +269,88 @@ TEST(RouteStageTest, ConfigErrors) {
   ASSERT_FALSE(no_rules);
   auto bad_path = compile("rules: [{upstream: chat, path: relative}]\n", ctx);
   ASSERT_FALSE(bad_path);
+}
+
+TEST(RouteStageTest, RetriedMessageIdIsAnsweredWithTheFirstAnswerNotForwardedAgain) {
+  Context ctx;
+  auto config = compile(kRules, ctx);
+  ASSERT_TRUE(config);
+  Callbacks cb;
+  auto stage = (*config)->createStage(cb);
+  Message m = send("chat.x", "pay 10", "pay-1");
+  ASSERT_EQ(stage->onMessage(m).action, Action::kPause);
+  // The same id arrives again (e.g. on a new connection) while the first is in flight.
+  Callbacks cb2;
+  auto other = (*config)->createStage(cb2);
+  Message again = send("chat.x", "pay 10", "pay-1");
+  EXPECT_EQ(other->onMessage(again).action, Action::kDrop);
+  ASSERT_EQ(cb2.replies.size(), 1u);
+  EXPECT_EQ(meta(cb2.replies[0], "status"), "unavailable");
+  cb.up.complete(UpstreamResponse{200, {}, "receipt-7", "b"});
+  // After the answer, a retry gets the same answer without a second backend call.
+  Message third = send("chat.x", "pay 10", "pay-1");
+  EXPECT_EQ(other->onMessage(third).action, Action::kDrop);
+  ASSERT_EQ(cb2.replies.size(), 2u);
+  EXPECT_EQ(meta(cb2.replies[1], "status"), "ok");
+  EXPECT_EQ(cb2.replies[1].data(), "receipt-7");
+  EXPECT_TRUE(cb2.up.calls.empty());
+  EXPECT_EQ(cb.up.calls.size(), 0u);
+  // Another user's identical id is independent.
+  Message bob = send("chat.x", "pay 10", "pay-1");
+  bob.from = "bob";
+  EXPECT_EQ(other->onMessage(bob).action, Action::kPause);
+}
+
+TEST(RouteStageTest, AbandonedMessageMayBeRetried) {
+  Context ctx;
+  auto config = compile(kRules, ctx);
+  ASSERT_TRUE(config);
+  {
+    Callbacks cb;
+    auto stage = (*config)->createStage(cb);
+    Message m = send("chat.x", "x", "lost-1");
+    ASSERT_EQ(stage->onMessage(m).action, Action::kPause);
+  }  // the session closed before the answer: the stage is destroyed
+  Callbacks cb;
+  auto stage = (*config)->createStage(cb);
+  Message retry = send("chat.x", "x", "lost-1");
+  EXPECT_EQ(stage->onMessage(retry).action, Action::kPause);
+  EXPECT_EQ(cb.up.calls.size(), 1u);
+}
+
+TEST(RouteStageTest, AnswerInstructionsPushAndReply) {
+  const BackendAnswer plain = parseAnswer(R"({"ok":true})");
+  EXPECT_EQ(plain.reply, R"({"ok":true})");
+  EXPECT_TRUE(plain.pushes.empty());
+  const BackendAnswer a = parseAnswer(R"({"imgate":{"reply":{"id":5},"push":[
+      {"to":{"users":["bob","carol"]},"data":"hi","event":"chat"},
+      {"to":{"room":"lobby"},"data":{"n":1}},
+      {"to":"all","data_base64":"AP8="},
+      {"to":{"planets":["x"]},"data":"bad"}]}})");
+  EXPECT_EQ(a.reply, R"({"id":5})");
+  ASSERT_EQ(a.pushes.size(), 3u);
+  EXPECT_EQ(a.pushes[0].target.kind, TargetKind::kUser);
+  EXPECT_EQ(a.pushes[0].target.ids, (std::vector<std::string>{"bob", "carol"}));
+  EXPECT_EQ(a.pushes[0].message.event, "chat");
+  EXPECT_EQ(a.pushes[1].target.kind, TargetKind::kRoom);
+  EXPECT_EQ(a.pushes[1].message.data(), R"({"n":1})");
+  EXPECT_EQ(a.pushes[2].target.kind, TargetKind::kAll);
+  EXPECT_EQ(a.pushes[2].message.type, PayloadType::kBinary);
+  EXPECT_FALSE(a.error.empty());
+
+  Context ctx;
+  auto config = compile(kRules, ctx);
+  ASSERT_TRUE(config);
+  Callbacks cb;
+  auto stage = (*config)->createStage(cb);
+  Message m = send("chat.x", "x", "instr-1");
+  ASSERT_EQ(stage->onMessage(m).action, Action::kPause);
+  cb.up.complete(UpstreamResponse{200, {}, R"({"imgate":{"reply":"stored","push":[{"to":{"room":"r"},"data":"new msg"}]}})", "b"});
+  ASSERT_EQ(cb.replies.size(), 1u);
+  EXPECT_EQ(cb.replies[0].data(), "stored");
+  ASSERT_EQ(cb.fake_hub_.pushes.size(), 1u);
+  EXPECT_EQ(cb.fake_hub_.pushes[0].app, "shop");
+  EXPECT_EQ(cb.fake_hub_.pushes[0].message.data(), "new msg");
 }
 
 TEST(RouteStageTest, ExpandPathEncodesValues) {
