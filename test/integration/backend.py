@@ -11,13 +11,15 @@ class Backend:
     def __init__(self, name):
         self.name = name
         self.requests = []          # (path, headers dict, parsed JSON body)
-        self.mode = "ok"            # ok | fail | hang | reject | instruct
+        self.mode = "ok"            # ok | fail | hang | reject | instruct | answer
+        self.answer = {}            # mode "answer": this JSON value is the 200 answer
         self.healthy = True
         self.lock = threading.Lock()
         backend = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes
 
             def log_message(self, *args):
                 pass
@@ -52,6 +54,8 @@ class Backend:
                     self._answer(500, b'{"error":"boom"}')
                 elif mode == "reject":
                     self._answer(403, b'{"error":"not allowed"}')
+                elif mode == "answer":
+                    self._answer(200, json.dumps(backend.answer).encode())
                 elif mode == "instruct":
                     # Answer the sender and push to another user in one go.
                     reply = {"imgate": {"reply": "stored", "push": [
