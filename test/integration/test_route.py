@@ -29,6 +29,9 @@ upstreams:
     backends: [ {{address: "{c}"}} ]
     timeout: 500ms
     retries: 0
+  sticky:
+    backends: [ {{address: "{a}"}}, {{address: "{b}"}} ]
+    policy: consistent_hash
 listeners:
   - name: edge
     bind: 127.0.0.1:0
@@ -45,6 +48,8 @@ pipelines:
     - route:
         rules:
           - {{ event: "slow\\\\..*", upstream: slow }}
+          - {{ event: "sticky\\\\..*", upstream: sticky, path: /sticky }}
+          - {{ event: "canary\\\\..*", upstream: chat, path: /canary, gray_upstream: slow, gray_percent: 30 }}
           - {{ event: "chat\\\\..*", upstream: chat, path: "/im/{{event}}" }}
           - {{ listener: edge, upstream: chat, path: "/ws/{{user}}" }}
 """
@@ -228,3 +233,43 @@ def test_backend_answer_can_push_to_other_users(gateway_factory, backends):
     assert json.loads(push["data"]) == {"from": "hank", "text": "hello peer"}
     sender.shutdown()
     peer.shutdown()
+
+
+def fnv_bucket(app, user):
+    h = 14695981039346656037
+    for b in (app + "/" + user).encode():
+        h ^= b
+        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h % 100
+
+
+def test_consistent_hash_keeps_each_user_on_one_backend(gateway_factory, backends):
+    gw = start(gateway_factory, backends)
+    seen = {}
+    for u in range(12):
+        client = tcp_client(gw, f"s{u}")
+        for i in range(4):
+            client.send(f"{i}", event="sticky.x")
+            assert client.recv_type(tf.SEND_ACK).get("status", 0) == 0
+        client.shutdown()
+    for b in backends[:2]:
+        for path, _, env in b.requests:
+            if path == "/sticky":
+                seen.setdefault(env["user"], set()).add(b.name)
+    assert len(seen) == 12
+    assert all(len(names) == 1 for names in seen.values()), seen
+    assert {n for names in seen.values() for n in names} == {"a", "b"}  # users spread over both
+
+
+def test_gray_release_share_matches_the_configured_percentage(gateway_factory, backends):
+    gw = start(gateway_factory, backends)
+    users = [f"g{u}" for u in range(100)]
+    for user in users:
+        client = tcp_client(gw, user)
+        client.send("x", event="canary.x")
+        assert client.recv_type(tf.SEND_ACK).get("status", 0) == 0
+        client.shutdown()
+    canary = {env["user"] for path, _, env in backends[2].requests if path == "/canary"}
+    expected = {u for u in users if fnv_bucket("default", u) < 30}
+    assert canary == expected
+    assert 15 <= len(canary) <= 45

@@ -16,7 +16,7 @@ namespace {
 
 constexpr std::array<std::string_view, 2> kNoMatch = {"reject", "drop"};
 
-constexpr std::array<ParamSpec, 9> kRuleSchema = {{
+constexpr std::array<ParamSpec, 10> kRuleSchema = {{
     {.key = "app", .type = ParamType::kString, .default_value = "",
      .help = "RE2 pattern the whole app must match; empty matches any"},
     {.key = "event", .type = ParamType::kString, .default_value = "",
@@ -25,6 +25,9 @@ constexpr std::array<ParamSpec, 9> kRuleSchema = {{
      .help = "RE2 pattern the whole user id must match; empty matches any"},
     {.key = "listener", .type = ParamType::kString, .default_value = "",
      .help = "RE2 pattern the whole listener name must match; empty matches any"},
+    {.key = "meta", .type = ParamType::kStringList,
+     .help = "\"key=pattern\" entries: the message's metadata value for key must fully match "
+             "the RE2 pattern (all entries must match)"},
     {.key = "upstream", .type = ParamType::kString, .required = true,
      .help = "upstream group (from `upstreams`) the message is POSTed to"},
     {.key = "path", .type = ParamType::kString, .default_value = "/imgate/messages",
@@ -154,8 +157,7 @@ class RouteStage final : public Stage {
   void answered(const Message& message, Result<UpstreamResponse> result) {
     if (!result) {
       config_->failed().add();
-      ack(message, result.error().code == Errc::kTimeout ? Errc::kTimeout : Errc::kUnavailable,
-          "backend unavailable: " + result.error().message, {});
+      ack(message, Errc::kUnavailable, "backend unavailable: " + result.error().message, {});
     } else if (result->status >= 200 && result->status < 300) {
       config_->routed().add();
       BackendAnswer answer = parseAnswer(result->body);
@@ -382,8 +384,27 @@ StagePtr RouteConfig::createStage(StageCallbacks& callbacks) const {
 
 const Rule* RouteConfig::match(const Message& message, const Session& session) const {
   for (const Rule& rule : rules_) {
-    if (fullMatch(rule.app, message.app) && fullMatch(rule.event, message.event) &&
-        fullMatch(rule.user, message.from) && fullMatch(rule.listener, session.listener())) {
+    if (!fullMatch(rule.app, message.app) || !fullMatch(rule.event, message.event) ||
+        !fullMatch(rule.user, message.from) || !fullMatch(rule.listener, session.listener())) {
+      continue;
+    }
+    bool meta_ok = true;
+    for (const auto& [key, re] : rule.meta) {
+      std::string_view value;
+      bool found = false;
+      for (const auto& [k, v] : message.meta) {
+        if (k == key) {
+          value = v;
+          found = true;
+          break;
+        }
+      }
+      if (!found || !RE2::FullMatch(value, *re)) {
+        meta_ok = false;
+        break;
+      }
+    }
+    if (meta_ok) {
       return &rule;
     }
   }
@@ -499,6 +520,19 @@ Result<StageConfigPtr> compileRoute(const ConfigView& config, LoadContext& conte
         return fail(Errc::kInvalidConfig, where + "." + key + ": bad pattern \"" + pattern +
                                               "\": " + (*slot)->error());
       }
+    }
+    for (const std::string& entry : v.getStringList("meta")) {
+      const size_t eq = entry.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return fail(Errc::kInvalidConfig, where + ".meta: \"" + entry + "\" is not key=pattern");
+      }
+      RE2::Options options;
+      options.set_log_errors(false);
+      auto re = std::make_unique<RE2>(entry.substr(eq + 1), options);
+      if (!re->ok()) {
+        return fail(Errc::kInvalidConfig, where + ".meta: bad pattern \"" + entry + "\": " + re->error());
+      }
+      rule.meta.emplace_back(entry.substr(0, eq), std::move(re));
     }
     rule.upstream = v.getString("upstream");
     rule.path = v.getString("path");

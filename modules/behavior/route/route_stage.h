@@ -29,6 +29,7 @@ struct Rule {
   std::unique_ptr<RE2> event;
   std::unique_ptr<RE2> user;
   std::unique_ptr<RE2> listener;
+  std::vector<std::pair<std::string, std::unique_ptr<RE2>>> meta;  // key, pattern
   std::string upstream;
   std::string path;  // template: {app} {user} {device} {event} {session}
   // Gray release: these users, or a stable share of all users, go to gray_upstream instead.

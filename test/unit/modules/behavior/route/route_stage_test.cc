@@ -174,7 +174,7 @@ TEST(RouteStageTest, BackendErrorsBecomeErrorAcksNotCloses) {
       {UpstreamResponse{400, {}, "bad", "b"}, "bad_request"},
       {UpstreamResponse{503, {}, "", "b"}, "unavailable"},
       {fail(Errc::kUnavailable, "no healthy backend"), "unavailable"},
-      {fail(Errc::kTimeout, "timed out"), "timeout"},
+      {fail(Errc::kTimeout, "timed out"), "unavailable"},
   };
   int n = 0;
   for (const auto& [result, status] : cases) {
@@ -231,6 +231,26 @@ rules:
   EXPECT_EQ(rc.match(m, s)->upstream, "chat");
   s.listener_ = "ws";
   EXPECT_EQ(rc.match(m, s)->upstream, "chat-v2");
+}
+
+TEST(RouteStageTest, MetadataPatterns) {
+  Context ctx;
+  auto config = compile(R"(
+rules:
+  - {meta: ["platform=ios|android", "sdk=2\\..*"], upstream: other}
+  - {upstream: chat}
+)", ctx);
+  ASSERT_TRUE(config) << config.error().message;
+  const auto& rc = static_cast<const RouteConfig&>(**config);
+  Session s;
+  Message m = send("e", "x");
+  EXPECT_EQ(rc.match(m, s)->upstream, "chat");
+  m.meta = {{"platform", "ios"}, {"sdk", "2.4"}};
+  EXPECT_EQ(rc.match(m, s)->upstream, "other");
+  m.meta = {{"platform", "ios"}, {"sdk", "1.9"}};
+  EXPECT_EQ(rc.match(m, s)->upstream, "chat");
+  auto bad = compile("rules: [{meta: [nokey], upstream: chat}]\n", ctx);
+  EXPECT_FALSE(bad);
 }
 
 TEST(RouteStageTest, GrayReleaseByUserListAndStableShare) {
