@@ -237,6 +237,14 @@ Dispatcher& Connection::dispatcher() { return worker_; }
 
 Hub& Connection::hub() { return worker_.registry(); }
 
+bool Connection::SessionLog::enabled(LogLevel level) const { return Log::instance().enabled(level); }
+
+void Connection::SessionLog::log(LogLevel level, std::string_view message) {
+  if (Log::instance().enabled(level)) {
+    Log::instance().write(level, format("session ", c_.id_, ": ", message));
+  }
+}
+
 // ---- I/O -----------------------------------------------------------------------------------
 
 void Connection::onReadEvent(int, short, void* arg) { static_cast<Connection*>(arg)->handleRead(); }

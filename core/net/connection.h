@@ -68,6 +68,7 @@ class Connection final : public Session,
   std::optional<std::string_view> handshakeHeader(std::string_view name) const override;
   std::optional<std::string> handshakeQuery(std::string_view name) const override;
   const std::vector<std::string>& offeredSubprotocols() const override;
+  int64_t openedAtMs() const override { return opened_at_ms_; }
 
   // ---- StageCallbacks ----
   Session& session() override { return *this; }
@@ -78,6 +79,7 @@ class Connection final : public Session,
   void setIdentity(Identity identity) override;
   Upstreams& upstreams() override { return upstreams_; }
   Hub& hub() override;
+  Logger& log() override { return session_log_; }
 
   // ---- StageRunnerHost ----
   void openAccepted() override;
@@ -184,6 +186,17 @@ class Connection final : public Session,
   CodecPtr codec_;
   StageRunner runner_;
   SessionUpstreams upstreams_{*this};
+  // Prefixes "session <id>: " (built on first use: most sessions never log).
+  class SessionLog final : public Logger {
+   public:
+    explicit SessionLog(const Connection& c) : c_(c) {}
+    bool enabled(LogLevel level) const override;
+    void log(LogLevel level, std::string_view message) override;
+
+   private:
+    const Connection& c_;
+  };
+  SessionLog session_log_{*this};
   friend class SessionUpstreams;
   Identity identity_;
   std::vector<std::string> room_keys_;

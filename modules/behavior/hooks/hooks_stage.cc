@@ -98,9 +98,12 @@ class HooksStage final : public Stage {
     }
     // Fire and forget: the core drops this completion with the session. It captures nothing
     // of the stage, so an Upstreams that did run it would still be safe.
+    // The session's own open time also covers stages re-created by a reload.
+    const int64_t opened = callbacks_.session().openedAtMs() != 0 ? callbacks_.session().openedAtMs()
+                           : opened_at_ms_                       ? *opened_at_ms_
+                                                                 : 0;
     const int64_t duration =
-        opened_at_ms_ ? std::max<int64_t>(0, callbacks_.dispatcher().wallMs() - *opened_at_ms_)
-                      : -1;
+        opened != 0 ? std::max<int64_t>(0, callbacks_.dispatcher().wallMs() - opened) : -1;
     send(Event::kDisconnect, {}, duration, [config = config_](Result<UpstreamResponse> result) {
       if (!is2xx(result)) {
         config->failed().add();
@@ -134,6 +137,9 @@ class HooksStage final : public Stage {
       // No runtime logger in the SDK yet: the counter is the signal (see README).
       config_->failed().add();
       config_->invalid().add();
+      if (callbacks_.log().enabled(LogLevel::kDebug)) {
+        callbacks_.log().log(LogLevel::kDebug, "hooks: connect answer ignored: " + answer.error().message);
+      }
       return;
     }
     if (answer->messages.empty() && answer->rooms.empty()) {

@@ -40,6 +40,8 @@ class Session {
   virtual std::optional<std::string> handshakeQuery(std::string_view name) const = 0;
   // WebSocket subprotocols offered by the client, in order (empty for other protocols).
   virtual const std::vector<std::string>& offeredSubprotocols() const = 0;
+  // Wall-clock time (ms since the epoch) the session was accepted; 0 while its handshake runs.
+  virtual int64_t openedAtMs() const { return 0; }
 
  protected:
   ~Session() = default;
@@ -81,6 +83,15 @@ class StageCallbacks {
   virtual void setIdentity(Identity identity) = 0;
   // The configured upstream groups (backend HTTP calls); see upstream.h for the callback rules.
   virtual Upstreams& upstreams() = 0;
+  // The process log, with "session <id>: " and the stage's instance name added by the core.
+  // Thread: the session's. Never log payloads above debug.
+  virtual Logger& log() {
+    static class : public Logger {
+      bool enabled(LogLevel) const override { return false; }
+      void log(LogLevel, std::string_view) override {}
+    } none;
+    return none;
+  }
   // The hub: push to other users, rooms or everyone, join users to rooms, presence. Its `done`
   // callbacks are not guarded like upstream ones: pass an empty function unless the callback
   // captures nothing that can die with the session.
