@@ -167,8 +167,11 @@ void StageRunner::inbound(Message&& message) {
   if (closed_) {
     return;
   }
-  if (paused_at_ || !queue_.empty() || in_hook_) {
-    queue_.push_back(std::move(message));
+  if (paused_at_ || !queueEmpty() || in_hook_) {
+    if (!queue_) {
+      queue_ = std::make_unique<std::deque<Message>>();
+    }
+    queue_->push_back(std::move(message));
     host_.setReading(false);  // order is kept; the queue holds at most one read's worth
     return;
   }
@@ -314,13 +317,14 @@ void StageRunner::continueAfterPause() {
 }
 
 void StageRunner::drainQueue() {
-  while (!paused_at_ && !queue_.empty() && host_.alive()) {
-    Message m = std::move(queue_.front());
-    queue_.pop_front();
+  while (!paused_at_ && !queueEmpty() && host_.alive()) {
+    Message m = std::move(queue_->front());
+    queue_->pop_front();
     host_.atMessageBoundary();
     runInbound(m, 0);
   }
-  if (!paused_at_ && queue_.empty() && host_.alive()) {
+  if (!paused_at_ && queueEmpty() && host_.alive()) {
+    queue_.reset();
     host_.setReading(true);
   }
 }
@@ -331,7 +335,7 @@ void StageRunner::close() {
   }
   closed_ = true;
   epoch_ = std::make_shared<const char>(0);
-  queue_.clear();
+  queue_.reset();
   paused_message_.reset();
   paused_at_.reset();
   for (auto& stage : stages_) {

@@ -74,7 +74,7 @@ class StageRunner {
   std::weak_ptr<const char> epoch() const { return epoch_; }
 
   bool paused() const { return paused_at_.has_value(); }
-  bool busy() const { return paused_at_.has_value() || in_hook_ || !queue_.empty(); }
+  bool busy() const { return paused_at_.has_value() || in_hook_ || !queueEmpty(); }
   bool inHook() const { return in_hook_; }
   size_t stageCount() const { return stages_.size(); }
 
@@ -99,7 +99,9 @@ class StageRunner {
   std::optional<size_t> paused_at_;
   bool pause_is_open_ = false;
   std::unique_ptr<Message> paused_message_;
-  std::deque<Message> queue_;
+  // Messages waiting behind a pause; allocated on first use (idle sessions keep none).
+  std::unique_ptr<std::deque<Message>> queue_;
+  bool queueEmpty() const { return !queue_ || queue_->empty(); }
   // Requests made inside a hook, taken by guard() as soon as the hook returns.
   bool resume_requested_ = false;
   std::optional<std::pair<Errc, std::string>> reject_requested_;
