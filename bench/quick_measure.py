@@ -87,7 +87,7 @@ def free_port():
 
 
 async def open_clients(n, port, concurrency=200):
-    clients = []
+    clients = [None] * n
     sem = asyncio.Semaphore(concurrency)
 
     async def one(i):
@@ -97,7 +97,7 @@ async def open_clients(n, port, concurrency=200):
             ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token(f'u{i}')}",
                                           ping_interval=None, open_timeout=30, compression=None,
                                           local_addr=(src, 0), max_queue=4)
-            clients.append(ws)
+            clients[i] = ws  # clients[i] is user u<i>
 
     await asyncio.gather(*[one(i) for i in range(n)])
     return clients
