@@ -212,9 +212,11 @@ def render(**overrides):
 def gateway_factory(tmp_path):
     started = []
 
-    def make(config_text=None, **overrides):
+    def make(config_text=None, files=None, **overrides):
         folder = tmp_path / f"gw{len(started)}"
         folder.mkdir()
+        for name, text in (files or {}).items():  # files the config refers to
+            (folder / name).write_text(text)
         gw = Gateway(str(folder), config_text or render(**overrides))
         started.append(gw)
         return gw.start()
