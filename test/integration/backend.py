@@ -1,13 +1,23 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A small test backend (Python standard library): records what imgate POSTs and answers as told."""
+"""A small test backend (Python standard library): records what imgate POSTs and answers as told.
+
+`Backend` runs it as a separate process (`/usr/bin/python3 backend.py NAME`), so a test can kill
+it like a real backend dies; the test drives it through `/_control/` endpoints. The tests use
+only the `Backend` class.
+"""
+import http.client
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class Backend:
+class _BackendServer:
     def __init__(self, name):
         self.name = name
         self.requests = []          # (path, headers dict, parsed JSON body)
@@ -32,7 +42,11 @@ class Backend:
                 self.wfile.write(body)
 
             def do_GET(self):
-                if self.path == "/healthz":
+                if self.path == "/_control/state":
+                    with backend.lock:
+                        state = {"requests": backend.requests}
+                    self._answer(200, json.dumps(state).encode())
+                elif self.path == "/healthz":
                     self._answer(200 if backend.healthy else 500, b"{}")
                 else:
                     self._answer(404, b"{}")
@@ -40,12 +54,17 @@ class Backend:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length)
+                if self.path == "/_control/set":
+                    for key, value in json.loads(raw).items():
+                        setattr(backend, key, value)
+                    self._answer(200, b"{}")
+                    return
                 try:
                     body = json.loads(raw)
                 except ValueError:
                     body = None
                 with backend.lock:
-                    backend.requests.append((self.path, dict(self.headers), body))
+                    backend.requests.append([self.path, dict(self.headers), body])
                 mode = backend.mode
                 if mode == "hang":
                     time.sleep(3)
@@ -98,3 +117,63 @@ class Backend:
                 except OSError:
                     pass
             self.sockets.clear()
+
+
+class Backend:
+    """A backend in its own process (killed for real by stop())."""
+
+    def __init__(self, name):
+        self.name = name
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), name],
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().strip()
+        if not line.isdigit():
+            self.proc.kill()
+            raise RuntimeError(f"test backend {name} did not start: {line!r}")
+        self.port = int(line)
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _call(self, method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, json.dumps(body) if body is not None else None,
+                         {"Content-Type": "application/json", "Connection": "close"})
+            return json.loads(conn.getresponse().read() or b"{}")
+        finally:
+            conn.close()
+
+    def _set(self, **values):
+        self._call("POST", "/_control/set", values)
+
+    @property
+    def requests(self):
+        """What imgate POSTed, in order: (path, headers, parsed JSON body) tuples."""
+        return [tuple(r) for r in self._call("GET", "/_control/state")["requests"]]
+
+    def count(self):
+        return len(self.requests)
+
+    mode = property(lambda self: None, lambda self, v: self._set(mode=v))
+    healthy = property(lambda self: None, lambda self, v: self._set(healthy=v))
+    answer = property(lambda self: None, lambda self, v: self._set(answer=v))
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        """Kills the process: connections drop and connects are refused, as when a backend dies."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    server = _BackendServer(sys.argv[1] if len(sys.argv) > 1 else "backend")
+    print(server.port, flush=True)
+    try:
+        server.thread.join()
+    except KeyboardInterrupt:
+        pass

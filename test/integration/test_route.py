@@ -60,8 +60,7 @@ def backends():
     started = [Backend("a"), Backend("b"), Backend("c")]
     yield started
     for b in started:
-        if b.thread.is_alive():
-            b.stop()
+        b.stop()
 
 
 def start(gateway_factory, backends):
@@ -102,16 +101,15 @@ def test_round_robin_and_failover_without_client_errors(gateway_factory, backend
         client.send(f"m{i}", event="chat.x")
         assert client.recv_type(tf.SEND_ACK).get("status", 0) == 0
     assert backends[0].count() > 0 and backends[1].count() > 0
-    # Kill one backend: its connections drop and connects are refused; calls are retried on the
-    # other backend, so clients see no error.
+    # Kill one backend process: its connections drop and connects are refused; calls are retried
+    # on the other backend, so clients see no error.
     backends[1].stop()
     time.sleep(0.2)
-    before_a, before_b = backends[0].count(), backends[1].count()
+    before_a = backends[0].count()
     for i in range(10):
         client.send(f"n{i}", event="chat.x")
         assert client.recv_type(tf.SEND_ACK).get("status", 0) == 0
     assert backends[0].count() == before_a + 10
-    assert backends[1].count() == before_b
     client.shutdown()
 
 
