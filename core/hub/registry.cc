@@ -44,7 +44,11 @@ struct PushJob {
     }
     auto cb = std::move(done);
     if (cb) {
-      origin->post([cb = std::move(cb), result = std::move(result)]() mutable { cb(std::move(result)); });
+      if (origin != nullptr) {
+        origin->post([cb = std::move(cb), result = std::move(result)]() mutable { cb(std::move(result)); });
+      } else {
+        cb(std::move(result));  // caller has no event loop: complete where the job finished
+      }
     }
   }
 };
@@ -276,7 +280,11 @@ void Registry::kick(const std::string& app, const std::string& user, uint64_t se
   }
   auto finish = [](const std::shared_ptr<KickJob>& j) {
     if (j->remaining.fetch_sub(1) == 1 && j->done) {
-      j->origin->post([cb = std::move(j->done), n = j->closed.load()] { cb(n); });
+      if (j->origin != nullptr) {
+        j->origin->post([cb = std::move(j->done), n = j->closed.load()] { cb(n); });
+      } else {
+        j->done(j->closed.load());
+      }
     }
   };
   if (involved == 0) {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The hub: who is connected where (DESIGN.md §1). Owned by the core; thread-safe. Completion
-// callbacks run on the thread that made the call (a worker), never synchronously inside it.
+// callbacks run on the thread that made the call (a worker), never synchronously inside it. A
+// thread without an event loop gets them on the thread that finished the job (possibly inside
+// the call).
 #pragma once
 
 #include <cstdint>

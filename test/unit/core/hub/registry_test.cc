@@ -366,6 +366,25 @@ TEST_F(HubRegistryTest, PushOfflineIsPerApp) {
   EXPECT_EQ(result->sessions, 0u);
 }
 
+// Regression, fixed: a caller with no event loop (no current dispatcher) used to crash the
+// completion (null dispatcher). It now completes on the thread that finished the job.
+TEST_F(HubRegistryTest, CallerWithoutEventLoopStillGetsCompletions) {
+  setCurrentDispatcher(nullptr);
+  bool pushed = false;
+  registry_.push("app", PushTarget{TargetKind::kUser, {"ghost"}}, Message{},
+                 [&](PushResult r) {
+                   pushed = true;
+                   EXPECT_EQ(r.offline, std::vector<std::string>{"ghost"});
+                 });
+  EXPECT_TRUE(pushed);
+  bool kicked = false;
+  registry_.kick("app", "ghost", 0, "bye", [&](uint64_t n) {
+    kicked = true;
+    EXPECT_EQ(n, 0u);
+  });
+  EXPECT_TRUE(kicked);
+}
+
 TEST_F(HubRegistryTest, PushWithoutCallbackIsFine) {
   EventLoop loop;
   setCurrentDispatcher(&loop);
