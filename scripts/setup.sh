@@ -11,7 +11,7 @@ packages=(
   libexpected-dev rapidjson-dev
   # tests, fuzzers, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
-  python3 python3-websockets python3-pytest curl openssl procps
+  python3 python3-websockets python3-pytest python3-cryptography curl openssl procps
   chromium  # the browser path of the integration tests (driven by npm playwright-core)
 )
 

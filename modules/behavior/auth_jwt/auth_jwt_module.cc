@@ -10,7 +10,7 @@ class AuthJwtFactory final : public StageFactory {
   std::string_view name() const override { return "auth.jwt"; }
   std::span<const ParamSpec> schema() const override { return jwtStageSchema(); }
   std::string_view description() const override {
-    return "authenticates sessions at connect with an HS256/384/512 JWT";
+    return "authenticates sessions at connect with a JWT (HS*, RS*, PS*, ES*, EdDSA; JWKS)";
   }
   Result<StageConfigPtr> compile(const ConfigView& config, LoadContext& context) const override {
     return compileJwtStage(config, context);

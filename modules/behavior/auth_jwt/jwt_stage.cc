@@ -14,27 +14,37 @@ namespace imgate::mod::auth_jwt {
 
 namespace {
 
-constexpr std::array<ParamSpec, 13> kSchema = {{
+constexpr std::array<ParamSpec, 18> kSchema = {{
     {.key = "secret",
      .type = ParamType::kString,
-     .help = "HMAC secret, inline; exactly one of secret and secret_file is required"},
+     .help = "HMAC secret, inline; not together with secret_file"},
     {.key = "secret_file",
      .type = ParamType::kString,
      .help = "file holding the HMAC secret (relative to the config file; trailing newlines "
-             "are stripped)"},
+             "are stripped; read at every reload)"},
+    {.key = "public_key_file",
+     .type = ParamType::kString,
+     .help = "PEM public key (SubjectPublicKeyInfo) or X.509 certificate for RS*/PS*/ES*/EdDSA "
+             "(relative to the config file; read at every reload)"},
+    {.key = "jwks_file",
+     .type = ParamType::kString,
+     .help = "JSON Web Key Set (RFC 7517); a token's kid picks the key (relative to the config "
+             "file; read at every reload, so rotation is: edit the file, reload)"},
     {.key = "algorithms",
      .type = ParamType::kStringList,
      .default_value = "HS256",
      .min = 1,
-     .max = 3,
-     .help = "accepted JWS algorithms, from HS256, HS384, HS512; \"none\" is never accepted"},
+     .max = 13,
+     .help = "accepted JWS algorithms: HS256/384/512, RS256/384/512, PS256/384/512, "
+             "ES256/384/512, EdDSA; required with public_key_file or jwks_file; \"none\" is "
+             "never accepted"},
     {.key = "leeway",
      .type = ParamType::kDuration,
      .default_value = "30s",
      .min = 0,
      .max = 10 * 60 * 1000,
-     .help = "clock skew tolerated on exp/nbf; tokens are checked only at connect, so 30s "
-             "absorbs unsynchronised clocks at no real cost"},
+     .help = "clock skew tolerated on exp/nbf/iat/max_age; tokens are checked only at "
+             "connect, so 30s absorbs unsynchronised clocks at no real cost"},
     {.key = "query_param",
      .type = ParamType::kString,
      .default_value = "token",
@@ -70,54 +80,112 @@ constexpr std::array<ParamSpec, 13> kSchema = {{
     {.key = "audience",
      .type = ParamType::kString,
      .help = "when set, the aud claim (string or array) must contain it"},
+    {.key = "rooms_claim",
+     .type = ParamType::kString,
+     .default_value = "rooms",
+     .help = "claim listing the rooms the token allows (array of strings); empty turns it off"},
+    {.key = "max_rooms",
+     .type = ParamType::kInt,
+     .default_value = "256",
+     .min = 0,
+     .max = 4096,
+     .help = "most entries in the rooms claim; a token with more is refused"},
+    {.key = "max_age",
+     .type = ParamType::kDuration,
+     .min = 1000,
+     .max = int64_t{366} * 24 * 3600 * 1000,
+     .help = "when set, tokens need iat and are refused once older than this (plus leeway); "
+             "off by default"},
 }};
 
 // RFC 7518 §3.2: the key must be at least as long as the hash output.
 size_t minSecretBytes(Alg alg) {
-  switch (alg) {
-    case Alg::kHs256:
-      return 32;
-    case Alg::kHs384:
-      return 48;
-    case Alg::kHs512:
-      return 64;
+  if (alg == Alg::kHs512) {
+    return 64;
   }
-  return 32;
+  return alg == Alg::kHs384 ? 48 : 32;
+}
+
+std::string sizeText(size_t bytes) {
+  constexpr size_t kMiB = 1024 * 1024;
+  return bytes % kMiB == 0 ? std::to_string(bytes / kMiB) + " MiB"
+                           : std::to_string(bytes / 1024) + " KiB";
 }
 
 tl::unexpected<Error> invalid(const ConfigView& config, std::string_view key, std::string message) {
   return fail(Errc::kInvalidConfig, config.location(key) + ": " + std::move(message));
 }
 
-Result<std::string> readSecretFile(const ConfigView& config, std::string_view dir,
-                                   const std::string& name) {
-  std::string path = name;
+struct FileText {
+  std::string path;  // as opened, for messages
+  std::string text;
+};
+
+// Reads the file named by `key`, relative to the config directory, refusing more than `limit`
+// bytes without reading them all.
+Result<FileText> readConfigFile(const ConfigView& config, std::string_view key,
+                                std::string_view dir, size_t limit) {
+  const std::string name = config.getString(key);
+  FileText out;
+  out.path = name;
   if (!name.empty() && name.front() != '/' && !dir.empty()) {
-    path = std::string(dir) + "/" + name;
+    out.path = std::string(dir) + "/" + name;
   }
-  FILE* file = std::fopen(path.c_str(), "rb");
+  FILE* file = std::fopen(out.path.c_str(), "rb");
   if (file == nullptr) {
-    return invalid(config, "secret_file", "cannot open \"" + path + "\": " + std::strerror(errno));
+    return invalid(config, key, "cannot open \"" + out.path + "\": " + std::strerror(errno));
   }
-  std::string secret;
   char buf[4096];
   size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), file)) > 0 && secret.size() <= kMaxSecretFileBytes) {
-    secret.append(buf, n);
+  while ((n = std::fread(buf, 1, sizeof(buf), file)) > 0 && out.text.size() <= limit) {
+    out.text.append(buf, n);
   }
   const bool read_error = std::ferror(file) != 0;
   std::fclose(file);
   if (read_error) {
-    return invalid(config, "secret_file", "cannot read \"" + path + "\"");
+    return invalid(config, key, "cannot read \"" + out.path + "\"");
   }
-  if (secret.size() > kMaxSecretFileBytes) {
-    return invalid(config, "secret_file", "\"" + path + "\" is larger than 64 KiB");
+  if (out.text.size() > limit) {
+    return invalid(config, key, "\"" + out.path + "\" is larger than " + sizeText(limit));
   }
-  // Files written by editors and `echo` end in a newline that is not part of the key.
-  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) {
-    secret.pop_back();
+  return out;
+}
+
+std::string describeKey(const VerificationKey& key) {
+  std::string out = key.kid.empty() ? "no kid" : "kid \"" + key.kid + "\"";
+  if (const auto* pk = dynamic_cast<const PublicKey*>(key.key.get())) {
+    out += " " + pk->describe();
+  } else {
+    out += " HMAC";
   }
-  return secret;
+  if (key.alg) {
+    out += " " + std::string(algName(*key.alg));
+  }
+  return out;
+}
+
+void warnIfShort(LoadContext& context, const HmacKey& key, std::string_view what,
+                 const std::vector<Alg>& algorithms) {
+  for (Alg alg : algorithms) {
+    if (isHmac(alg) && key.secretSize() < minSecretBytes(alg)) {
+      context.log().log(LogLevel::kWarn, std::string(what) + " is " +
+                                             std::to_string(key.secretSize()) +
+                                             " bytes, shorter than the " +
+                                             std::to_string(minSecretBytes(alg)) +
+                                             " bytes RFC 7518 asks for with " +
+                                             std::string(algName(alg)));
+      return;
+    }
+  }
+}
+
+std::string algorithmList() {
+  std::string out;
+  for (Alg alg : allAlgs()) {
+    out += out.empty() ? "" : ", ";
+    out += algName(alg);
+  }
+  return out;
 }
 
 }  // namespace
@@ -207,28 +275,31 @@ Verdict JwtStage::onMessage(Message& message) {
 
 Result<StageConfigPtr> compileJwtStage(const ConfigView& config, LoadContext& context) {
   const bool has_secret = config.has("secret");
-  const bool has_file = config.has("secret_file");
-  if (has_secret == has_file) {
+  const bool has_secret_file = config.has("secret_file");
+  const bool has_pem = config.has("public_key_file");
+  const bool has_jwks = config.has("jwks_file");
+  if (has_secret && has_secret_file) {
+    return fail(Errc::kInvalidConfig,
+                config.location() +
+                    ": use exactly one of \"secret\" and \"secret_file\", not both");
+  }
+  if (!has_secret && !has_secret_file && !has_pem && !has_jwks) {
     return fail(Errc::kInvalidConfig, config.location() +
-                                          ": exactly one of \"secret\" and \"secret_file\" is "
-                                          "required");
-  }
-  std::string secret;
-  if (has_secret) {
-    secret = config.getString("secret");
-  } else {
-    auto read = readSecretFile(config, context.configDir(), config.getString("secret_file"));
-    if (!read) {
-      return tl::unexpected<Error>(std::move(read.error()));
-    }
-    secret = std::move(*read);
-  }
-  if (secret.empty()) {
-    return invalid(config, has_secret ? "secret" : "secret_file", "the secret is empty");
+                                          ": no key configured: set \"public_key_file\", "
+                                          "\"jwks_file\", or exactly one of \"secret\" and "
+                                          "\"secret_file\"");
   }
 
   JwtSettings settings;
-  settings.verifier.algorithms.clear();
+  std::vector<Alg>& algorithms = settings.verifier.algorithms;
+  algorithms.clear();
+  // The HS256 default suits a shared secret; for public keys the operator names the
+  // algorithms, so a key file never widens what is accepted by itself (RFC 8725 §3.1).
+  if ((has_pem || has_jwks) && !config.has("algorithms")) {
+    return invalid(config, "algorithms",
+                   "\"algorithms\" must be listed when \"public_key_file\" or \"jwks_file\" is "
+                   "set (e.g. [RS256] or [ES256]); the HS256 default is for secrets only");
+  }
   for (const std::string& name : config.getStringList("algorithms")) {
     if (http_detail::iequals(name, "none")) {
       return invalid(config, "algorithms", "algorithm \"none\" cannot be enabled");
@@ -236,26 +307,106 @@ Result<StageConfigPtr> compileJwtStage(const ConfigView& config, LoadContext& co
     const std::optional<Alg> alg = algFromName(name);
     if (!alg) {
       return invalid(config, "algorithms",
-                     "unknown algorithm \"" + name + "\" (expected HS256, HS384 or HS512)");
+                     "unknown algorithm \"" + name + "\" (expected one of " + algorithmList() +
+                         ")");
     }
-    if (std::find(settings.verifier.algorithms.begin(), settings.verifier.algorithms.end(), *alg) ==
-        settings.verifier.algorithms.end()) {
-      settings.verifier.algorithms.push_back(*alg);
+    if (std::find(algorithms.begin(), algorithms.end(), *alg) == algorithms.end()) {
+      algorithms.push_back(*alg);
     }
   }
-  if (settings.verifier.algorithms.empty()) {
+  if (algorithms.empty()) {
     return invalid(config, "algorithms", "at least one algorithm is required");
   }
-  for (Alg alg : settings.verifier.algorithms) {
-    if (secret.size() < minSecretBytes(alg)) {
-      context.log().log(LogLevel::kWarn,
-                        "secret is " + std::to_string(secret.size()) + " bytes, shorter than the " +
-                            std::to_string(minSecretBytes(alg)) + " bytes RFC 7518 asks for " +
-                            "with " + std::string(algName(alg)));
-      break;
+
+  std::vector<VerificationKey>& keys = settings.verifier.keys;
+  if (has_secret || has_secret_file) {
+    const std::string_view key = has_secret ? "secret" : "secret_file";
+    std::string secret;
+    if (has_secret) {
+      secret = config.getString("secret");
+    } else {
+      auto read = readConfigFile(config, key, context.configDir(), kMaxSecretFileBytes);
+      if (!read) {
+        return tl::unexpected<Error>(std::move(read.error()));
+      }
+      secret = std::move(read->text);
+      // Files written by editors and `echo` end in a newline that is not part of the key.
+      while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) {
+        secret.pop_back();
+      }
+    }
+    if (secret.empty()) {
+      return invalid(config, key, "the secret is empty");
+    }
+    auto hmac = std::make_shared<HmacKey>(std::move(secret));
+    warnIfShort(context, *hmac, "secret", algorithms);
+    keys.push_back(VerificationKey{{}, std::nullopt, std::move(hmac)});
+  }
+  if (has_pem) {
+    auto read = readConfigFile(config, "public_key_file", context.configDir(), kMaxKeyFileBytes);
+    if (!read) {
+      return tl::unexpected<Error>(std::move(read.error()));
+    }
+    auto key = PublicKey::fromPem(read->text);
+    if (!key) {
+      return invalid(config, "public_key_file", "\"" + read->path + "\": " + key.error().message);
+    }
+    context.log().log(LogLevel::kInfo,
+                      "public_key_file \"" + read->path + "\": " + (*key)->describe());
+    keys.push_back(VerificationKey{{}, std::nullopt, std::move(*key)});
+  }
+  if (has_jwks) {
+    auto read = readConfigFile(config, "jwks_file", context.configDir(), kMaxKeyFileBytes);
+    if (!read) {
+      return tl::unexpected<Error>(std::move(read.error()));
+    }
+    auto jwks = parseJwks(read->text);
+    if (!jwks) {
+      return invalid(config, "jwks_file", "\"" + read->path + "\": " + jwks.error().message);
+    }
+    std::string summary = "jwks_file \"" + read->path + "\": " +
+                          std::to_string(jwks->keys.size()) + " key(s):";
+    for (size_t i = 0; i < jwks->keys.size(); ++i) {
+      summary += (i == 0 ? " " : ", ") + describeKey(jwks->keys[i]);
+      if (const auto* hmac = dynamic_cast<const HmacKey*>(jwks->keys[i].key.get())) {
+        const std::vector<Alg> key_algs =
+            jwks->keys[i].alg ? std::vector<Alg>{*jwks->keys[i].alg} : algorithms;
+        warnIfShort(context, *hmac, "jwks_file key " + describeKey(jwks->keys[i]), key_algs);
+      }
+    }
+    for (const std::string& skipped : jwks->skipped) {
+      summary += "; skipped " + skipped;
+    }
+    context.log().log(LogLevel::kInfo, summary);
+    for (VerificationKey& key : jwks->keys) {
+      keys.push_back(std::move(key));
     }
   }
-  settings.verifier.key = std::make_shared<HmacKey>(std::move(secret));
+
+  // An algorithm no key can check refuses every such token. A JWK Set may gain the key at the
+  // next rotation, so that case only warns; otherwise it is a mistake in this file.
+  size_t covered = 0;
+  for (Alg alg : algorithms) {
+    const bool has_key = std::any_of(keys.begin(), keys.end(), [&](const VerificationKey& k) {
+      return k.key->supports(alg) && (!k.alg || *k.alg == alg);
+    });
+    if (has_key) {
+      ++covered;
+    } else if (has_jwks) {
+      context.log().log(LogLevel::kWarn, "no key verifies algorithm " +
+                                             std::string(algName(alg)) +
+                                             " yet: such tokens are refused");
+    } else {
+      return invalid(config, "algorithms",
+                     "no configured key verifies \"" + std::string(algName(alg)) +
+                         "\" (HS* need a secret; RS*, PS*, ES* and EdDSA need a matching "
+                         "public_key_file or jwks_file)");
+    }
+  }
+  if (covered == 0) {
+    return invalid(config, "algorithms", "no configured key verifies any of the algorithms");
+  }
+
   settings.verifier.leeway =
       std::chrono::duration_cast<std::chrono::seconds>(config.getDuration("leeway"));
   settings.verifier.user_claim = config.getString("user_claim");
@@ -270,6 +421,13 @@ Result<StageConfigPtr> compileJwtStage(const ConfigView& config, LoadContext& co
   }
   if (config.has("audience")) {
     settings.verifier.audience = config.getString("audience");
+  }
+  settings.verifier.rooms_claim = config.getString("rooms_claim");
+  settings.verifier.max_rooms =
+      static_cast<size_t>(std::max<int64_t>(0, config.getInt("max_rooms")));
+  if (config.has("max_age")) {
+    settings.verifier.max_age =
+        std::chrono::duration_cast<std::chrono::seconds>(config.getDuration("max_age"));
   }
   settings.query_param = config.getString("query_param");
   settings.subprotocol_prefix = config.getString("subprotocol_prefix");

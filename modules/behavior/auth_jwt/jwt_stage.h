@@ -21,6 +21,9 @@ std::span<const ParamSpec> jwtStageSchema();
 // Largest secret_file read at compile(); an HMAC key beyond the hash's block size is hashed
 // down anyway, so anything larger is a wrong path, not a key.
 inline constexpr size_t kMaxSecretFileBytes = 64 * 1024;
+// Largest public_key_file / jwks_file: a certificate or a JWK Set of kMaxJwksKeys 4096-bit RSA
+// keys is far smaller.
+inline constexpr size_t kMaxKeyFileBytes = 1024 * 1024;
 
 struct JwtSettings {
   Verifier verifier;
@@ -77,9 +80,12 @@ class JwtStage final : public Stage {
   StageCallbacks& callbacks_;
 };
 
-// Validates the section beyond what the schema checks (secret source, algorithm names), reads
-// secret_file relative to context.configDir(), and warns through context.log() about secrets
-// shorter than RFC 7518 §3.2 asks for. Errors are kInvalidConfig.
+// Validates the section beyond what the schema checks (key sources, algorithm names, that each
+// algorithm has a key), reads secret_file, public_key_file and jwks_file relative to
+// context.configDir() (at every load, so a reload picks up rotated keys), and warns through
+// context.log() about secrets shorter than RFC 7518 §3.2 asks for. Errors are kInvalidConfig.
+// All keys end up in settings().verifier.keys: the secret and the PEM key without kid, then the
+// JWK Set's keys.
 [[nodiscard]] Result<StageConfigPtr> compileJwtStage(const ConfigView& config,
                                                      LoadContext& context);
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "auth_jwt_fakes.h"
+#include "auth_jwt_keys.h"
 #include "imgate/sdk/module.h"
 
 // Defined by IMGATE_MODULE in auth_jwt_module.cc.
@@ -79,7 +80,7 @@ TEST(AuthJwtSchema, DefaultsAndBounds) {
     EXPECT_TRUE(by_key.emplace(p.key, &p).second) << "duplicate key " << p.key;
     EXPECT_FALSE(p.help.empty()) << p.key;
   }
-  ASSERT_EQ(by_key.size(), 13u);
+  ASSERT_EQ(by_key.size(), 18u);
   EXPECT_EQ(by_key["algorithms"]->type, ParamType::kStringList);
   EXPECT_EQ(by_key["algorithms"]->default_value, "HS256");
   EXPECT_EQ(by_key["leeway"]->type, ParamType::kDuration);
@@ -96,6 +97,14 @@ TEST(AuthJwtSchema, DefaultsAndBounds) {
   EXPECT_TRUE(by_key["secret"]->default_value.empty());
   EXPECT_TRUE(by_key["issuer"]->default_value.empty());
   EXPECT_TRUE(by_key["audience"]->default_value.empty());
+  EXPECT_EQ(by_key["algorithms"]->max, 13);
+  EXPECT_TRUE(by_key["public_key_file"]->default_value.empty());
+  EXPECT_TRUE(by_key["jwks_file"]->default_value.empty());
+  EXPECT_EQ(by_key["rooms_claim"]->default_value, "rooms");
+  EXPECT_EQ(by_key["max_rooms"]->type, ParamType::kInt);
+  EXPECT_EQ(by_key["max_rooms"]->default_value, "256");
+  EXPECT_EQ(by_key["max_age"]->type, ParamType::kDuration);
+  EXPECT_TRUE(by_key["max_age"]->default_value.empty());
 }
 
 TEST(AuthJwtModule, FactoryIsRegistered) {
@@ -132,9 +141,14 @@ TEST_F(AuthJwtStageTest, AlgorithmsAreChecked) {
   EXPECT_EQ(none.error().code, Errc::kInvalidConfig);
   EXPECT_NE(none.error().message.find("algorithm \"none\" cannot be enabled"), std::string::npos);
   EXPECT_NE(none.error().message.find("auth.jwt.algorithms"), std::string::npos);
+  auto unknown = compile(secret, {{"algorithms", {"ES256K"}}});
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("unknown algorithm \"ES256K\""), std::string::npos);
+  // Known, but a secret cannot verify it (alg confusion: the secret is never an RSA key).
   auto rs = compile(secret, {{"algorithms", {"RS256"}}});
   ASSERT_FALSE(rs);
-  EXPECT_NE(rs.error().message.find("unknown algorithm \"RS256\""), std::string::npos);
+  EXPECT_NE(rs.error().message.find("no configured key verifies \"RS256\""), std::string::npos)
+      << rs.error().message;
   auto lower = compile(secret, {{"algorithms", {"hs256"}}});
   EXPECT_FALSE(lower);
 
@@ -241,6 +255,213 @@ TEST_F(AuthJwtSecretFileTest, UnreadableEmptyOrHugeFileFails) {
   auto huge = compile({{"secret_file", "huge.key"}});
   ASSERT_FALSE(huge);
   EXPECT_NE(huge.error().message.find("larger than"), std::string::npos);
+}
+
+// ---- Public keys and JWK Sets ---------------------------------------------------------------
+
+class AuthJwtKeyFileTest : public AuthJwtSecretFileTest {
+ protected:
+  Verdict openWith(const StageConfigPtr& config, const std::string& token) {
+    cb_.session_.query["token"] = token;
+    return open(config);
+  }
+  std::string es256(const std::string& key_name, std::string_view kid,
+                    std::string_view payload = {}) {
+    return test::signToken("ES256", test::key(key_name),
+                           kid.empty() ? std::string() : test::kidHeader("ES256", kid),
+                           payload.empty() ? claims() : payload);
+  }
+  bool logged(LogLevel level, std::string_view part) const {
+    for (const auto& [l, line] : context_.logger.lines) {
+      if (l == level && line.find(part) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+TEST_F(AuthJwtKeyFileTest, PublicKeyFile) {
+  write("rsa.pem", test::publicPem(test::key("rsa")));
+  StageConfigPtr config =
+      compileOk({{"public_key_file", "rsa.pem"}}, {{"algorithms", {"RS256", "PS256"}}});
+  ASSERT_TRUE(config);
+  EXPECT_TRUE(logged(LogLevel::kInfo, "rsa.pem\": RSA-2048"));
+  EXPECT_EQ(openWith(config, test::signToken("RS256", test::key("rsa"), {}, claims())).action,
+            Action::kPass);
+  EXPECT_EQ(identity().user, "alice");
+  EXPECT_EQ(openWith(config, test::signToken("PS256", test::key("rsa"), {}, claims())).action,
+            Action::kPass);
+  expectReject(openWith(config, test::signToken("RS512", test::key("rsa"), {}, claims())),
+               "algorithm \"RS512\" not allowed");
+  expectReject(openWith(config, test::signToken("RS256", test::key("rsa2"), {}, claims())),
+               "signature mismatch");
+  // The classic confusion: HS256 keyed with the PEM text is refused, HS256 is not even listed.
+  expectReject(openWith(config, signToken(test::publicPem(test::key("rsa")), claims())),
+               "algorithm \"HS256\" not allowed");
+}
+
+TEST_F(AuthJwtKeyFileTest, CertificateFile) {
+  write("cert.pem", test::certificatePem(test::key("ed25519")));
+  StageConfigPtr config = compileOk({{"public_key_file", "cert.pem"}}, {{"algorithms", {"EdDSA"}}});
+  ASSERT_TRUE(config);
+  EXPECT_EQ(openWith(config, test::signToken("EdDSA", test::key("ed25519"), {}, claims())).action,
+            Action::kPass);
+}
+
+TEST_F(AuthJwtKeyFileTest, AlgorithmsMustBeExplicitForPublicKeys) {
+  write("ec.pem", test::publicPem(test::key("p256")));
+  write("keys.jwks", test::jwks({test::jwk(test::key("p256"), "a")}));
+  for (const Scalars& s : {Scalars{{"public_key_file", "ec.pem"}},
+                           Scalars{{"jwks_file", "keys.jwks"}},
+                           Scalars{{"jwks_file", "keys.jwks"}, {"secret", std::string(kSecret)}}}) {
+    auto r = compile(s);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::kInvalidConfig);
+    EXPECT_NE(r.error().message.find("\"algorithms\" must be listed"), std::string::npos)
+        << r.error().message;
+  }
+  // Listing the HS256 default explicitly is fine, but then the EC key is useless: an error
+  // without a JWK Set.
+  auto hs = compile({{"public_key_file", "ec.pem"}, {"secret", std::string(kSecret)}},
+                    {{"algorithms", {"HS256", "RS256"}}});
+  ASSERT_FALSE(hs);
+  EXPECT_NE(hs.error().message.find("no configured key verifies \"RS256\""), std::string::npos)
+      << hs.error().message;
+  EXPECT_NE(hs.error().message.find("auth.jwt.algorithms"), std::string::npos);
+}
+
+TEST_F(AuthJwtKeyFileTest, BadPublicKeyFiles) {
+  write("rsa1024.pem", test::publicPem(test::key("rsa1024")));
+  write("private.pem", test::privatePem(test::key("p256")));
+  write("huge.pem", std::string(kMaxKeyFileBytes + 1, 'k'));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"rsa1024.pem", "RSA key of 1024 bits is too short: at least 2048 bits are required"},
+      {"private.pem", "holds a private key"},
+      {"huge.pem", "is larger than 1 MiB"},
+      {"missing.pem", "cannot open"},
+  };
+  for (const auto& [file, reason] : cases) {
+    auto r = compile({{"public_key_file", file}}, {{"algorithms", {"RS256"}}});
+    ASSERT_FALSE(r) << file;
+    EXPECT_EQ(r.error().code, Errc::kInvalidConfig);
+    EXPECT_NE(r.error().message.find(reason), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("auth.jwt.public_key_file"), std::string::npos);
+    EXPECT_NE(r.error().message.find(dir_ + "/" + file), std::string::npos) << r.error().message;
+  }
+}
+
+TEST_F(AuthJwtKeyFileTest, JwksFileAndRotation) {
+  write("keys.jwks", test::jwks({test::jwk(test::key("p256"), "a", "ES256"),
+                                 test::jwk(test::key("rsa"), "enc", "", R"("use":"enc")")}));
+  StageConfigPtr first = compileOk({{"jwks_file", "keys.jwks"}}, {{"algorithms", {"ES256"}}});
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(logged(LogLevel::kInfo, "1 key(s): kid \"a\" P-256 ES256; skipped keys[1]"));
+  const std::string token_a = es256("p256", "a");
+  const std::string token_b = es256("p256b", "b");
+  EXPECT_EQ(openWith(first, token_a).action, Action::kPass);
+  expectReject(openWith(first, token_b), "unknown key id");
+
+  // Rotation: the file now holds only key b; the next load reads it again.
+  write("keys.jwks", test::jwks({test::jwk(test::key("p256b"), "b")}));
+  StageConfigPtr second = compileOk({{"jwks_file", "keys.jwks"}}, {{"algorithms", {"ES256"}}});
+  ASSERT_TRUE(second);
+  expectReject(openWith(second, token_a), "unknown key id");
+  EXPECT_EQ(openWith(second, token_b).action, Action::kPass);
+  // The old generation keeps its keys until the core drops it.
+  EXPECT_EQ(openWith(first, token_a).action, Action::kPass);
+
+  // A broken file fails the load (the core then keeps the previous generation).
+  write("keys.jwks", R"({"keys":[{"kty":"EC","crv":"P-256","kid":"c","x":"!!","y":"AA"}]})");
+  auto broken = compile({{"jwks_file", "keys.jwks"}}, {{"algorithms", {"ES256"}}});
+  ASSERT_FALSE(broken);
+  EXPECT_EQ(broken.error().code, Errc::kInvalidConfig);
+  EXPECT_NE(broken.error().message.find("auth.jwt.jwks_file"), std::string::npos);
+  EXPECT_NE(broken.error().message.find("keys[0] (kid \"c\"): \"x\" is not valid base64url"),
+            std::string::npos)
+      << broken.error().message;
+}
+
+TEST_F(AuthJwtKeyFileTest, JwksErrorsAndWarnings) {
+  write("rsa1024.jwks", test::jwks({test::jwk(test::key("rsa1024"), "old")}));
+  auto short_rsa = compile({{"jwks_file", "rsa1024.jwks"}}, {{"algorithms", {"RS256"}}});
+  ASSERT_FALSE(short_rsa);
+  EXPECT_NE(short_rsa.error().message.find("keys[0] (kid \"old\"): RSA key of 1024 bits is too "
+                                           "short"),
+            std::string::npos)
+      << short_rsa.error().message;
+
+  write("huge.jwks", std::string(kMaxKeyFileBytes + 1, ' '));
+  auto huge = compile({{"jwks_file", "huge.jwks"}}, {{"algorithms", {"RS256"}}});
+  ASSERT_FALSE(huge);
+  EXPECT_NE(huge.error().message.find("larger than 1 MiB"), std::string::npos);
+
+  // An algorithm without a key in the set only warns (the next rotation may add one) ...
+  write("ec.jwks", test::jwks({test::jwk(test::key("p256"), "a")}));
+  ASSERT_TRUE(compileOk({{"jwks_file", "ec.jwks"}}, {{"algorithms", {"ES256", "RS256"}}}));
+  EXPECT_TRUE(logged(LogLevel::kWarn, "no key verifies algorithm RS256 yet"));
+  // ... but a set that verifies none of them is an error.
+  auto none = compile({{"jwks_file", "ec.jwks"}}, {{"algorithms", {"RS256"}}});
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("no configured key verifies any of the algorithms"),
+            std::string::npos);
+
+  // Short oct keys warn like a short secret.
+  context_.logger.lines.clear();
+  write("oct.jwks", test::jwks({test::octJwk("short", "h")}));
+  ASSERT_TRUE(compileOk({{"jwks_file", "oct.jwks"}}, {{"algorithms", {"HS256"}}}));
+  EXPECT_TRUE(logged(LogLevel::kWarn, "jwks_file key kid \"h\" HMAC is 5 bytes, shorter than"));
+}
+
+TEST_F(AuthJwtKeyFileTest, SecretPublicKeyAndJwksTogether) {
+  write("rsa.pem", test::publicPem(test::key("rsa")));
+  write("keys.jwks", test::jwks({test::jwk(test::key("p256"), "a")}));
+  StageConfigPtr config = compileOk({{"secret", std::string(kSecret)},
+                                     {"public_key_file", "rsa.pem"},
+                                     {"jwks_file", "keys.jwks"}},
+                                    {{"algorithms", {"HS256", "RS256", "ES256"}}});
+  ASSERT_TRUE(config);
+  const auto& keys = static_cast<const JwtStageConfig&>(*config).settings().verifier.keys;
+  ASSERT_EQ(keys.size(), 3u);
+  EXPECT_TRUE(keys[0].key->supports(Alg::kHs256));
+  EXPECT_TRUE(keys[1].key->supports(Alg::kRs256));
+  EXPECT_EQ(keys[2].kid, "a");
+  EXPECT_EQ(openWith(config, signToken(kSecret, claims())).action, Action::kPass);
+  EXPECT_EQ(openWith(config, test::signToken("RS256", test::key("rsa"), {}, claims())).action,
+            Action::kPass);
+  EXPECT_EQ(openWith(config, es256("p256", "a")).action, Action::kPass);
+  EXPECT_EQ(openWith(config, es256("p256", "")).action, Action::kPass);  // the only ES256 key
+  EXPECT_EQ(counter("auth_jwt_accepted"), 4u);
+}
+
+TEST_F(AuthJwtKeyFileTest, RoomsAndMaxAgeSettings) {
+  StageConfigPtr defaults = compileOk();
+  const auto& d = static_cast<const JwtStageConfig&>(*defaults).settings().verifier;
+  EXPECT_EQ(d.rooms_claim, "rooms");
+  EXPECT_EQ(d.max_rooms, 256u);
+  EXPECT_FALSE(d.max_age);
+
+  StageConfigPtr config = compileOk({{"secret", std::string(kSecret)},
+                                     {"rooms_claim", "chans"},
+                                     {"max_rooms", "2"},
+                                     {"max_age", "10m"}});
+  const auto& v = static_cast<const JwtStageConfig&>(*config).settings().verifier;
+  EXPECT_EQ(v.rooms_claim, "chans");
+  EXPECT_EQ(v.max_rooms, 2u);
+  EXPECT_EQ(v.max_age, std::chrono::seconds(600));
+  // Rooms are parsed and checked; the identity does not carry them (the core wires them).
+  expectReject(openWith(config, signToken(kSecret, R"({"sub":"a","iat":)" +
+                                                       std::to_string(kNow) +
+                                                       R"(,"chans":["x","y","z"]})")),
+               "claim \"chans\" has more than 2 entries");
+  EXPECT_EQ(openWith(config, signToken(kSecret, R"({"sub":"a","iat":)" + std::to_string(kNow) +
+                                                    R"(,"chans":["x"]})"))
+                .action,
+            Action::kPass);
+  expectReject(openWith(config, signToken(kSecret, R"({"sub":"a","iat":)" +
+                                                       std::to_string(kNow - 700) + "}")),
+               "token too old");
+  expectReject(openWith(config, signToken(kSecret, R"({"sub":"a"})")), "missing claim \"iat\"");
 }
 
 // ---- Token sources --------------------------------------------------------------------------

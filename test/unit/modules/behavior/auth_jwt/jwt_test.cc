@@ -97,8 +97,22 @@ TEST(AuthJwtAlg, Names) {
   EXPECT_EQ(algFromName("HS512"), Alg::kHs512);
   EXPECT_FALSE(algFromName("hs256"));
   EXPECT_FALSE(algFromName("none"));
-  EXPECT_FALSE(algFromName("RS256"));
+  EXPECT_FALSE(algFromName("rs256"));
+  EXPECT_FALSE(algFromName("EDDSA"));
+  EXPECT_FALSE(algFromName("ES256K"));
+  EXPECT_FALSE(algFromName("RSA-OAEP"));
   EXPECT_EQ(algName(Alg::kHs384), "HS384");
+  // Every value round-trips through its name.
+  ASSERT_EQ(allAlgs().size(), 13u);
+  for (Alg alg : allAlgs()) {
+    EXPECT_EQ(algFromName(algName(alg)), alg) << algName(alg);
+  }
+  EXPECT_EQ(algFromName("RS256"), Alg::kRs256);
+  EXPECT_EQ(algFromName("PS512"), Alg::kPs512);
+  EXPECT_EQ(algFromName("ES384"), Alg::kEs384);
+  EXPECT_EQ(algFromName("EdDSA"), Alg::kEdDsa);
+  EXPECT_TRUE(isHmac(Alg::kHs512));
+  EXPECT_FALSE(isHmac(Alg::kRs256));
 }
 
 // ---- Valid tokens ---------------------------------------------------------------------------
@@ -387,6 +401,106 @@ TEST(AuthJwtVerify, IssuerAndAudience) {
   // Not configured: not checked.
   EXPECT_TRUE(
       verify(signToken(kSecret, R"({"sub":"a","iss":"x","aud":"y"})"), makeVerifier(), kNow));
+}
+
+// ---- iat and max_age ------------------------------------------------------------------------
+
+TEST(AuthJwtVerify, IssuedAtWithLeewayEdges) {
+  const Verifier v = makeVerifier();  // leeway 30s
+  auto at = [&](int64_t iat) {
+    return verify(signToken(kSecret, R"({"sub":"a","iat":)" + std::to_string(iat) + "}"), v, kNow);
+  };
+  auto past = at(kNow - 100);
+  ASSERT_TRUE(past);
+  EXPECT_EQ(past->issued_at, kNow - 100);
+  EXPECT_TRUE(at(kNow + 30));  // clock skew within the leeway
+  expectRejected(at(kNow + 31), "token issued in the future");
+  EXPECT_FALSE(verify(signToken(kSecret, R"({"sub":"a"})"), v, kNow)->issued_at);
+  expectRejected(verify(signToken(kSecret, R"({"sub":"a","iat":"now"})"), v, kNow),
+                 "claim \"iat\" is not a number");
+  expectRejected(verify(signToken(kSecret, R"({"sub":"a","iat":1,"iat":2})"), v, kNow),
+                 "duplicate claim \"iat\"");
+  auto fractional = verify(signToken(kSecret, R"({"sub":"a","iat":1699999999.9})"), v, kNow);
+  ASSERT_TRUE(fractional);
+  EXPECT_EQ(fractional->issued_at, 1699999999);
+}
+
+TEST(AuthJwtVerify, MaxAge) {
+  Verifier v = makeVerifier();
+  v.max_age = std::chrono::seconds(600);
+  auto at = [&](int64_t iat) {
+    return verify(signToken(kSecret, R"({"sub":"a","iat":)" + std::to_string(iat) + "}"), v, kNow);
+  };
+  EXPECT_TRUE(at(kNow));
+  EXPECT_TRUE(at(kNow - 630));  // 600s + 30s leeway
+  expectRejected(at(kNow - 631), "token too old");
+  expectRejected(verify(signToken(kSecret, R"({"sub":"a"})"), v, kNow), "missing claim \"iat\"");
+  // Off by default: any age passes.
+  EXPECT_TRUE(verify(signToken(kSecret, R"({"sub":"a","iat":1})"), makeVerifier(), kNow));
+}
+
+// ---- Rooms ----------------------------------------------------------------------------------
+
+TEST(AuthJwtVerify, RoomsClaim) {
+  Verifier v = makeVerifier();
+  auto rooms = [&](std::string_view json) -> Result<Claims> {
+    return verify(signToken(kSecret, R"({"sub":"a",)" + std::string(json) + "}"), v, kNow);
+  };
+  auto ok = rooms(R"("rooms":["lobby","team-7","lobby","caf\u00e9"])");
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->rooms, (std::vector<std::string>{"lobby", "team-7", "caf\xc3\xa9"}));
+  auto none = verify(signToken(kSecret, R"({"sub":"a"})"), v, kNow);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->rooms.empty());
+  auto empty = rooms(R"("rooms":[])");
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->rooms.empty());
+
+  const std::string not_array = "claim \"rooms\" is not an array of strings";
+  expectRejected(rooms(R"("rooms":"lobby")"), not_array);
+  expectRejected(rooms(R"("rooms":{"lobby":1})"), not_array);
+  expectRejected(rooms(R"("rooms":null)"), not_array);
+  expectRejected(rooms(R"("rooms":["a",1])"), not_array);
+  expectRejected(rooms(R"("rooms":["a",null])"), not_array);
+  expectRejected(rooms(R"("rooms":["a",["b"]])"), not_array);
+  expectRejected(rooms(R"("rooms":[{"name":"a"}])"), not_array);
+  expectRejected(rooms(R"("rooms":["a",""])"), "claim \"rooms\" holds an empty name");
+  expectRejected(rooms(R"("rooms":["a"],"rooms":["b"])"), "duplicate claim \"rooms\"");
+  // Strings nested inside other claims do not leak into the rooms.
+  auto nested = rooms(R"("x":{"rooms":["evil"]},"rooms":["a"],"y":[["evil"]])");
+  ASSERT_TRUE(nested);
+  EXPECT_EQ(nested->rooms, (std::vector<std::string>{"a"}));
+}
+
+TEST(AuthJwtVerify, RoomsBoundAndName) {
+  Verifier v = makeVerifier();
+  v.max_rooms = 3;
+  auto with = [&](size_t n) {
+    std::string list;
+    for (size_t i = 0; i < n; ++i) {
+      list += (i == 0 ? "\"r" : ",\"r") + std::to_string(i) + "\"";
+    }
+    return verify(signToken(kSecret, R"({"sub":"a","rooms":[)" + list + "]}"), v, kNow);
+  };
+  ASSERT_TRUE(with(3));
+  EXPECT_EQ(with(3)->rooms.size(), 3u);
+  expectRejected(with(4), "claim \"rooms\" has more than 3 entries");
+  // The default bound.
+  EXPECT_EQ(makeVerifier().max_rooms, kDefaultMaxRooms);
+  EXPECT_EQ(kDefaultMaxRooms, 256u);
+  v.max_rooms = kDefaultMaxRooms;
+  EXPECT_TRUE(with(256));
+  expectRejected(with(257), "claim \"rooms\" has more than 256 entries");
+
+  // Renamed, or turned off (then even a malformed claim is ignored).
+  v.rooms_claim = "chans";
+  auto renamed = verify(signToken(kSecret, R"({"sub":"a","chans":["c"],"rooms":5})"), v, kNow);
+  ASSERT_TRUE(renamed) << renamed.error().message;
+  EXPECT_EQ(renamed->rooms, (std::vector<std::string>{"c"}));
+  v.rooms_claim = "";
+  auto off = verify(signToken(kSecret, R"({"sub":"a","rooms":5})"), v, kNow);
+  ASSERT_TRUE(off);
+  EXPECT_TRUE(off->rooms.empty());
 }
 
 }  // namespace
