@@ -12,8 +12,10 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/log.h"
+#include "module/dl_loader.h"
 #include "module/registry.h"
 #include "reload/generation.h"
 #include "server.h"
@@ -23,13 +25,14 @@ namespace {
 using imgate::core::format;
 
 constexpr const char* kUsage =
-    "usage: imgate [-c FILE] [-t] [-s reload|stop|quit] [--list-modules] [--describe MODULE]\n"
+    "usage: imgate [-c FILE] [-t] [-s reload|stop|quit] [--list-modules] [--describe MODULE|FILE.so]\n"
     "  -c FILE            configuration file (default conf/imgate.yaml)\n"
     "  -t                 test the configuration and exit (0 valid, 1 invalid)\n"
     "  -s SIGNAL          tell the running imgate to reload, stop (fast) or quit (graceful);\n"
     "                     reload reports the outcome when the config has an admin listener\n"
-    "  --list-modules     list built-in modules\n"
-    "  --describe MODULE  print a module's configuration keys\n"
+    "  --list-modules     list built-in modules, and with -c those of its modules.load\n"
+    "  --describe MODULE  print a module's configuration keys (a built-in one, one from -c\n"
+    "                     FILE's modules.load, or every module of a .so given by path)\n"
     "  --config-reference print docs/config.md (every key of the core and of every module)\n"
     "  -v, --version      print the version\n";
 
@@ -223,11 +226,74 @@ int signalRunning(const std::string& config, const std::string& what) {
   return 0;
 }
 
+// --list-modules / --describe. Modules come from the built-in table, from `config`'s
+// modules.load when a config was named, and from a .so named by path.
+int showModules(const std::string& config, bool list, const std::string& describe_name) {
+  using imgate::ModuleFactory;
+  std::vector<const ModuleFactory*> modules(
+      imgate::core::module::ModuleRegistry::instance().all().begin(),
+      imgate::core::module::ModuleRegistry::instance().all().end());
+  std::shared_ptr<imgate::core::Generation> gen;  // keeps the libraries loaded
+  std::shared_ptr<imgate::core::module::ModuleLibrary> library;
+  if (!config.empty()) {
+    auto built = imgate::core::buildGeneration(config, nullptr, nullptr);
+    if (!built) {
+      for (const auto& e : built.error()) {
+        fprintf(stderr, "imgate: %s\n", e.c_str());
+      }
+      return 1;
+    }
+    gen = *built;
+    for (const auto& lib : gen->libraries) {
+      modules.insert(modules.end(), lib->factories().begin(), lib->factories().end());
+    }
+  }
+  std::vector<const ModuleFactory*> chosen;
+  if (!describe_name.empty() && (describe_name.find('/') != std::string::npos ||
+                                 describe_name.ends_with(".so"))) {
+    auto loaded = imgate::core::module::loadModule(describe_name, nullptr);
+    if (!loaded) {
+      fprintf(stderr, "imgate: %s\n", loaded.error().message.c_str());
+      return 1;
+    }
+    library = *loaded;
+    chosen.assign(library->factories().begin(), library->factories().end());
+  } else if (!describe_name.empty()) {
+    for (const auto* f : modules) {
+      if (f->name() == describe_name) {
+        chosen.push_back(f);
+      }
+    }
+    if (chosen.empty()) {
+      fprintf(stderr, "imgate: no module named \"%s\" (see --list-modules%s)\n",
+              describe_name.c_str(), config.empty() ? "; add -c FILE for loaded modules" : "");
+      return 1;
+    }
+  }
+  if (list) {
+    for (const auto* f : modules) {
+      printf("%-24s %-8s %s\n", std::string(f->name()).c_str(),
+             f->kind() == imgate::ModuleKind::kProtocol ? "protocol" : "stage",
+             std::string(f->description()).c_str());
+    }
+  }
+  for (const auto* f : chosen) {
+    printf("%s (%s): %s\n", std::string(f->name()).c_str(),
+           f->kind() == imgate::ModuleKind::kProtocol ? "protocol" : "stage",
+           std::string(f->description()).c_str());
+    describe(f->schema(), "  ");
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string config = "conf/imgate.yaml";
   bool test = false;
+  bool config_given = false;
+  bool list_modules = false;
+  std::string describe_name;
   std::string signal_name;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -240,6 +306,7 @@ int main(int argc, char** argv) {
     };
     if (arg == "-c") {
       config = next();
+      config_given = true;
     } else if (arg == "-t" || arg == "--test-config") {
       test = true;
     } else if (arg == "-s") {
@@ -252,22 +319,9 @@ int main(int argc, char** argv) {
       printf("imgate 0.1.0\n");
       return 0;
     } else if (arg == "--list-modules") {
-      for (const auto* f : imgate::core::module::ModuleRegistry::instance().all()) {
-        printf("%-20s %-8s %s\n", std::string(f->name()).c_str(),
-               f->kind() == imgate::ModuleKind::kProtocol ? "protocol" : "stage",
-               std::string(f->description()).c_str());
-      }
-      return 0;
+      list_modules = true;
     } else if (arg == "--describe") {
-      const std::string name = next();
-      const auto* f = imgate::core::module::ModuleRegistry::instance().find(name);
-      if (f == nullptr) {
-        fprintf(stderr, "imgate: no module named \"%s\" (see --list-modules)\n", name.c_str());
-        return 1;
-      }
-      printf("%s: %s\n", name.c_str(), std::string(f->description()).c_str());
-      describe(f->schema(), "  ");
-      return 0;
+      describe_name = next();
     } else if (arg == "--config-reference") {
       configReference();
       return 0;
@@ -278,6 +332,9 @@ int main(int argc, char** argv) {
       fprintf(stderr, "imgate: unknown argument \"%s\"\n%s", arg.c_str(), kUsage);
       return 2;
     }
+  }
+  if (list_modules || !describe_name.empty()) {
+    return showModules(config_given ? config : std::string(), list_modules, describe_name);
   }
   if (!signal_name.empty()) {
     return signalRunning(config, signal_name);

@@ -317,6 +317,10 @@ int Server::run() {
   }
   LOG_NOTICE("imgate ", kVersion, " started: ", n, " workers, config ", quote(config_path_),
              ", pid ", getpid());
+  // From here current_, the workers and the sessions own the generation: locals must not pin
+  // it (nor its module .so files) past the first reload.
+  first.reset();
+  built->reset();
   main_.run();
   for (auto& w : workers_) {
     w->join();

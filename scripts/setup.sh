@@ -8,10 +8,10 @@ packages=(
   # build
   meson ninja-build g++ pkg-config
   libevent-dev libssl-dev libyaml-cpp-dev libre2-dev libjemalloc-dev zlib1g-dev
-  libexpected-dev rapidjson-dev
+  libexpected-dev rapidjson-dev libmaxminddb-dev
   # tests, fuzzers, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
-  python3 python3-websockets python3-pytest python3-cryptography curl openssl procps
+  python3 python3-websockets python3-pytest python3-cryptography python3-socketio curl openssl procps
   chromium  # the browser path of the integration tests (driven by npm playwright-core)
 )
 

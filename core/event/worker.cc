@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "hub/local_hub.h"
 #include "hub/registry.h"
+#include "module/library_scope.h"
 #include "net/connection.h"
 #include "net/listener.h"
 #include "upstream/upstream_client.h"
@@ -76,10 +77,11 @@ EventLoop::~EventLoop() {
 }
 
 TimerPtr EventLoop::schedule(std::chrono::milliseconds delay, std::function<void()> cb) {
-  return std::make_unique<EventTimer>(base_, delay, std::move(cb));
+  return std::make_unique<EventTimer>(base_, delay, module::pinned(std::move(cb)));
 }
 
 void EventLoop::post(std::function<void()> cb) {
+  cb = module::pinned(std::move(cb));
   bool wake = false;
   {
     std::lock_guard lock(mu_);
@@ -198,6 +200,14 @@ void Worker::apply(std::shared_ptr<const Generation> generation,
     next.push_back(std::move(acceptor));
   }
   acceptors_ = std::move(next);  // acceptors for removed binds are freed here
+  // Idle connections move now (each checks that it is at a boundary); the others at their next
+  // message. A copy: migrating never closes, but stay safe against the set changing.
+  std::vector<Connection*> all(connections_.begin(), connections_.end());
+  for (Connection* c : all) {
+    if (connections_.count(c) != 0) {
+      c->adoptCurrentGeneration();
+    }
+  }
 }
 
 void Worker::stopAccepting() { acceptors_.clear(); }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <typeinfo>
 #include <unordered_map>
 #include <vector>
 
@@ -21,7 +22,15 @@ class Worker;
 // for it on this worker (one per codec variant), so each payload is encoded once per variant.
 struct Delivery {
   std::shared_ptr<const Message> message;
-  std::vector<std::pair<uint64_t, Bytes>> encodings;
+  // Keyed by the codec's dynamic type and its sharedEncodingKey(): keys are only comparable
+  // between codecs of one class, and two loaded copies of a module (a reload that replaced the
+  // .so) have distinct classes, so a changed wire format is never shared with the old one.
+  struct Encoding {
+    const std::type_info* codec;
+    uint64_t key;
+    Bytes bytes;
+  };
+  std::vector<Encoding> encodings;
   uint64_t delivered = 0;
   uint64_t dropped = 0;
   int64_t start_us = 0;  // steady clock, for the push latency histogram

@@ -9,6 +9,7 @@
 #include "common/stats.h"
 #include "event/worker.h"
 #include "hub/local_hub.h"
+#include "module/library_scope.h"
 #include "net/connection.h"
 
 namespace imgate::core {
@@ -123,7 +124,7 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
                     std::function<void(PushResult)> done) {
   StatsRegistry::instance().core().pushes.fetch_add(1, std::memory_order_relaxed);
   auto job = std::make_shared<PushJob>();
-  job->done = std::move(done);
+  job->done = module::pinned(std::move(done));
   job->origin = tls_dispatcher;
   message.app = app;
   message.to_kind = target.kind;
@@ -272,7 +273,7 @@ void Registry::kick(const std::string& app, const std::string& user, uint64_t se
     Dispatcher* origin = nullptr;
   };
   auto job = std::make_shared<KickJob>();
-  job->done = std::move(done);
+  job->done = module::pinned(std::move(done));
   job->origin = tls_dispatcher;
   size_t involved = 0;
   for (auto& v : per_worker) {
@@ -400,6 +401,35 @@ std::vector<std::string> Registry::roomMembers(const std::string& app, const std
     std::sort(out.begin(), out.end());
   }
   return out;
+}
+
+NodeLoad Registry::nodeLoad() {
+  const CoreCounters& c = StatsRegistry::instance().core();
+  NodeLoad load;
+  load.connections = c.connections_active.load(std::memory_order_relaxed);
+  load.sessions = c.sessions_active.load(std::memory_order_relaxed);
+  load.workers = static_cast<unsigned>(workers_.size());
+  const uint64_t opened = c.sessions_opened.load(std::memory_order_relaxed);
+  const int64_t now_us = steadyUs();
+  std::lock_guard lock(rate_mu_);
+  // Two 10 s windows: the rate is measured from the start of the previous one, so it always
+  // covers 10-20 s of history and never jumps to zero right after a window turns over.
+  constexpr int64_t kWindowUs = 10'000'000;
+  if (rate_window_start_us_ == 0) {
+    rate_prev_ = {now_us, opened};
+    rate_window_start_us_ = now_us;
+    rate_window_opened_ = opened;
+  } else if (now_us - rate_window_start_us_ >= kWindowUs) {
+    rate_prev_ = {rate_window_start_us_, rate_window_opened_};
+    rate_window_start_us_ = now_us;
+    rate_window_opened_ = opened;
+  }
+  const int64_t span_us = now_us - rate_prev_.first;
+  if (span_us > 0) {
+    load.connects_per_s =
+        static_cast<double>(opened - rate_prev_.second) * 1e6 / static_cast<double>(span_us);
+  }
+  return load;
 }
 
 HubStats Registry::stats(const std::string& app) {

@@ -64,6 +64,7 @@ class Registry final : public Hub {
                                  const std::vector<std::string>& users) override;
   std::vector<std::string> roomMembers(const std::string& app, const std::string& room) override;
   HubStats stats(const std::string& app) override;
+  NodeLoad nodeLoad() override;
 
   uint64_t totalUsers() const;
   uint64_t totalRooms() const;
@@ -71,6 +72,11 @@ class Registry final : public Hub {
   Worker& worker(uint32_t index) const { return *workers_[index % workers_.size()]; }
 
  private:
+  // nodeLoad()'s connect-rate windows.
+  std::mutex rate_mu_;
+  std::pair<int64_t, uint64_t> rate_prev_{0, 0};  // (steady us, sessions opened) at its start
+  int64_t rate_window_start_us_ = 0;
+  uint64_t rate_window_opened_ = 0;
   static constexpr size_t kShards = 64;
   struct UserEntry {
     std::vector<SessionRef> sessions;  // oldest first

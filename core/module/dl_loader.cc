@@ -2,7 +2,13 @@
 #include "module/dl_loader.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <utility>
 
@@ -33,22 +39,124 @@ struct HandleCloser {
 };
 using HandleGuard = std::unique_ptr<void, HandleCloser>;
 
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+};
+
+// The core's side of imgate_host::make_bytes: the control block of every payload a module makes
+// is instantiated here, in the core's code.
+Bytes hostMakeBytes(std::string&& data) {
+  return std::make_shared<const std::string>(std::move(data));
+}
+
+constexpr imgate_host kHost = {sizeof(imgate_host), &hostMakeBytes};
+
+ModuleFileId fileIdOf(const struct stat& st) {
+  return ModuleFileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                      static_cast<int64_t>(st.st_size),
+                      static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
+                          st.st_mtim.tv_nsec};
+}
+
+// Copies the file into an anonymous memfd; returns the fd (to dlopen through /proc/self/fd).
+Result<int> privateCopy(const std::string& path, ModuleFileId& id) {
+  auto sysError = [&](const char* what) {
+    return fail(Errc::kInvalidConfig, "cannot load module " + quoted(path) + ": " + what + ": " +
+                                          std::strerror(errno));
+  };
+  FdCloser src{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (src.fd < 0) {
+    return sysError("open");
+  }
+  struct stat st {};
+  if (::fstat(src.fd, &st) != 0) {
+    return sysError("stat");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return fail(Errc::kInvalidConfig, "cannot load module " + quoted(path) + ": not a regular file");
+  }
+  id = fileIdOf(st);
+  // Named after the file, so /proc/<pid>/maps (pmap, gdb) shows which module a mapping is.
+  std::string name = "imgate-module:" + path.substr(path.rfind('/') + 1);
+  name.resize(std::min<size_t>(name.size(), 240));
+  const int copy = ::memfd_create(name.c_str(), MFD_CLOEXEC);
+  if (copy < 0) {
+    return sysError("memfd_create");
+  }
+  FdCloser guard{copy};
+  char buf[64 * 1024];
+  for (;;) {
+    const ssize_t n = ::read(src.fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return sysError("read");
+    }
+    if (n == 0) {
+      break;
+    }
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t w = ::write(copy, buf + done, static_cast<size_t>(n - done));
+      if (w < 0 && errno == EINTR) {
+        continue;
+      }
+      if (w < 0) {
+        return sysError("write");
+      }
+      done += w;
+    }
+  }
+  guard.fd = -1;
+  return copy;
+}
+
 }  // namespace
+
+Result<ModuleFileId> moduleFileId(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return fail(Errc::kInvalidConfig,
+                "cannot load module " + quoted(path) + ": " + std::strerror(errno));
+  }
+  return fileIdOf(st);
+}
 
 ModuleLibrary::~ModuleLibrary() {
   // The factories live inside the .so: drop our pointers before the code goes away.
   factories_.clear();
   ::dlclose(handle_);
+  if (copy_fd_ >= 0) {
+    ::close(copy_fd_);
+  }
 }
 
 Result<std::shared_ptr<ModuleLibrary>> loadModule(
     const std::string& path, const std::function<bool(std::string_view)>& taken) {
+  ModuleFileId file_id;
+  auto copy = privateCopy(path, file_id);
+  if (!copy) {
+    return tl::unexpected(copy.error());
+  }
+  // Held open for the library's life: glibc's dlopen returns an already loaded object whose
+  // name matches, so the "/proc/self/fd/N" name must stay unique while the copy is loaded.
+  FdCloser copy_guard{*copy};
+  const std::string copy_path = "/proc/self/fd/" + std::to_string(*copy);
   ::dlerror();  // clear any stale error so the text below is this call's
-  HandleGuard handle(::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL));
+  HandleGuard handle(::dlopen(copy_path.c_str(), RTLD_NOW | RTLD_LOCAL));
   if (!handle) {
-    const char* why = ::dlerror();
-    return fail(Errc::kInvalidConfig, "cannot load module " + quoted(path) + ": " +
-                                          (why != nullptr ? why : "unknown dlopen error"));
+    const char* err = ::dlerror();
+    // dlerror names the copy ("/proc/self/fd/7: invalid ELF header"): say the real path.
+    std::string why = err != nullptr ? err : "unknown dlopen error";
+    if (why.starts_with(copy_path + ": ")) {
+      why.erase(0, copy_path.size() + 2);
+    }
+    return fail(Errc::kInvalidConfig, "cannot load module " + quoted(path) + ": " + why);
   }
 
   void* symbol = ::dlsym(handle.get(), kEntrySymbol);
@@ -87,6 +195,9 @@ Result<std::shared_ptr<ModuleLibrary>> loadModule(
   if (entry->module_version == nullptr) {
     return moduleError(path, ": invalid entry: null module_version");
   }
+  if (entry->bind_host == nullptr) {
+    return moduleError(path, ": invalid entry: null bind_host");
+  }
   if (entry->factories == nullptr || entry->factory_count == 0) {
     return moduleError(path, ": invalid entry: no factories");
   }
@@ -103,7 +214,8 @@ Result<std::shared_ptr<ModuleLibrary>> loadModule(
     }
   }
 
-  // Only now, with a matching ABI and toolchain, is calling into the C++ objects defined.
+  // Only now, with a matching ABI and toolchain, is calling into the module defined.
+  entry->bind_host(&kHost);
   for (size_t i = 0; i < factories.size(); ++i) {
     const std::string_view name = factories[i]->name();
     if (name.empty()) {
@@ -119,8 +231,10 @@ Result<std::shared_ptr<ModuleLibrary>> loadModule(
   }
 
   std::shared_ptr<ModuleLibrary> library(new ModuleLibrary(path, handle.release()));
+  library->copy_fd_ = std::exchange(copy_guard.fd, -1);
   library->name_ = entry->module_name;
   library->version_ = entry->module_version;
+  library->file_id_ = file_id;
   library->factories_.assign(factories.begin(), factories.end());
   return library;
 }

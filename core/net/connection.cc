@@ -17,6 +17,7 @@
 #include "event/worker.h"
 #include "hub/local_hub.h"
 #include "hub/registry.h"
+#include "module/library_scope.h"
 
 namespace imgate::core {
 
@@ -149,6 +150,8 @@ void Connection::start() {
   }
   if (listener_->stream) {
     location_ = &listener_->locations.front();
+    codec_library_ = location_->library;
+    module::LibraryScope scope(codec_library_);
     codec_ = location_->protocol->createCodec();
     if (state_ != State::kTls) {
       startStream();
@@ -196,7 +199,8 @@ bool SessionUpstreams::has(std::string_view group) const {
 void SessionUpstreams::call(std::string_view group, UpstreamRequest request, UpstreamCallback done) {
   Connection& c = connection_;
   UpstreamCallback guarded = [handle = c.handle_, epoch = c.runner_.epoch(),
-                              done = std::move(done)](Result<UpstreamResponse> result) {
+                              done = module::pinned(std::move(done))](
+                                 Result<UpstreamResponse> result) {
     if (handle->connection == nullptr || epoch.expired()) {
       return;  // the session or the stage that asked is gone
     }
@@ -452,6 +456,7 @@ void Connection::dispatchRequest(HttpRequest request) {
   request_head_ = request.method == "HEAD";
   auto exchange = std::make_shared<HttpExchangeImpl>(handle_, std::move(request), loc->path, worker_);
   try {
+    module::LibraryScope scope(loc->library);
     loc->protocol->onHttpRequest(exchange);
   } catch (const std::exception& e) {
     LOG_ERROR(loc->module, ": request handler threw: ", e.what());
@@ -522,6 +527,7 @@ void Connection::exchangeUpgrade(CodecPtr codec, HttpResponse accept,
     return;
   }
   exchange_in_flight_ = false;
+  codec_library_ = location_ != nullptr ? location_->library : nullptr;
   codec_ = std::move(codec);
   accept_ = std::make_unique<HttpResponse>(std::move(accept));
   handshake_ = std::make_unique<Handshake>();
@@ -696,16 +702,18 @@ void Connection::deliver(Delivery& delivery) {
   }
   const uint64_t key = codec_->sharedEncodingKey(message);
   if (key != 0) {
+    const Codec& codec = *codec_;
+    const std::type_info* type = &typeid(codec);
     Bytes bytes;
-    for (auto& [k, b] : delivery.encodings) {
-      if (k == key) {
-        bytes = b;
+    for (const Delivery::Encoding& e : delivery.encodings) {
+      if (e.key == key && e.codec == type) {
+        bytes = e.bytes;
         break;
       }
     }
     if (!bytes) {
       bytes = codec_->encodeShared(message);
-      delivery.encodings.emplace_back(key, bytes);
+      delivery.encodings.push_back(Delivery::Encoding{type, key, bytes});
     }
     if (bytes) {
       appendShared(std::move(bytes));
@@ -727,6 +735,23 @@ void Connection::deliver(Delivery& delivery) {
   if (delivery.start_us != 0) {
     StatsRegistry::instance().pushLatency().observeUs(
         static_cast<uint64_t>(std::max<int64_t>(0, steadyUs() - delivery.start_us)));
+  }
+}
+
+void Connection::adoptCurrentGeneration() {
+  if (closing_) {
+    return;
+  }
+  if (state_ == State::kSession && !runner_.busy()) {
+    maybeMigrate();
+  } else if (state_ == State::kHttp && !exchange_in_flight_ &&
+             generation_ != worker_.generation()) {
+    const ListenerSpec* spec = worker_.generation()->listener(listener_name_);
+    if (spec != nullptr) {
+      generation_ = worker_.generation();
+      listener_ = spec;
+      location_ = nullptr;  // chosen again for the next request
+    }
   }
 }
 

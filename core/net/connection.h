@@ -142,6 +142,14 @@ class Connection final : public Session,
   void startStream();
   void sendOutbound(const Message& message);
   void maybeMigrate();
+ public:
+  // After a reload: moves an idle connection to the worker's current generation now instead of
+  // at its next message, so nothing keeps the old generation (and the .so files, TLS contexts
+  // and upstream pools only it uses) alive for the life of quiet sessions. A session in the
+  // middle of a pipeline run, a handshake or an HTTP exchange moves later, as before.
+  void adoptCurrentGeneration();
+
+ private:
 
   void flush();
   void enableRead(bool on);
@@ -183,6 +191,7 @@ class Connection final : public Session,
   std::shared_ptr<ConnectionHandle> handle_;
   std::unique_ptr<Handshake> handshake_;
   std::unique_ptr<HttpResponse> accept_;
+  ModuleLibraryRef codec_library_;  // the codec's code (may be an older .so after a reload)
   CodecPtr codec_;
   StageRunner runner_;
   SessionUpstreams upstreams_{*this};

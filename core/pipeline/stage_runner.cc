@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/stats.h"
+#include "module/library_scope.h"
 
 namespace imgate::core {
 
@@ -23,13 +24,15 @@ std::string_view StageRunner::name(size_t index) const {
 }
 
 bool StageRunner::reset(std::shared_ptr<const Pipeline> pipeline) {
-  pipeline_ = std::move(pipeline);
-  epoch_ = std::make_shared<const char>(0);
+  // The old stages go first, while the old pipeline still pins the libraries their code is in.
   stages_.clear();
   wants_outbound_.clear();
+  pipeline_ = std::move(pipeline);
+  epoch_ = std::make_shared<const char>(0);
   stages_.reserve(pipeline_->stages.size());
   for (const CompiledStage& cs : pipeline_->stages) {
     StagePtr stage;
+    module::LibraryScope scope(cs.library);
     try {
       stage = cs.config->createStage(callbacks_);
     } catch (const std::exception& e) {
@@ -57,6 +60,7 @@ Verdict StageRunner::guard(size_t index, F&& hook) {
   Verdict v;
   in_hook_ = true;
   try {
+    module::LibraryScope scope(pipeline_->stages[index].library);
     v = hook(*stages_[index]);
   } catch (const std::exception& e) {
     counters().bugs.fetch_add(1, std::memory_order_relaxed);
@@ -338,9 +342,10 @@ void StageRunner::close() {
   queue_.reset();
   paused_message_.reset();
   paused_at_.reset();
-  for (auto& stage : stages_) {
+  for (size_t i = 0; i < stages_.size(); ++i) {
     try {
-      stage->onClose();
+      module::LibraryScope scope(pipeline_->stages[i].library);
+      stages_[i]->onClose();
     } catch (...) {
       counters().bugs.fetch_add(1, std::memory_order_relaxed);
     }

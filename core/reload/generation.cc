@@ -17,6 +17,8 @@
 #include "common/stats.h"
 #include "config/schema_check.h"
 #include "config/yaml_loader.h"
+#include "module/dl_loader.h"
+#include "module/library_scope.h"
 #include "module/registry.h"
 #include "upstream/upstream_config.h"
 
@@ -126,7 +128,16 @@ constexpr std::array<ParamSpec, 2> kAdminSchema = {{
      .help = "if set, POST /reload needs Authorization: Bearer <key>"},
 }};
 
-constexpr std::array<ParamSpec, 10> kRootSchema = {{
+constexpr std::array<ParamSpec, 1> kModulesSchema = {{
+    {.key = "load", .type = ParamType::kStringList,
+     .help = "third-party module .so files (paths relative to this file's directory), loaded in "
+             "order at start and at every reload: an added file is loaded, a removed one is "
+             "unloaded once nothing of it is alive, a changed file (new mtime/size/inode) is "
+             "loaded as new code beside the old one. Built against the installed SDK "
+             "(docs/modules.md)"},
+}};
+
+constexpr std::array<ParamSpec, 11> kRootSchema = {{
     {.key = "version", .type = ParamType::kInt, .default_value = "1", .min = 1, .max = 1,
      .help = "config format version"},
     {.key = "workers", .type = ParamType::kString, .default_value = "auto", .reloadable = false,
@@ -141,6 +152,8 @@ constexpr std::array<ParamSpec, 10> kRootSchema = {{
     {.key = "admin", .type = ParamType::kMap, .help = "the admin listener", .fields = kAdminSchema},
     {.key = "listeners", .type = ParamType::kMapList, .required = true, .min = 1,
      .help = "where clients and backends connect", .fields = kListenerSchema},
+    {.key = "modules", .type = ParamType::kMap, .help = "third-party modules",
+     .fields = kModulesSchema},
     {.key = "pipelines", .type = ParamType::kAny,
      .help = "named lists of behaviour stages: name: [ {module: {settings}}, ... ]"},
     {.key = "upstreams", .type = ParamType::kAny,
@@ -196,6 +209,80 @@ struct Builder {
     return dir + "/" + p;
   }
 
+  // Modules from modules.load (this generation's), searched before the built-in ones.
+  std::vector<ModuleLibraryRef> libraries;
+
+  struct Found {
+    const ModuleFactory* factory = nullptr;
+    ModuleLibraryRef library;
+  };
+  Found findModule(std::string_view name) const {
+    for (const auto& lib : libraries) {
+      for (const ModuleFactory* f : lib->factories()) {
+        if (f->name() == name) {
+          return {f, lib};
+        }
+      }
+    }
+    return {module::ModuleRegistry::instance().find(name), nullptr};
+  }
+
+  bool moduleNameTaken(std::string_view name) const { return findModule(name).factory != nullptr; }
+
+  // modules.load: each file is loaded (or, unchanged since the previous generation, shared with
+  // it) before any pipeline or location is compiled, so they can use its modules.
+  void loadModules(const RawNode& modules) {
+    const RawNode list = modules.valid() && modules.isMap() ? modules.get("load") : RawNode();
+    if (!list.valid() || list.isNull()) {
+      return;
+    }
+    const auto items = list.isSeq() ? list.items() : std::vector<RawNode>{list};
+    for (size_t i = 0; i < items.size(); ++i) {
+      const std::string ipath = format("modules.load[", i, "]");
+      const std::string file_path = resolvePath(items[i].scalar());
+      for (const auto& lib : libraries) {
+        if (lib->path() == file_path) {
+          error(items[i], ipath, format("module file ", quote(file_path), " is listed twice"));
+        }
+      }
+      auto id = module::moduleFileId(file_path);
+      if (!id) {
+        error(items[i], ipath, id.error().message);
+        continue;
+      }
+      ModuleLibraryRef library;
+      if (previous != nullptr) {
+        for (const auto& lib : previous->libraries) {
+          if (lib->path() == file_path && lib->fileId() == *id) {
+            library = lib;  // unchanged: keep the loaded code (and its static state)
+          }
+        }
+      }
+      if (library) {
+        bool clash = false;
+        for (const ModuleFactory* f : library->factories()) {
+          if (!clash && moduleNameTaken(f->name())) {
+            error(items[i], ipath, format("module ", quote(file_path), ": duplicate module name ",
+                                          quote(f->name())));
+            clash = true;
+          }
+        }
+        if (clash) {
+          continue;
+        }
+      } else {
+        auto loaded = module::loadModule(
+            file_path, [this](std::string_view name) { return moduleNameTaken(name); });
+        if (!loaded) {
+          error(items[i], ipath, loaded.error().message);
+          continue;
+        }
+        library = *loaded;
+      }
+      libraries.push_back(std::move(library));
+    }
+  }
+
   // Runs a module's compile() behind the exception guard (STYLE.md §4.10).
   template <class Factory>
   auto compile(const Factory& factory, const ValidatedSection& section, Context& ctx,
@@ -223,7 +310,6 @@ struct Builder {
       error(node, "pipelines", format("must be a map of pipeline name to list, not ", node.describe()));
       return;
     }
-    const auto& registry = module::ModuleRegistry::instance();
     for (const auto& [key, value] : node.entries()) {
       const std::string name = key.scalar();
       const std::string ppath = "pipelines." + name;
@@ -248,7 +334,8 @@ struct Builder {
           error(item, ipath, "a stage is written as `module.name: {settings}` or `module.name`");
           continue;
         }
-        const ModuleFactory* factory = registry.find(module_name);
+        const Found found = findModule(module_name);
+        const ModuleFactory* factory = found.factory;
         if (factory == nullptr) {
           error(item, ipath, format("unknown module ", quote(module_name)));
           continue;
@@ -267,6 +354,7 @@ struct Builder {
         const std::string instance = format(name, "[", i, "]:", module_name);
         Context ctx(instance, dir);
         ctx.generation_ = gen;
+        module::LibraryScope scope(found.library);
         auto compiled = compile(sf, *section, ctx, item, spath);
         if (!compiled) {
           continue;
@@ -275,7 +363,8 @@ struct Builder {
           error(item, ipath, format("terminal stage ", quote(module_name), " must be last"));
         }
         pipeline->wants_outbound = pipeline->wants_outbound || (*compiled)->wantsOutbound();
-        pipeline->stages.push_back(CompiledStage{module_name, instance, *compiled, sf.terminal()});
+        pipeline->stages.push_back(
+            CompiledStage{found.library, module_name, instance, *compiled, sf.terminal()});
       }
       pipelines[name] = pipeline;
     }
@@ -299,7 +388,9 @@ struct Builder {
                 Location& out) {
     out.path = s.has("path") ? s.getString("path") : std::string();
     out.module = s.getString("protocol");
-    const auto* factory = module::ModuleRegistry::instance().find(out.module);
+    const Found found = findModule(out.module);
+    const ModuleFactory* factory = found.factory;
+    out.library = found.library;
     if (factory == nullptr) {
       error(s, "protocol", path + ".protocol", format("unknown module ", quote(out.module)));
       return false;
@@ -319,6 +410,7 @@ struct Builder {
     }
     Context ctx(format(listener, out.path, ":", out.module), dir);
     ctx.generation_ = gen;
+    module::LibraryScope scope(found.library);
     auto compiled = compile(pf, *section, ctx, raw.valid() ? raw : s.raw("protocol"), cpath);
     if (!compiled) {
       return false;
@@ -572,6 +664,8 @@ tl::expected<std::shared_ptr<Generation>, std::vector<std::string>> buildGenerat
     gen->upstreams = *upstreams;
   }
   b.gen = gen.get();
+  b.loadModules(r.raw("modules"));
+  gen->libraries = b.libraries;
   b.buildPipelines(r.raw("pipelines"));
   b.listeners(r, *gen);
 

@@ -24,6 +24,11 @@ namespace imgate::core {
 namespace config {
 class ValidatedSection;
 }
+namespace module {
+class ModuleLibrary;
+}
+// Null for built-in modules. Declared first in each holder so the .so outlives what it made.
+using ModuleLibraryRef = std::shared_ptr<module::ModuleLibrary>;
 namespace upstream {
 class UpstreamSet;
 }
@@ -37,6 +42,7 @@ struct TlsContext {
 };
 
 struct CompiledStage {
+  ModuleLibraryRef library;
   std::string module;
   std::string instance;
   StageConfigPtr config;
@@ -50,6 +56,7 @@ struct Pipeline {
 };
 
 struct Location {
+  ModuleLibraryRef library;  // of the protocol module
   std::string path;    // prefix, e.g. "/ws"
   std::string module;  // protocol module name
   ProtocolConfigPtr protocol;
@@ -92,6 +99,9 @@ class ServerControl;
 struct Generation {
   Generation();
   ~Generation();
+
+  // modules.load, in config order. First member: destroyed after everything compiled from them.
+  std::vector<ModuleLibraryRef> libraries;
 
   uint64_t id = 0;
   std::string file;

@@ -11,47 +11,16 @@
 
 #include "modules/proto/tcp_frame/frame.h"
 #include "modules/proto/tcp_frame/tcp_frame_codec.h"
+#include "test/fuzz/fuzz_codec_support.h"
 
 namespace {
 
+using imgate::fuzz::check;
 using namespace imgate;                  // NOLINT: fuzz target brevity
 using namespace imgate::mod::tcp_frame;  // NOLINT
 
-void check(bool ok) {
-  if (!ok) {
-    std::abort();
-  }
-}
-
-class Out final : public OutBuffer {
- public:
-  void append(std::string_view bytes) override { data.append(bytes); }
-  void appendShared(Bytes bytes) override {
-    check(bytes != nullptr);
-    data.append(*bytes);
-  }
-  size_t pending() const override { return data.size(); }
-  std::string data;
-};
-
-class Sink final : public CodecSink {
- public:
-  void onMessage(Message&& message) override {
-    check(message.payload != nullptr);
-    messages.push_back(std::move(message));
-  }
-  void onPeerClose(Errc, std::string_view) override {}
-  void onActivity() override {}
-  void onHello(HttpRequest hello) override {
-    check(!hello_seen);
-    hello_seen = true;
-    if (auto token = hello.queryParam("token")) {
-      check(hello.header("authorization") == "Bearer " + *token);
-    }
-  }
-  std::vector<Message> messages;
-  bool hello_seen = false;
-};
+using Out = imgate::fuzz::StringOut;
+using Sink = imgate::fuzz::RecordingSink;
 
 // Parses every frame in `bytes` (server output) with frame.h and checks the headers.
 void checkServerBytes(std::string_view bytes, uint32_t max_frame) {

@@ -13,9 +13,11 @@
 
 #include "modules/proto/websocket/utf8.h"
 #include "modules/proto/websocket/ws_codec.h"
+#include "test/fuzz/fuzz_codec_support.h"
 
 namespace {
 
+using imgate::fuzz::check;
 using imgate::Bytes;
 using imgate::Errc;
 using imgate::Message;
@@ -24,22 +26,7 @@ using imgate::mod::websocket::isValidUtf8;
 using imgate::mod::websocket::WsCodec;
 using imgate::mod::websocket::WsCodecOptions;
 
-void check(bool ok) {
-  if (!ok) {
-    std::abort();
-  }
-}
-
-class Out final : public imgate::OutBuffer {
- public:
-  void append(std::string_view bytes) override { data.append(bytes); }
-  void appendShared(Bytes bytes) override {
-    check(bytes != nullptr);
-    data.append(*bytes);
-  }
-  size_t pending() const override { return data.size(); }
-  std::string data;
-};
+using Out = imgate::fuzz::StringOut;
 
 // A client's inflater; `takeover` keeps the window across messages (as a browser does when
 // the server did not promise server_no_context_takeover).

@@ -23,6 +23,8 @@ import pytest
 
 ROOT = os.environ.get("IMGATE_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
 BIN = os.environ.get("IMGATE_BIN", os.path.join(ROOT, "build", "imgate"))
+# Example module .so files built in tree (modules/examples/*), next to the binary.
+EXAMPLES = os.path.join(os.path.dirname(BIN), "modules", "examples")
 NODE_DIR = os.path.dirname(os.path.abspath(__file__))
 SECRET = "integration-test-secret-0123456789abcdef"
 API_KEY = "test-api-key"

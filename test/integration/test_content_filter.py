@@ -5,11 +5,14 @@ import asyncio
 import json
 import os
 
-from conftest import SECRET, make_token
+from conftest import EXAMPLES, SECRET, make_token
 from wsutil import connect, run
 
+# The example is not built in: it is loaded from the .so the build makes in tree.
 CONFIG = """
 workers: 2
+modules:
+  load: [ "{so}" ]
 admin: {{ bind: 127.0.0.1:0 }}
 listeners:
   - name: edge
@@ -22,10 +25,11 @@ pipelines:
     - example.content_filter: {{ words_file: words.txt, action: {action} }}
     - echo
 """
+FILTER_SO = os.path.join(EXAMPLES, "content_filter", "example_content_filter.so")
 
 
 def test_mask_then_reload_with_a_new_list(gateway_factory, tmp_path):
-    gw = gateway_factory(CONFIG.format(secret=SECRET, action="mask"), files={"words.txt": "spam\n"})
+    gw = gateway_factory(CONFIG.format(secret=SECRET, action="mask", so=FILTER_SO), files={"words.txt": "spam\n"})
     words = os.path.join(gw.dir, "words.txt")
 
     async def main():
@@ -34,7 +38,7 @@ def test_mask_then_reload_with_a_new_list(gateway_factory, tmp_path):
         assert await asyncio.wait_for(ws.recv(), 5) == "this is ****"
         with open(words, "w") as f:
             f.write("eggs\n")
-        await asyncio.to_thread(gw.reload, CONFIG.format(secret=SECRET, action="reject"))
+        await asyncio.to_thread(gw.reload, CONFIG.format(secret=SECRET, action="reject", so=FILTER_SO))
         assert "reload done" in gw.read_log()
         await ws.send("spam and eggs")
         err = json.loads(await asyncio.wait_for(ws.recv(), 5))

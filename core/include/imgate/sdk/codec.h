@@ -76,8 +76,8 @@ class Codec {
   // Encodes one outbound message for this session.
   virtual Status encode(const Message& message, OutBuffer& out) = 0;
 
-  // Fan-out support. Sessions whose codecs return the same non-zero key for a message get
-  // byte-identical encodings, so the core calls encodeShared() once per key per fan-out and
+  // Fan-out support. Sessions whose codecs (of the same class) return the same non-zero key for
+  // a message get byte-identical encodings, so the core calls encodeShared() once per key per fan-out and
   // appends the result to each session with appendShared(). Zero means "encode per session".
   virtual uint64_t sharedEncodingKey(const Message& message) const {
     (void)message;

@@ -43,6 +43,14 @@ struct HubStats {
   uint64_t rooms = 0;
 };
 
+// This node's load, for load-aware answers (the LBS module orders addresses by it).
+struct NodeLoad {
+  uint64_t connections = 0;    // open client TCP connections, every listener
+  uint64_t sessions = 0;       // long-lived sessions (WebSocket, TCP frame, ...)
+  double connects_per_s = 0;   // sessions opened per second over the last 10 s or so
+  unsigned workers = 0;        // worker threads
+};
+
 class Hub {
  public:
   // Delivers `message` to every session of `target` within `app`. The payload is encoded once
@@ -64,6 +72,8 @@ class Hub {
                                          const std::vector<std::string>& users) = 0;
   virtual std::vector<std::string> roomMembers(const std::string& app, const std::string& room) = 0;
   virtual HubStats stats(const std::string& app) = 0;
+  // Cheap (counters, no locks held long): may be called on every request.
+  virtual NodeLoad nodeLoad() { return {}; }
 
  protected:
   ~Hub() = default;

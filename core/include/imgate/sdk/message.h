@@ -16,7 +16,24 @@ namespace imgate {
 // core's output buffers (which keep a reference until the bytes are on the wire).
 using Bytes = std::shared_ptr<const std::string>;
 
+namespace sdk_detail {
+using MakeBytesFn = Bytes (*)(std::string&&);
+// Where makeBytes() builds its bytes. Null in the core and in built-in modules (plain
+// make_shared). In a module .so the core sets it at load time (imgate_module_entry::bind_host)
+// to a function of the core's, so the shared_ptr control block of every payload a module makes
+// lives in the core's code: such payloads may outlive the module (a reload that removes or
+// replaces a .so unloads it while its messages can still sit in queues and output buffers).
+inline MakeBytesFn& hostMakeBytes() {
+  static MakeBytesFn fn = nullptr;
+  return fn;
+}
+}  // namespace sdk_detail
+
+// The only way modules should create Bytes (never std::make_shared directly; see above).
 inline Bytes makeBytes(std::string data) {
+  if (sdk_detail::MakeBytesFn fn = sdk_detail::hostMakeBytes()) {
+    return fn(std::move(data));
+  }
   return std::make_shared<const std::string>(std::move(data));
 }
 

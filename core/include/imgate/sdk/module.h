@@ -14,7 +14,8 @@
 #include "imgate/sdk/stage.h"
 #include "imgate/sdk/status.h"
 
-#define IMGATE_ABI_MAJOR 1  // bump: any incompatible change to a header under imgate/sdk/
+// scripts/abi_hash.py refuses to record a new SDK hash until one of these has changed.
+#define IMGATE_ABI_MAJOR 2  // bump: any incompatible change to a header under imgate/sdk/
 #define IMGATE_ABI_MINOR 0  // bump: additions that old modules do not use
 
 namespace imgate {
@@ -54,6 +55,12 @@ class ProtocolFactory : public ModuleFactory {
 // The core looks up exactly one symbol, imgate_module_entry_v1, and reads this struct before
 // touching anything else. Its layout is frozen for a given IMGATE_ABI_MAJOR.
 extern "C" {
+// What the core hands a loaded module, once its entry has passed every check.
+struct imgate_host {
+  uint32_t size;  // sizeof(imgate_host) in the core; fields are only ever appended
+  imgate::Bytes (*make_bytes)(std::string&&);  // see sdk_detail::hostMakeBytes (message.h)
+};
+
 struct imgate_module_entry {
   uint32_t abi_major;           // must equal the core's
   uint32_t abi_minor;           // must be <= the core's
@@ -62,6 +69,7 @@ struct imgate_module_entry {
   const char* module_version;
   size_t factory_count;
   const imgate::ModuleFactory* const* factories;  // usable only after the checks
+  void (*bind_host)(const imgate_host* host);     // called once, after the checks
 };
 }
 
@@ -77,9 +85,11 @@ struct imgate_module_entry {
   extern "C" __attribute__((visibility("default"))) const imgate_module_entry*             \
   imgate_module_entry_v1() noexcept {                                                       \
     static const ::imgate::ModuleFactory* const factories[] = {&imgate_module_##ID()};     \
-    static const imgate_module_entry entry = {IMGATE_ABI_MAJOR, IMGATE_ABI_MINOR,           \
-                                              IMGATE_BUILD_SIGNATURE, #ID, VERSION, 1,      \
-                                              factories};                                   \
+    static const imgate_module_entry entry = {                                              \
+        IMGATE_ABI_MAJOR, IMGATE_ABI_MINOR, IMGATE_BUILD_SIGNATURE, #ID, VERSION, 1,         \
+        factories, [](const imgate_host* host) {                                            \
+          ::imgate::sdk_detail::hostMakeBytes() = host->make_bytes;                         \
+        }};                                                                                 \
     return &entry;                                                                          \
   }
 #else

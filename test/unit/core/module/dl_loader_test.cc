@@ -10,11 +10,13 @@
 #include <functional>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "module/library_scope.h"
 #include "module/registry.h"
 #include "test/mocks/sdk_fakes.h"
 #include "test/unit/modules/proto/http_push/fake_config_view.h"
@@ -32,15 +34,31 @@ std::string modulePath(std::string_view name) {
 
 bool nothingTaken(std::string_view) { return false; }
 
-// True when the dynamic linker has `path` mapped in this process.
-bool isMapped(const std::string& path) {
-  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
-  if (handle == nullptr) {
-    return false;
+// How many private copies of the module file `path` are mapped in this process (the loader
+// dlopens a memfd named "imgate-module:<file name>"; each copy maps several segments).
+size_t copiesMapped(const std::string& path) {
+  const std::string tag = "/memfd:imgate-module:" + path.substr(path.rfind('/') + 1) + " ";
+  std::FILE* maps = std::fopen("/proc/self/maps", "r");
+  if (maps == nullptr) {
+    return 0;
   }
-  ::dlclose(handle);  // NOLOAD still took a reference
-  return true;
+  std::set<std::string> inodes;
+  char line[1024];
+  while (std::fgets(line, sizeof(line), maps) != nullptr) {
+    const std::string l = line;
+    if (l.find(tag) != std::string::npos) {
+      // "addr perms offset dev inode path": each copy is its own memfd inode.
+      std::istringstream fields(l);
+      std::string addr, perms, offset, dev, inode;
+      fields >> addr >> perms >> offset >> dev >> inode;
+      inodes.insert(inode);
+    }
+  }
+  std::fclose(maps);
+  return inodes.size();
 }
+
+bool isMapped(const std::string& path) { return copiesMapped(path) > 0; }
 
 std::string errorOf(const std::string& name,
                     const std::function<bool(std::string_view)>& taken = nothingTaken) {
@@ -279,6 +297,128 @@ TEST(DlLoader, GoodModuleExportsOnlyTheEntry) {
     start = end + 1;
   }
   EXPECT_EQ(symbols, std::vector<std::string>{"imgate_module_entry_v1"}) << output;
+}
+
+// Every load is a private copy: loading the same path twice (a reload after the file was
+// replaced) maps the code twice, and each copy goes away with its last reference.
+TEST(DlLoader, EachLoadIsItsOwnCopy) {
+  const std::string path = modulePath("good");
+  ASSERT_FALSE(isMapped(path));
+  auto first = loadModule(path, nothingTaken);
+  auto second = loadModule(path, nothingTaken);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(copiesMapped(path), 2u);
+  EXPECT_EQ((*first)->fileId(), (*second)->fileId());
+  first->reset();
+  EXPECT_EQ(copiesMapped(path), 1u);
+  second->reset();
+  EXPECT_EQ(copiesMapped(path), 0u);
+}
+
+TEST(DlLoader, FileIdChangesWhenTheFileIsReplaced) {
+  char dir_template[] = "/tmp/imgate-dl-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string copy = dir + "/m.so";
+  auto cp = [&](const std::string& from) {
+    return std::system(("cp '" + from + "' '" + copy + ".tmp' && mv '" + copy + ".tmp' '" + copy +
+                        "'").c_str());
+  };
+  ASSERT_EQ(cp(modulePath("good")), 0);
+  const auto before = moduleFileId(copy);
+  ASSERT_TRUE(before);
+  ASSERT_EQ(cp(modulePath("duplicate_name")), 0);
+  const auto after = moduleFileId(copy);
+  ASSERT_TRUE(after);
+  EXPECT_FALSE(*before == *after);
+  const auto missing = moduleFileId(dir + "/nope.so");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("No such file"), std::string::npos);
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+// Payloads a module makes with makeBytes() are built by the core (imgate_host::make_bytes), so
+// they stay valid, and can be released, after the module's code is unmapped. Were the control
+// block instantiated in the .so, releasing it would call into unmapped code.
+TEST(DlLoader, BytesMadeByAModuleOutliveIt) {
+  class Callbacks final : public StageCallbacks {
+   public:
+    Session& session() override { std::abort(); }
+    Dispatcher& dispatcher() override { std::abort(); }
+    void resume() override {}
+    void reject(Errc, std::string) override {}
+    void reply(Message message) override { replies.push_back(std::move(message)); }
+    void setIdentity(Identity) override {}
+    Upstreams& upstreams() override { return upstreams_; }
+    Hub& hub() override { return hub_; }
+    std::vector<Message> replies;
+
+   private:
+    mocks::FakeUpstreams upstreams_;
+    mocks::NullHub hub_;
+  } callbacks;
+  const std::string path = modulePath("good");
+  {
+    auto loaded = loadModule(path, nothingTaken);
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    const auto& factory = static_cast<const StageFactory&>(*(*loaded)->factories()[0]);
+    test::http_push::FakeConfigView view(factory.schema());
+    test::http_push::FakeLoadContext context;
+    auto config = factory.compile(view, context);
+    ASSERT_TRUE(config);
+    StagePtr stage = (*config)->createStage(callbacks);
+    Message in;
+    in.payload = makeBytes("hi");
+    ASSERT_EQ(stage->onMessage(in).action, Action::kPass);
+  }
+  EXPECT_FALSE(isMapped(path));
+  ASSERT_EQ(callbacks.replies.size(), 1u);
+  EXPECT_EQ(callbacks.replies[0].data(), "good:hi");
+  callbacks.replies.clear();  // releases the payload: must not touch the unmapped .so
+}
+
+// A closure made while a module's code runs (a stage posting work, a timer, an upstream call)
+// keeps the module mapped until the core destroys it.
+TEST(LibraryScope, PinnedClosureKeepsTheLibraryLoaded) {
+  const std::string path = modulePath("good");
+  auto loaded = loadModule(path, nothingTaken);
+  ASSERT_TRUE(loaded);
+  ModuleLibraryPtr library = *loaded;
+  EXPECT_EQ(currentLibrary(), nullptr);
+  std::function<void()> closure;
+  bool ran_in_scope = false;
+  {
+    LibraryScope scope(library);
+    EXPECT_EQ(currentLibrary(), library);
+    closure = pinned(std::function<void()>([&] { ran_in_scope = currentLibrary() != nullptr; }));
+  }
+  EXPECT_EQ(currentLibrary(), nullptr);
+  std::function<void()> unpinned = pinned(std::function<void()>([] {}));
+  library.reset();
+  loaded->reset();
+  EXPECT_TRUE(isMapped(path));
+  closure();
+  EXPECT_TRUE(ran_in_scope);
+  EXPECT_EQ(currentLibrary(), nullptr);
+  closure = nullptr;
+  EXPECT_FALSE(isMapped(path));
+  // Outside any scope pinned() is the identity: nothing to keep alive.
+  EXPECT_TRUE(static_cast<bool>(unpinned));
+}
+
+TEST(LibraryScope, Nests) {
+  auto a = loadModule(modulePath("good"), nothingTaken);
+  ASSERT_TRUE(a);
+  ModuleLibraryPtr none;
+  {
+    LibraryScope outer(*a);
+    {
+      LibraryScope inner(none);
+      EXPECT_EQ(currentLibrary(), nullptr);
+    }
+    EXPECT_EQ(currentLibrary(), *a);
+  }
+  EXPECT_EQ(currentLibrary(), nullptr);
 }
 
 }  // namespace
