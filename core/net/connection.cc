@@ -529,9 +529,30 @@ void Connection::exchangeUpgrade(CodecPtr codec, HttpResponse accept,
   exchange_in_flight_ = false;
   codec_library_ = location_ != nullptr ? location_->library : nullptr;
   codec_ = std::move(codec);
+  if (accept.status != 0 && !listener_->stream && location_->protocol->handshakeInBand()) {
+    // An HTTP upgrade whose credentials come in-band (Socket.IO's CONNECT): switch protocols
+    // now, with the protocol's greeting as the body, and wait for the codec's hello as a stream
+    // session does. The hello then runs this function again, with no response to write.
+    handshake_ = std::make_unique<Handshake>();
+    handshake_->subprotocols = std::move(subprotocols);
+    handshake_->request = std::move(request);
+    writeResponse(accept, true, false);
+    parser_.reset();
+    accepted_early_ = true;
+    state_ = State::kHello;
+    location_path_ = location_->path;
+    protocol_ = location_->module;
+    armTimer(Timer::kHandshake, settings().handshake_timeout);
+    pumpInput();
+    return;
+  }
+  std::vector<std::string> offered = std::move(subprotocols);
+  if (accepted_early_ && handshake_ && offered.empty()) {
+    offered = std::move(handshake_->subprotocols);  // the hello carries none; keep the upgrade's
+  }
   accept_ = std::make_unique<HttpResponse>(std::move(accept));
   handshake_ = std::make_unique<Handshake>();
-  handshake_->subprotocols = std::move(subprotocols);
+  handshake_->subprotocols = std::move(offered);
   handshake_->request = std::move(request);
   state_ = State::kUpgrading;
   location_path_ = location_->path;
@@ -547,7 +568,7 @@ void Connection::openAccepted() { acceptSession(); }
 void Connection::openRejected(Errc code, const std::string& reason, std::string_view stage) {
   counters().handshakes_rejected.fetch_add(1, std::memory_order_relaxed);
   LOG_INFO("handshake from ", peer_, " rejected by ", stage, ": ", reason);
-  if (listener_->stream) {
+  if (listener_->stream || accepted_early_) {
     codec_->encodeClose(code, reason, *this);
     closing_ = true;
     flush();
@@ -621,15 +642,15 @@ void Connection::acceptSession() {
   opened.session_id = id_;
   opened.server_time_ms = opened_at_ms_;
   opened.idle_timeout = settings().idle_timeout;
-  opened.ping_interval = settings().ping_interval;
+  opened.ping_interval = pingInterval();
   opened.identity = identity_;
   codec_->onOpened(opened, *this);
   if (Log::instance().accessLog()) {
     LOG_INFO("session ", id_, " open ", protocol_, " ", listener_name_, " peer ", peer_, " app ",
              quote(identity_.app), " user ", quote(identity_.user));
   }
-  armTimer(Timer::kIdle, settings().ping_interval.count() > 0
-                             ? std::min(settings().ping_interval, settings().idle_timeout)
+  armTimer(Timer::kIdle, pingInterval().count() > 0
+                             ? std::min(pingInterval(), settings().idle_timeout)
                              : settings().idle_timeout);
   pumpInput();
   flush();
@@ -736,6 +757,16 @@ void Connection::deliver(Delivery& delivery) {
     StatsRegistry::instance().pushLatency().observeUs(
         static_cast<uint64_t>(std::max<int64_t>(0, steadyUs() - delivery.start_us)));
   }
+}
+
+std::chrono::milliseconds Connection::pingInterval() const {
+  if (location_ != nullptr) {
+    const auto own = location_->protocol->heartbeat().interval;
+    if (own.count() > 0) {
+      return own;
+    }
+  }
+  return settings().ping_interval;
 }
 
 void Connection::adoptCurrentGeneration() {
@@ -952,10 +983,12 @@ void Connection::onTimer() {
         return;
       }
       auto next = idle - since;
-      const auto ping = settings().ping_interval;
+      const auto ping = pingInterval();
       if (ping.count() > 0) {
+        // Pings after `ping` of silence, or every `ping` for protocols that ask for it.
+        const bool always = location_ != nullptr && location_->protocol->heartbeat().always;
         const auto quiet = std::chrono::duration_cast<std::chrono::milliseconds>(
-            now - std::max(last_activity_, last_ping_));
+            now - (always ? last_ping_ : std::max(last_activity_, last_ping_)));
         if (quiet >= ping) {
           codec_->encodePing(*this);
           last_ping_ = now;

@@ -142,6 +142,8 @@ class Connection final : public Session,
   void startStream();
   void sendOutbound(const Message& message);
   void maybeMigrate();
+  // The protocol's own heartbeat interval, else sessions.ping_interval.
+  std::chrono::milliseconds pingInterval() const;
  public:
   // After a reload: moves an idle connection to the worker's current generation now instead of
   // at its next message, so nothing keeps the old generation (and the .so files, TLS contexts
@@ -171,6 +173,7 @@ class Connection final : public Session,
   bool continue_sent_ = false;
   bool registered_ = false;
   bool shut_wr_ = false;
+  bool accepted_early_ = false;  // in-band hello over an HTTP upgrade: the 101 is already out
   bool request_keep_alive_ = true;
   bool request_head_ = false;
   Timer timer_kind_ = Timer::kNone;

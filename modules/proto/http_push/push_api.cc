@@ -380,7 +380,7 @@ ApiResult<PushItem> parsePushObject(const rapidjson::Value& object, const std::s
   if (!object.IsObject()) {
     return badRequest(where + "a push must be a json object");
   }
-  if (auto ok = rejectUnknownFields(object, {"to", "data", "data_base64", "event", "app", "id"},
+  if (auto ok = rejectUnknownFields(object, {"to", "data", "data_base64", "event", "namespace", "app", "id"},
                                     where);
       !ok) {
     return tl::unexpected<ApiError>(std::move(ok.error()));
@@ -454,6 +454,17 @@ ApiResult<PushItem> parsePushObject(const rapidjson::Value& object, const std::s
   }
   if (*id) {
     msg.id = std::move(**id);
+  }
+  // Socket.IO namespace ("/chat"); other protocols ignore it. "/" is the default.
+  auto nsp = optionalString(object, "namespace", where);
+  if (!nsp) {
+    return tl::unexpected<ApiError>(std::move(nsp.error()));
+  }
+  if (*nsp && **nsp != "/") {
+    if ((*nsp)->empty() || (**nsp)[0] != '/' || (*nsp)->size() > 256) {
+      return badRequest(where + "\"namespace\" must start with \"/\" (at most 256 bytes)");
+    }
+    msg.meta.emplace_back("nsp", std::move(**nsp));
   }
   return item;
 }

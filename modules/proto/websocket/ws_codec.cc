@@ -254,6 +254,10 @@ Result<size_t> WsCodec::decodeFrames(std::string_view in, CodecSink& sink, OutBu
     if (close_received_ || close_sent_) {
       return in.size();  // a close was exchanged (possibly by the sink, re-entrantly)
     }
+    if (stop_requested_) {
+      stop_requested_ = false;
+      return pos;
+    }
   }
   return pos;
 }

@@ -109,6 +109,10 @@ class WsCodec final : public Codec {
   void encodeClose(Errc code, std::string_view reason, OutBuffer& out) override;
 
   bool closeSent() const { return close_sent_; }
+  // For codecs layered on this one (Socket.IO): called from the sink during decode(), makes
+  // decode() return right after the current frame, leaving later bytes unconsumed (e.g. after
+  // the frame that carried an in-band hello).
+  void stopDecoding() { stop_requested_ = true; }
   bool hasInflaterForTest() const { return inflater_ != nullptr; }
   bool hasDeflaterForTest() const { return deflater_ != nullptr; }
   size_t bufferedForTest() const { return message_.capacity(); }
@@ -139,6 +143,7 @@ class WsCodec final : public Codec {
   bool close_received_ = false;
   bool close_sent_ = false;
   bool failed_ = false;  // decode() failed; the core is closing the session
+  bool stop_requested_ = false;
 };
 
 }  // namespace imgate::mod::websocket

@@ -116,6 +116,10 @@ class HttpExchange {
   // pipeline's onOpen hooks (auth): on reject it answers with the HTTP status for the error; on
   // pass it writes `accept` (e.g. 101 Switching Protocols) and hands all later bytes to the
   // codec. `subprotocols` are the client's offers, visible to stages through Session.
+  // When the location's ProtocolConfig::handshakeInBand() is true, the order changes: `accept`
+  // is written at once, its body (if any) right after the headers as the protocol's first bytes
+  // (e.g. Engine.IO's open packet in a WebSocket frame), and the codec decodes until it calls
+  // CodecSink::onHello; onOpen then runs on the hello, and a refusal goes to encodeClose().
   virtual void upgrade(CodecPtr codec, HttpResponse accept, std::vector<std::string> subprotocols) = 0;
   // False once the client has gone away.
   virtual bool alive() const = 0;
@@ -135,10 +139,19 @@ class ProtocolConfig {
     return Sniff::kNoMatch;
   }
   virtual CodecPtr createCodec() const { return nullptr; }
-  // Stream listeners: true when the codec delivers a hello (CodecSink::onHello) before the
-  // session may open; the core then waits for it (sessions.handshake_timeout) instead of running
-  // the pipeline's onOpen at accept time.
+  // True when the codec delivers a hello (CodecSink::onHello) before the session may open; the
+  // core then waits for it (sessions.handshake_timeout) instead of running the pipeline's onOpen
+  // at accept time. Stream listeners, and HTTP upgrades (see HttpExchange::upgrade).
   virtual bool handshakeInBand() const { return false; }
+  // Server pings for this protocol's sessions (Codec::encodePing). `interval` zero: the core's
+  // sessions.ping_interval applies (a ping after that much inbound silence). `always`: ping
+  // every interval whatever the traffic, for protocols whose clients time out without pings
+  // (Engine.IO).
+  struct Heartbeat {
+    std::chrono::milliseconds interval{0};
+    bool always = false;
+  };
+  virtual Heartbeat heartbeat() const { return {}; }
   // HTTP listeners: handles one request for the module's location.
   virtual void onHttpRequest(const HttpExchangePtr& exchange) const {
     exchange->respond(HttpResponse::json(404, R"({"error":"not_found","reason":"no handler"})"));

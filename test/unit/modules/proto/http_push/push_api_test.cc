@@ -639,6 +639,9 @@ TEST_F(HttpPushApiTest, PushValidationErrors) {
       {R"({"to":"all","data":"x","app":true})", "\"app\" must be a string"},
       {R"({"to":"all","data":"x","app":""})", "\"app\" is empty"},
       {R"({"to":"all","data":"x","evnet":"typo"})", "unknown field \"evnet\""},
+      {R"({"to":"all","data":"x","namespace":"chat"})", "\"namespace\" must start with \"/\""},
+      {R"({"to":"all","data":"x","namespace":""})", "\"namespace\" must start with \"/\""},
+      {R"({"to":"all","data":"x","namespace":7})", "\"namespace\" must be a string"},
   };
   for (const auto& [body, reason] : cases) {
     expectError(call("POST", "/v1/push", body), 400, "bad_request", reason);
@@ -646,6 +649,15 @@ TEST_F(HttpPushApiTest, PushValidationErrors) {
   EXPECT_TRUE(hub_.pushes.empty());
   EXPECT_EQ(messages_.value(), 0u);
   EXPECT_EQ(errors_.value(), cases.size());
+}
+
+TEST_F(HttpPushApiTest, NamespaceBecomesMeta) {
+  ASSERT_EQ(call("POST", "/v1/push", R"({"to":"all","data":"x","namespace":"/chat"})").status, 200);
+  ASSERT_EQ(call("POST", "/v1/push", R"({"to":"all","data":"x","namespace":"/"})").status, 200);
+  ASSERT_EQ(hub_.pushes.size(), 2u);
+  using Meta = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(hub_.pushes[0].message.meta, (Meta{{"nsp", "/chat"}}));
+  EXPECT_TRUE(hub_.pushes[1].message.meta.empty());  // "/" is the default: nothing to carry
 }
 
 TEST_F(HttpPushApiTest, TargetListLimit) {

@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "sio_codec.h"
+
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "json_string.h"
+
+namespace imgate::mod::socketio {
+
+namespace {
+
+using websocket::Opcode;
+using websocket::serverFrame;
+
+constexpr uint64_t kSharedKeyTag = uint64_t{0x53494f31} << 32;  // "SIO1"
+
+std::string_view metaValue(const Message& message, std::string_view key) {
+  for (const auto& [k, v] : message.meta) {
+    if (k == key) {
+      return v;
+    }
+  }
+  return {};
+}
+
+std::string_view namespaceOf(const Message& message) {
+  const std::string_view nsp = metaValue(message, "nsp");
+  return nsp.empty() ? std::string_view("/") : nsp;
+}
+
+bool isJsonValue(std::string_view text) {
+  JsonScanOptions options;
+  return !text.empty() && scanJson(text, options).has_value();
+}
+
+// One argument: the payload as it is when it is JSON, else as a JSON string.
+void appendArgument(std::string& out, std::string_view payload) {
+  if (isJsonValue(payload)) {
+    out.append(payload);
+  } else {
+    appendJsonString(out, payload);
+  }
+}
+
+// The Socket.IO packet for an outbound data message, without its attachment.
+SioPacket eventPacket(const Message& message) {
+  SioPacket packet;
+  packet.nsp = std::string(namespaceOf(message));
+  const std::string_view event = message.event.empty() ? std::string_view("message")
+                                                       : std::string_view(message.event);
+  if (message.type == PayloadType::kBinary) {
+    packet.type = SioType::kBinaryEvent;
+    packet.attachments = 1;
+    packet.data = binaryEventJson(event, 1);
+  } else {
+    packet.type = SioType::kEvent;
+    packet.data = "[";
+    appendJsonString(packet.data, event);
+    packet.data.push_back(',');
+    appendArgument(packet.data, message.data());
+    packet.data.push_back(']');
+  }
+  return packet;
+}
+
+std::string eioMessage(std::string_view sio_text) {
+  std::string text;
+  text.reserve(1 + sio_text.size());
+  text.push_back('4');
+  text.append(sio_text);
+  return text;
+}
+
+}  // namespace
+
+bool SocketIoSettings::knownNamespace(std::string_view nsp) const {
+  return nsp == "/" || std::find(namespaces.begin(), namespaces.end(), nsp) != namespaces.end();
+}
+
+// Receives the WebSocket layer's messages (one per Engine.IO packet) during decode().
+class SioWsCodec::FrameSink final : public CodecSink {
+ public:
+  FrameSink(SioWsCodec& codec, CodecSink& sink, OutBuffer& out)
+      : codec_(codec), sink_(sink), out_(out) {}
+  void onMessage(Message&& frame) override {
+    if (!error_) {
+      Status s = codec_.onFrame(std::move(frame), sink_, out_);
+      if (!s) {
+        error_ = std::move(s.error());
+        codec_.ws_.stopDecoding();
+      }
+    }
+  }
+  void onPeerClose(Errc code, std::string_view reason) override { sink_.onPeerClose(code, reason); }
+  void onActivity() override { sink_.onActivity(); }
+  void onHello(HttpRequest) override {}  // the WebSocket layer has none
+  std::optional<Error> error_;
+
+ private:
+  SioWsCodec& codec_;
+  CodecSink& sink_;
+  OutBuffer& out_;
+};
+
+SioWsCodec::SioWsCodec(std::shared_ptr<const SocketIoSettings> settings, HttpRequest upgrade,
+                       const websocket::WsCodecOptions& ws)
+    : settings_(std::move(settings)),
+      upgrade_(std::move(upgrade)),
+      ws_(ws),
+      assembler_(settings_->limits) {}
+
+std::string SioWsCodec::openFrame(const SocketIoSettings& settings, std::string_view sid) {
+  EioPacket open;
+  open.type = EioType::kOpen;
+  // WebSocket is the best transport there is: nothing to upgrade to.
+  open.data = openPacketJson(sid, {}, static_cast<uint32_t>(settings.ping_interval.count()),
+                             static_cast<uint32_t>(settings.ping_timeout.count()),
+                             settings.max_payload);
+  return serverFrame(Opcode::kText, encodeEioFrame(open));
+}
+
+Result<size_t> SioWsCodec::decode(std::string_view in, CodecSink& sink, OutBuffer& out) {
+  if (closed_) {
+    return in.size();
+  }
+  FrameSink frames(*this, sink, out);
+  Result<size_t> used = ws_.decode(in, frames, out);
+  if (frames.error_) {
+    return tl::unexpected(std::move(*frames.error_));
+  }
+  return used;
+}
+
+Status SioWsCodec::onFrame(Message&& frame, CodecSink& sink, OutBuffer& out) {
+  if (frame.type == PayloadType::kBinary) {
+    if (!opened_) {
+      return fail(Errc::kProtocolError, "binary data before CONNECT");
+    }
+    auto assembled = assembler_.onBinary(std::string(frame.data()));
+    if (!assembled) {
+      return tl::unexpected(std::move(assembled.error()));
+    }
+    return *assembled ? onSioPacket(std::move(**assembled), sink, out) : Status{};
+  }
+  auto packet = parseEioText(frame.data());
+  if (!packet) {
+    return tl::unexpected(std::move(packet.error()));
+  }
+  switch (packet->type) {
+    case EioType::kPing:  // a client probe; answered like the reference server does
+      sendText(encodeEioFrame(EioPacket{EioType::kPong, false, packet->data}), out);
+      return {};
+    case EioType::kPong:
+    case EioType::kNoop:
+      return {};
+    case EioType::kClose:
+      sink.onPeerClose(Errc::kNone, "client closed the transport");
+      return {};
+    case EioType::kMessage: {
+      if (hello_sent_ && !opened_) {
+        return {};  // the core stopped decoding at the hello; nothing else may come before open
+      }
+      auto assembled = assembler_.onText(packet->data);
+      if (!assembled) {
+        return tl::unexpected(std::move(assembled.error()));
+      }
+      return *assembled ? onSioPacket(std::move(**assembled), sink, out) : Status{};
+    }
+    case EioType::kOpen:
+    case EioType::kUpgrade:
+      break;
+  }
+  return fail(Errc::kProtocolError,
+              "unexpected engine.io packet \"" + std::string(eioTypeName(packet->type)) + "\"");
+}
+
+Status SioWsCodec::onConnect(const SioPacket& packet, CodecSink& sink, OutBuffer& out) {
+  if (!settings_->knownNamespace(packet.nsp)) {
+    SioPacket error{SioType::kConnectError, packet.nsp, std::nullopt,
+                    R"({"message":"Invalid namespace"})", 0};
+    sendSio(error, out, nullptr);
+    return {};
+  }
+  if (opened_) {
+    if (connected_.insert(packet.nsp).second) {
+      sendText(eioMessage(connectAnswer(packet.nsp)), out);
+    }
+    return {};
+  }
+  if (hello_sent_) {
+    return {};
+  }
+  // The hello: the upgrade request plus what CONNECT's auth payload says.
+  HttpRequest hello = upgrade_;
+  hello.method = "CONNECT";
+  if (!packet.data.empty()) {
+    hello.headers.push_back({"x-socketio-auth", packet.data});
+    // {"token": "..."}: what auth.jwt and the other auth stages read as a bearer token.
+    rapidjson::Document auth;
+    auth.Parse<rapidjson::kParseStopWhenDoneFlag>(packet.data.c_str(), packet.data.size());
+    if (!auth.HasParseError() && auth.IsObject()) {
+      const auto token = auth.FindMember("token");
+      if (token != auth.MemberEnd() && token->value.IsString() &&
+          token->value.GetStringLength() > 0) {
+        hello.headers.push_back(
+            {"authorization",
+             "Bearer " + std::string(token->value.GetString(), token->value.GetStringLength())});
+      }
+    }
+  }
+  hello_nsp_ = packet.nsp;
+  hello_sent_ = true;
+  ws_.stopDecoding();
+  sink.onHello(std::move(hello));
+  return {};
+}
+
+Status SioWsCodec::onSioPacket(SioAssembled&& assembled, CodecSink& sink, OutBuffer& out) {
+  SioPacket& packet = assembled.packet;
+  if (packet.type == SioType::kConnect) {
+    return onConnect(packet, sink, out);
+  }
+  if (!opened_) {
+    return fail(Errc::kProtocolError, "packet before CONNECT");
+  }
+  if (connected_.count(packet.nsp) == 0) {
+    return {};  // not joined to that namespace: ignored, as the reference server does
+  }
+  switch (packet.type) {
+    case SioType::kDisconnect:
+      connected_.erase(packet.nsp);
+      if (connected_.empty()) {
+        sink.onPeerClose(Errc::kNone, "client disconnected");
+      }
+      return {};
+    case SioType::kEvent:
+    case SioType::kBinaryEvent: {
+      auto event = splitEvent(packet.data, settings_->limits.max_depth);
+      if (!event) {
+        return tl::unexpected(std::move(event.error()));
+      }
+      Message message;
+      message.event = std::move(event->name);
+      if (packet.id) {
+        message.id = std::to_string(*packet.id);
+      }
+      if (packet.nsp != "/") {
+        message.meta.emplace_back("nsp", packet.nsp);
+        if (packet.id) {
+          if (pending_acks_.size() >= kMaxPendingAcks) {
+            pending_acks_.erase(pending_acks_.begin());
+          }
+          pending_acks_.emplace_back(*packet.id, packet.nsp);
+        }
+      }
+      if (packet.type == SioType::kBinaryEvent) {
+        if (assembled.buffers.size() != 1 || event->args != R"([{"_placeholder":true,"num":0}])") {
+          return fail(Errc::kInvalidPayload,
+                      "only events whose single argument is one binary attachment are supported");
+        }
+        message.type = PayloadType::kBinary;
+        message.payload = makeBytes(std::move(assembled.buffers[0]));
+      } else {
+        message.payload = makeBytes(std::move(event->args));
+      }
+      sink.onMessage(std::move(message));
+      return {};
+    }
+    case SioType::kAck:
+    case SioType::kBinaryAck:
+      // Acks answer server emits that asked for one; the server does not ask yet (reliable
+      // delivery, issue 8), so there is nothing to match them with.
+      return {};
+    case SioType::kConnect:
+    case SioType::kConnectError:
+      break;
+  }
+  return fail(Errc::kProtocolError, "unexpected socket.io packet from a client");
+}
+
+std::string SioWsCodec::connectAnswer(std::string_view nsp) const {
+  SioPacket answer;
+  answer.type = SioType::kConnect;
+  answer.nsp = std::string(nsp);
+  answer.data = "{\"sid\":";
+  appendJsonString(answer.data, sid_);
+  answer.data.push_back('}');
+  return encodeSioPacket(answer);
+}
+
+void SioWsCodec::onOpened(const SessionOpened& opened, OutBuffer& out) {
+  (void)opened;
+  auto sid = newSessionId();
+  sid_ = sid ? *sid : std::to_string(opened.session_id);
+  opened_ = true;
+  connected_.insert(hello_nsp_);
+  sendText(eioMessage(connectAnswer(hello_nsp_)), out);
+}
+
+void SioWsCodec::sendText(std::string text, OutBuffer& out) {
+  Message frame;
+  frame.type = PayloadType::kText;
+  frame.payload = makeBytes(std::move(text));
+  (void)ws_.encode(frame, out);
+}
+
+void SioWsCodec::sendSio(const SioPacket& packet, OutBuffer& out,
+                         const std::vector<std::string>* buffers) {
+  sendText(eioMessage(encodeSioPacket(packet)), out);
+  if (buffers != nullptr) {
+    for (const std::string& b : *buffers) {
+      Message frame;
+      frame.type = PayloadType::kBinary;
+      frame.payload = makeBytes(b);
+      (void)ws_.encode(frame, out);
+    }
+  }
+}
+
+Status SioWsCodec::encode(const Message& message, OutBuffer& out) {
+  if (closed_ || !opened_ || ws_.closeSent()) {
+    return {};
+  }
+  if (message.kind == MessageKind::kAck) {
+    uint64_t id = 0;
+    const std::string& text = message.id;
+    if (text.empty() || text.size() > 16 ||
+        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return {};  // not an answer to a Socket.IO ack request
+    }
+    for (char c : text) {
+      id = id * 10 + static_cast<uint64_t>(c - '0');
+    }
+    SioPacket ack;
+    ack.type = SioType::kAck;
+    ack.nsp = "/";
+    for (auto it = pending_acks_.begin(); it != pending_acks_.end(); ++it) {
+      if (it->first == id) {
+        ack.nsp = std::move(it->second);
+        pending_acks_.erase(it);
+        break;
+      }
+    }
+    if (connected_.count(ack.nsp) == 0) {
+      return {};
+    }
+    ack.id = id;
+    const std::string_view status = metaValue(message, "status");
+    ack.data = "[";
+    if (!status.empty() && status != "ok") {
+      ack.data.append("{\"error\":");
+      appendJsonString(ack.data, status);
+      ack.data.append(",\"reason\":");
+      appendJsonString(ack.data, metaValue(message, "reason"));
+      ack.data.push_back('}');
+    } else if (message.type == PayloadType::kBinary) {
+      ack.type = SioType::kBinaryAck;
+      ack.attachments = 1;
+      ack.data.append(R"({"_placeholder":true,"num":0})");
+    } else if (!message.data().empty()) {
+      appendArgument(ack.data, message.data());
+    }
+    ack.data.push_back(']');
+    std::vector<std::string> buffers;
+    if (ack.type == SioType::kBinaryAck) {
+      buffers.emplace_back(message.data());
+    }
+    sendSio(ack, out, buffers.empty() ? nullptr : &buffers);
+    return {};
+  }
+  if (connected_.count(namespaceOf(message)) == 0) {
+    return {};
+  }
+  const SioPacket packet = eventPacket(message);
+  std::vector<std::string> buffers;
+  if (packet.type == SioType::kBinaryEvent) {
+    buffers.emplace_back(message.data());
+  }
+  sendSio(packet, out, buffers.empty() ? nullptr : &buffers);
+  return {};
+}
+
+uint64_t SioWsCodec::sharedEncodingKey(const Message& message) const {
+  if (closed_ || !opened_ || ws_.closeSent() || message.kind == MessageKind::kAck ||
+      namespaceOf(message) != "/" || connected_.count("/") == 0) {
+    return 0;
+  }
+  return kSharedKeyTag | (message.type == PayloadType::kBinary ? 1 : 0);
+}
+
+Bytes SioWsCodec::encodeShared(const Message& message) const {
+  const SioPacket packet = eventPacket(message);
+  std::string bytes = serverFrame(Opcode::kText, eioMessage(encodeSioPacket(packet)));
+  if (packet.type == SioType::kBinaryEvent) {
+    bytes.append(serverFrame(Opcode::kBinary, message.data()));
+  }
+  return makeBytes(std::move(bytes));
+}
+
+void SioWsCodec::encodePing(OutBuffer& out) {
+  if (!closed_ && !ws_.closeSent()) {
+    sendText(encodeEioFrame(EioPacket{EioType::kPing, false, {}}), out);
+  }
+}
+
+void SioWsCodec::encodeClose(Errc code, std::string_view reason, OutBuffer& out) {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  if (!ws_.closeSent()) {
+    if (!opened_) {
+      if (hello_sent_) {
+        SioPacket error{SioType::kConnectError, hello_nsp_, std::nullopt, "{\"message\":", 0};
+        appendJsonString(error.data, code == Errc::kInternal ? std::string_view("internal error")
+                                                             : reason);
+        error.data.append(",\"data\":{\"code\":");
+        appendJsonString(error.data, errcName(code));
+        error.data.append("}}");
+        sendSio(error, out, nullptr);
+      }
+    } else if (code == Errc::kKicked || code == Errc::kEvicted || code == Errc::kNone) {
+      for (const std::string& nsp : connected_) {
+        sendSio(SioPacket{SioType::kDisconnect, nsp, std::nullopt, {}, 0}, out, nullptr);
+      }
+    } else {
+      sendText(encodeEioFrame(EioPacket{EioType::kClose, false, {}}), out);
+    }
+  }
+  ws_.encodeClose(code, reason, out);
+}
+
+}  // namespace imgate::mod::socketio
