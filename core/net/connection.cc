@@ -681,6 +681,16 @@ void Connection::resume() { runner_.resume(); }
 
 void Connection::reject(Errc code, std::string reason) { runner_.reject(code, std::move(reason)); }
 
+// A stage closes the session (token expired, ...): never from inside the stage's own hook, so
+// the runner is not torn down under it; the next loop turn does it.
+void Connection::close(Errc code, std::string reason) {
+  worker_.post([handle = handle_, code, reason = std::move(reason)]() mutable {
+    if (Connection* self = handle->connection) {
+      self->closeWith(code, std::move(reason));
+    }
+  });
+}
+
 void Connection::reply(Message message) {
   runner_.reply(std::move(message));
   if (!runner_.inHook()) {

@@ -75,6 +75,7 @@ class Connection final : public Session,
   Dispatcher& dispatcher() override;
   void resume() override;
   void reject(Errc code, std::string reason) override;
+  void close(Errc code, std::string reason) override;
   void reply(Message message) override;
   void setIdentity(Identity identity) override;
   Upstreams& upstreams() override { return upstreams_; }

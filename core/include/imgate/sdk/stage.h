@@ -77,6 +77,10 @@ class StageCallbacks {
   // without a pause in progress is a bug (counted, ignored).
   virtual void resume() = 0;
   virtual void reject(Errc code, std::string reason) = 0;
+  // Closes the session with `code` (the protocol's close: WebSocket close code, TCP ERROR frame,
+  // Socket.IO disconnect), from any hook or callback, e.g. a timer when a token expires. Takes
+  // effect after the current hook returns; later calls are ignored.
+  virtual void close(Errc code, std::string reason) = 0;
   // Sends a message to this session's client (through the outbound side of the pipeline).
   virtual void reply(Message message) = 0;
   // Auth stages only: sets who the session is. Takes effect when the hook returns.

@@ -103,6 +103,7 @@ class DlLoaderFakeCallbacks final : public StageCallbacks {
   Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override {}
   void reject(Errc, std::string) override {}
+  void close(Errc, std::string) override {}
   void reply(Message message) override { replies.push_back(std::move(message)); }
   void setIdentity(Identity) override {}
   Upstreams& upstreams() override { return upstreams_; }
@@ -347,6 +348,7 @@ TEST(DlLoader, BytesMadeByAModuleOutliveIt) {
     Dispatcher& dispatcher() override { std::abort(); }
     void resume() override {}
     void reject(Errc, std::string) override {}
+    void close(Errc, std::string) override {}
     void reply(Message message) override { replies.push_back(std::move(message)); }
     void setIdentity(Identity) override {}
     Upstreams& upstreams() override { return upstreams_; }

@@ -171,6 +171,8 @@ class ForwardingCallbacks final : public StageCallbacks {
   Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override { runner->resume(); }
   void reject(Errc code, std::string reason) override { runner->reject(code, std::move(reason)); }
+  void close(Errc code, std::string reason) override { closed.emplace_back(code, std::move(reason)); }
+  std::vector<std::pair<Errc, std::string>> closed;
   void reply(Message message) override { runner->reply(std::move(message)); }
   void setIdentity(Identity identity) override { identity_ = std::move(identity); }
 

@@ -268,6 +268,8 @@ class FakeStageCallbacks final : public StageCallbacks {
     (void)code;
     ADD_FAILURE() << "unexpected reject(): " << reason;
   }
+  void close(Errc code, std::string reason) override { closed.emplace_back(code, std::move(reason)); }
+  std::vector<std::pair<Errc, std::string>> closed;
   void reply(Message message) override {
     (void)message;
     ADD_FAILURE() << "unexpected reply()";

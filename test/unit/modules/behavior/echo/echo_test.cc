@@ -60,6 +60,7 @@ class EchoFakeCallbacks final : public StageCallbacks {
   Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override { ++resumes; }
   void reject(Errc, std::string) override { ++rejects; }
+  void close(Errc, std::string) override {}
   void reply(Message message) override { replies.push_back(std::move(message)); }
   void setIdentity(Identity) override { ++identities; }
 

@@ -62,6 +62,7 @@ class FakeCallbacks final : public StageCallbacks {
   imgate::Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override { ADD_FAILURE() << "flow never pauses"; }
   void reject(Errc, std::string) override { ADD_FAILURE() << "flow rejects by verdict"; }
+  void close(Errc, std::string) override {}
   void reply(Message m) override { replies.push_back(std::move(m)); }
   void setIdentity(Identity) override { ADD_FAILURE() << "flow is not an auth stage"; }
   Upstreams& upstreams() override { return upstreams_; }

@@ -46,6 +46,7 @@ class Callbacks final : public StageCallbacks {
   Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override { ++resumed; }
   void reject(Errc code, std::string) override { rejected.push_back(code); }
+  void close(Errc, std::string) override {}
   void reply(Message m) override { replies.push_back(std::move(m)); }
   void setIdentity(Identity) override {}
   Upstreams& upstreams() override { return up; }

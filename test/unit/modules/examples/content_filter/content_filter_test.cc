@@ -44,6 +44,7 @@ class Callbacks final : public StageCallbacks {
   imgate::Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override {}
   void reject(Errc, std::string) override {}
+  void close(Errc, std::string) override {}
   void reply(Message m) override { replies.push_back(std::move(m)); }
   void setIdentity(Identity) override {}
   Upstreams& upstreams() override { return up_; }
