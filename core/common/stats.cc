@@ -2,6 +2,7 @@
 #include "common/stats.h"
 
 #include "common/log.h"
+#include "net/admission.h"
 
 namespace imgate::core {
 
@@ -75,6 +76,18 @@ void StatsRegistry::render(std::string& out, uint64_t users, uint64_t rooms,
          v(c.sessions_opened));
   metric(out, "imgate_handshakes_rejected_total", "counter",
          "Handshakes refused by a stage (auth, limits).", v(c.handshakes_rejected));
+  const Admission& admission = Admission::instance();
+  metric(out, "imgate_handshakes_in_progress", "gauge",
+         "Connections not yet past their handshake (limits.max_handshakes).",
+         admission.handshakes());
+  out.append("# HELP imgate_connections_refused_total Sockets reset at accept by admission "
+             "control (config limits), by limit.\n");
+  out.append("# TYPE imgate_connections_refused_total counter\n");
+  for (auto r : {AdmissionRefusal::kMaxConnections, AdmissionRefusal::kPerIp,
+                 AdmissionRefusal::kRate, AdmissionRefusal::kHandshakes}) {
+    out.append("imgate_connections_refused_total{limit=\"").append(admissionRefusalName(r));
+    out.append("\"} ").append(std::to_string(admission.refused(r))).append("\n");
+  }
   metric(out, "imgate_messages_in_total", "counter", "Messages received from clients.",
          v(c.messages_in));
   metric(out, "imgate_messages_out_total", "counter", "Messages written to clients.",
@@ -106,10 +119,13 @@ void StatsRegistry::render(std::string& out, uint64_t users, uint64_t rooms,
   out.append("\nimgate_errors_total{kind=\"outbound_overflow\"} ");
   out.append(std::to_string(v(c.outbound_overflows)));
   out.append("\nimgate_errors_total{kind=\"log_warn_or_worse\"} ").append(std::to_string(log_errors));
+  out.append("\n# HELP imgate_outbound_dropped_total Pushes dropped for slow consumers "
+             "(sessions.slow_consumer: drop_new).\n# TYPE imgate_outbound_dropped_total counter\n");
+  out.append("imgate_outbound_dropped_total ").append(std::to_string(v(c.outbound_dropped)));
   out.append("\n");
   out.append("# HELP imgate_session_closes_total Session closes by reason.\n");
   out.append("# TYPE imgate_session_closes_total counter\n");
-  for (uint16_t i = 0; i <= static_cast<uint16_t>(Errc::kBadRequest); ++i) {
+  for (uint16_t i = 0; i <= static_cast<uint16_t>(Errc::kSlowConsumer); ++i) {
     const uint64_t n = closes_[i].load(std::memory_order_relaxed);
     out.append("imgate_session_closes_total{reason=\"").append(errcName(static_cast<Errc>(i)));
     out.append("\"} ").append(std::to_string(n)).append("\n");

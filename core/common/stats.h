@@ -53,7 +53,8 @@ struct CoreCounters {
   std::atomic<uint64_t> pause_timeouts{0};
   std::atomic<uint64_t> bugs{0};
   std::atomic<uint64_t> tls_handshake_errors{0};
-  std::atomic<uint64_t> outbound_overflows{0};
+  std::atomic<uint64_t> outbound_overflows{0};  // sessions closed as slow consumers
+  std::atomic<uint64_t> outbound_dropped{0};    // pushes dropped for slow consumers (drop_new)
 };
 
 class StatsRegistry {

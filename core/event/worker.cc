@@ -18,6 +18,7 @@
 #include "hub/local_hub.h"
 #include "hub/registry.h"
 #include "module/library_scope.h"
+#include "net/admission.h"
 #include "net/connection.h"
 #include "net/listener.h"
 #include "upstream/upstream_client.h"
@@ -229,16 +230,34 @@ void Worker::acceptFrom(Acceptor& acceptor) {
       }
       return;
     }
-    const int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     const ListenerSpec* spec = generation_->listener(acceptor.listener);
     if (spec == nullptr) {
       ::close(fd);
       continue;
     }
+    std::string peer = peerName(reinterpret_cast<sockaddr*>(&addr));
+    const std::string_view ip = std::string_view(peer).substr(0, peer.rfind(':'));
+    const bool admission = spec->admission && !spec->admin;
+    const AdmissionRefusal refusal = !admission ? AdmissionRefusal::kNone : Admission::instance().admit(
+        generation_->admission, ip,
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now().time_since_epoch())
+            .count());
+    if (refusal != AdmissionRefusal::kNone) {
+      // A reset, not a FIN: nothing lingers in TIME_WAIT on our side during an avalanche.
+      const linger reset{1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+      ::close(fd);
+      continue;
+    }
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     const uint64_t id = (++next_id_ << 8) | index_;
-    auto* connection = new Connection(*this, fd, peerName(reinterpret_cast<sockaddr*>(&addr)),
-                                      generation_, *spec, id);
+    const std::string ip_key(ip);
+    auto* connection = new Connection(*this, fd, std::move(peer), generation_, *spec, id);
+    if (admission) {
+      connection->admitted(ip_key);
+    }
     connections_.insert(connection);
     connection->start();
   }

@@ -18,6 +18,7 @@
 #include "hub/local_hub.h"
 #include "hub/registry.h"
 #include "module/library_scope.h"
+#include "net/admission.h"
 
 namespace imgate::core {
 
@@ -132,7 +133,18 @@ Connection::~Connection() {
   if (fd_ >= 0) {
     ::close(fd_);
   }
+  releaseHandshakeSlot();
+  if (admitted_) {
+    Admission::instance().connectionClosed(admission_ip_);
+  }
   counters().connections_active.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Connection::releaseHandshakeSlot() {
+  if (handshake_slot_) {
+    handshake_slot_ = false;
+    Admission::instance().handshakeDone();
+  }
 }
 
 void Connection::start() {
@@ -484,6 +496,9 @@ void Connection::httpError(int status, std::string_view error, std::string_view 
 }
 
 void Connection::writeResponse(const HttpResponse& response, bool keep_alive, bool head) {
+  if (response.status != 101) {
+    releaseHandshakeSlot();  // a plain HTTP exchange is done: its handshake was the request
+  }
   std::string out;
   out.reserve(256 + response.body.size());
   out.append("HTTP/1.1 ").append(std::to_string(response.status)).append(" ");
@@ -611,6 +626,7 @@ void Connection::acceptSession() {
   accept_.reset();
   handshake_.reset();
   parser_.reset();
+  releaseHandshakeSlot();
   state_ = State::kSession;
   if (identity_.app.empty()) {
     identity_.app = kDefaultApp;  // sessions without an auth stage belong to the default tenant
@@ -727,6 +743,11 @@ void Connection::deliver(Delivery& delivery) {
     maybeMigrate();
   }
   const Message& message = *delivery.message;
+  if (settings().slow_consumer_drop && pending() > settings().outbound_high_water) {
+    counters().outbound_dropped.fetch_add(1, std::memory_order_relaxed);
+    ++delivery.dropped;
+    return;
+  }
   if (!runner_.outboundAllowed(message)) {
     ++delivery.dropped;
     return;
@@ -759,7 +780,7 @@ void Connection::deliver(Delivery& delivery) {
     counters().outbound_overflows.fetch_add(1, std::memory_order_relaxed);
     LOG_INFO("session ", id_, ": outbound buffer over ", settings().max_outbound,
              " bytes, closing slow consumer");
-    closeWith(Errc::kResourceExhausted, "slow consumer");
+    closeWith(Errc::kSlowConsumer, "slow consumer");
     return;
   }
   flush();

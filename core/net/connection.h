@@ -151,6 +151,12 @@ class Connection final : public Session,
   // and upstream pools only it uses) alive for the life of quiet sessions. A session in the
   // middle of a pipeline run, a handshake or an HTTP exchange moves later, as before.
   void adoptCurrentGeneration();
+  // Admission::admit() passed for this connection from `ip`: it holds a connection slot and a
+  // handshake slot, released when the handshake completes and when it is destroyed.
+  void admitted(std::string ip) {
+    admission_ip_ = std::move(ip);
+    admitted_ = handshake_slot_ = true;
+  }
 
  private:
 
@@ -174,12 +180,16 @@ class Connection final : public Session,
   bool continue_sent_ = false;
   bool registered_ = false;
   bool shut_wr_ = false;
-  bool accepted_early_ = false;  // in-band hello over an HTTP upgrade: the 101 is already out
+  bool accepted_early_ = false;
+  bool admitted_ = false;
+  bool handshake_slot_ = false;
+  void releaseHandshakeSlot();  // in-band hello over an HTTP upgrade: the 101 is already out
   bool request_keep_alive_ = true;
   bool request_head_ = false;
   Timer timer_kind_ = Timer::kNone;
   Errc close_code_ = Errc::kNone;
   std::string peer_;
+  std::string admission_ip_;
   std::string listener_name_;
   GenerationPtr generation_;
   const ListenerSpec* listener_ = nullptr;  // in generation_

@@ -50,7 +50,9 @@ constexpr std::array<ParamSpec, 4> kLogSchema = {{
      .help = "log every HTTP request and every session open/close at info"},
 }};
 
-constexpr std::array<ParamSpec, 7> kSessionSchema = {{
+constexpr std::array<std::string_view, 2> kSlowConsumerPolicies = {"close", "drop_new"};
+
+constexpr std::array<ParamSpec, 9> kSessionSchema = {{
     {.key = "idle_timeout", .type = ParamType::kDuration, .default_value = "120s", .min = 1000,
      .max = 86'400'000,
      .help = "close a session after this long without any frame from the client (seed "
@@ -64,7 +66,17 @@ constexpr std::array<ParamSpec, 7> kSessionSchema = {{
              "close code 4009 when a new one exceeds it"},
     {.key = "max_outbound", .type = ParamType::kSize, .default_value = "4MiB", .min = 4096,
      .max = int64_t{1} << 32,
-     .help = "bytes queued for one slow client before it is closed (4029)"},
+     .help = "bytes queued for one slow client before it is closed with slow_consumer "
+             "(WebSocket 4008); bounds server memory per session whatever the policy"},
+    {.key = "slow_consumer", .type = ParamType::kEnum, .default_value = "close",
+     .choices = kSlowConsumerPolicies,
+     .help = "close: queue everything up to max_outbound, then close; drop_new: while more "
+             "than outbound_high_water bytes wait, drop pushed messages for that session "
+             "(counted in imgate_outbound_dropped_total; replies and acks are still queued)"},
+    {.key = "outbound_high_water", .type = ParamType::kSize, .default_value = "1MiB",
+     .min = 1024, .max = int64_t{1} << 32,
+     .help = "drop_new: queued bytes above which pushes are dropped (keep it below "
+             "max_outbound)"},
     {.key = "pause_timeout", .type = ParamType::kDuration, .default_value = "5s", .min = 1,
      .max = 600'000, .help = "how long a stage may keep a message paused before it is rejected"},
     {.key = "handshake_timeout", .type = ParamType::kDuration, .default_value = "10s", .min = 100,
@@ -92,9 +104,13 @@ constexpr std::array<ParamSpec, 4> kLocationSchema = {{
      .help = "pipeline (from `pipelines`) that sessions of this location run through"},
 }};
 
-constexpr std::array<ParamSpec, 13> kListenerSchema = {{
+constexpr std::array<ParamSpec, 14> kListenerSchema = {{
     {.key = "name", .type = ParamType::kString, .required = true,
      .help = "unique name, used in logs, metrics and for moving sessions on reload"},
+    {.key = "admission", .type = ParamType::kBool, .default_value = "true",
+     .help = "apply the top-level `limits` to this listener's new connections; turn it off for "
+             "listeners only backends reach (the push API), so an avalanche of clients cannot "
+             "lock them out (the admin listener is always exempt)"},
     {.key = "bind", .type = ParamType::kString, .required = true,
      .help = "address:port to listen on, e.g. 0.0.0.0:8080 or [::1]:8080; port 0 picks one"},
     {.key = "type", .type = ParamType::kEnum, .default_value = "http", .choices = kListenerTypes,
@@ -120,12 +136,17 @@ constexpr std::array<ParamSpec, 13> kListenerSchema = {{
      .max = 1 << 20, .help = "request-target length limit (414)"},
 }};
 
-constexpr std::array<ParamSpec, 2> kAdminSchema = {{
+constexpr std::array<ParamSpec, 3> kAdminSchema = {{
     {.key = "bind", .type = ParamType::kString, .default_value = "",
      .help = "address:port of the admin listener (/metrics, /healthz, /status, /reload); "
              "empty disables it. Keep it on loopback or a private network"},
     {.key = "api_keys", .type = ParamType::kStringList,
-     .help = "if set, POST /reload needs Authorization: Bearer <key>"},
+     .help = "old-style keys: if set, POST /reload needs Authorization: Bearer <key> (reads stay "
+             "open unless keys is set)"},
+    {.key = "keys", .type = ParamType::kMapList,
+     .help = "keys with scopes: read (GET /metrics, /status), admin (POST /reload); when set, "
+             "reads need a key too. /healthz is always open",
+     .fields = kAdminKeyFields},
 }};
 
 constexpr std::array<ParamSpec, 1> kModulesSchema = {{
@@ -137,7 +158,28 @@ constexpr std::array<ParamSpec, 1> kModulesSchema = {{
              "(docs/modules.md)"},
 }};
 
-constexpr std::array<ParamSpec, 11> kRootSchema = {{
+constexpr std::array<ParamSpec, 5> kLimitsSchema = {{
+    {.key = "max_connections", .type = ParamType::kInt, .default_value = "1000000", .min = 0,
+     .max = 100'000'000,
+     .help = "open client connections, all listeners (0: no limit but the file-descriptor "
+             "limit); excess sockets are reset right after accept"},
+    {.key = "max_connections_per_ip", .type = ParamType::kInt, .default_value = "0", .min = 0,
+     .max = 10'000'000,
+     .help = "open connections from one client address (0: no limit). Mind carrier NAT: many "
+             "mobile users can share one address"},
+    {.key = "connect_rate", .type = ParamType::kInt, .default_value = "0", .min = 0,
+     .max = 10'000'000,
+     .help = "new connections per second accepted, whole process (0: no limit); the rest are "
+             "reset before any TLS or HTTP work, so a reconnect avalanche costs little"},
+    {.key = "connect_burst", .type = ParamType::kInt, .default_value = "0", .min = 0,
+     .max = 10'000'000, .help = "connections accepted at once above connect_rate (0: the rate)"},
+    {.key = "max_handshakes", .type = ParamType::kInt, .default_value = "10000", .min = 0,
+     .max = 10'000'000,
+     .help = "connections still in their handshake (TLS, first HTTP request, WebSocket upgrade "
+             "and auth, in-band hello) at once (0: no limit)"},
+}};
+
+constexpr std::array<ParamSpec, 12> kRootSchema = {{
     {.key = "version", .type = ParamType::kInt, .default_value = "1", .min = 1, .max = 1,
      .help = "config format version"},
     {.key = "workers", .type = ParamType::kString, .default_value = "auto", .reloadable = false,
@@ -150,6 +192,10 @@ constexpr std::array<ParamSpec, 11> kRootSchema = {{
     {.key = "sessions", .type = ParamType::kMap, .help = "limits and timers of long-lived sessions",
      .fields = kSessionSchema},
     {.key = "admin", .type = ParamType::kMap, .help = "the admin listener", .fields = kAdminSchema},
+    {.key = "limits", .type = ParamType::kMap,
+     .help = "admission control, checked for every new connection before any TLS or HTTP work "
+             "(reloadable; connections already open are kept)",
+     .fields = kLimitsSchema},
     {.key = "listeners", .type = ParamType::kMapList, .required = true, .min = 1,
      .help = "where clients and backends connect", .fields = kListenerSchema},
     {.key = "modules", .type = ParamType::kMap, .help = "third-party modules",
@@ -490,6 +536,7 @@ struct Builder {
       spec.http_limits.max_uri = static_cast<size_t>(s.getSize("max_uri"));
       spec.header_timeout = s.getDuration("header_timeout");
       spec.keepalive_timeout = s.getDuration("keepalive_timeout");
+      spec.admission = s.getBool("admission");
       if (s.has("tls")) {
         spec.tls = tls(static_cast<const ValidatedSection&>(s.child("tls")), path + ".tls");
       }
@@ -652,9 +699,18 @@ tl::expected<std::shared_ptr<Generation>, std::vector<std::string>> buildGenerat
   gen->sessions.ping_interval = ss.getDuration("ping_interval");
   gen->sessions.max_conns_per_user = static_cast<uint32_t>(ss.getInt("max_conns_per_user"));
   gen->sessions.max_outbound = static_cast<size_t>(ss.getSize("max_outbound"));
+  gen->sessions.slow_consumer_drop = ss.getString("slow_consumer") == "drop_new";
+  gen->sessions.outbound_high_water = static_cast<size_t>(ss.getSize("outbound_high_water"));
   gen->sessions.pause_timeout = ss.getDuration("pause_timeout");
   gen->sessions.handshake_timeout = ss.getDuration("handshake_timeout");
   gen->sessions.close_timeout = ss.getDuration("close_timeout");
+  const auto& lim = static_cast<const ValidatedSection&>(r.child("limits"));
+  gen->admission.max_connections = static_cast<uint64_t>(lim.getInt("max_connections"));
+  gen->admission.max_connections_per_ip =
+      static_cast<uint32_t>(lim.getInt("max_connections_per_ip"));
+  gen->admission.connect_rate = static_cast<uint32_t>(lim.getInt("connect_rate"));
+  gen->admission.connect_burst = static_cast<uint32_t>(lim.getInt("connect_burst"));
+  gen->admission.max_handshakes = static_cast<uint32_t>(lim.getInt("max_handshakes"));
 
   // Upstreams first: stages check the group names they use (LoadContext::hasUpstream).
   auto upstreams = upstream::compileUpstreams(r.raw("upstreams"), path);
@@ -690,7 +746,14 @@ tl::expected<std::shared_ptr<Generation>, std::vector<std::string>> buildGenerat
       Location loc;
       loc.path = "/";
       loc.module = "core.admin";
-      loc.protocol = std::make_shared<AdminProtocol>(control, admin.getStringList("api_keys"));
+      auto auth = AdminAuth::compile(admin);
+      if (!auth) {
+        b.error(admin, "keys", "admin", auth.error().message);
+      } else {
+        warnIfAdminExposed(*auth, admin_bind);
+      }
+      loc.protocol =
+          std::make_shared<AdminProtocol>(control, auth ? std::move(*auth) : AdminAuth{});
       loc.pipeline = std::make_shared<const Pipeline>();
       spec.locations.push_back(std::move(loc));
       gen->listeners.push_back(std::move(spec));

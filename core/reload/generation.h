@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "imgate/sdk/codec.h"
 #include "imgate/sdk/module.h"
+#include "net/admission.h"
 #include "net/http_parser.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -68,6 +69,7 @@ struct ListenerSpec {
   std::string bind;  // "host:port" as written
   bool stream = false;
   bool admin = false;
+  bool admission = true;  // the top-level limits apply (never to the admin listener)
   std::vector<Location> locations;  // http: longest prefix first; stream: exactly one
   std::shared_ptr<TlsContext> tls;
   net::HttpLimits http_limits;
@@ -92,6 +94,10 @@ struct SessionSettings {
   std::chrono::milliseconds close_timeout{2'000};
   uint32_t max_conns_per_user = 8;
   size_t max_outbound = 4u << 20;
+  // Slow consumers: with drop_new, fan-out messages arriving while more than high_water bytes
+  // wait are dropped (counted) instead of queued; max_outbound still closes (slow_consumer).
+  bool slow_consumer_drop = false;
+  size_t outbound_high_water = 1u << 20;
 };
 
 class ServerControl;
@@ -115,6 +121,7 @@ struct Generation {
   bool access_log = true;
   std::string pid_file;
   SessionSettings sessions;
+  AdmissionLimits admission;
   std::vector<ListenerSpec> listeners;
   std::unique_ptr<config::ValidatedSection> root;  // for the non-reloadable key check
   std::shared_ptr<const upstream::UpstreamSet> upstreams;  // may be null: no groups

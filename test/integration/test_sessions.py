@@ -19,6 +19,8 @@ sessions:
   max_conns_per_user: {max_conns_per_user}
   max_outbound: {max_outbound}
   close_timeout: {close_timeout}
+  slow_consumer: {slow_consumer}
+  outbound_high_water: {high_water}
 admin:
   bind: 127.0.0.1:0
 listeners:
@@ -44,6 +46,7 @@ pipelines:
 def sessions_config(**overrides):
     values = dict(idle_timeout="120s", ping_interval=0, max_conns_per_user=8,
                   max_outbound="4MiB", close_timeout="2s", deflate="true", api_key=API_KEY,
+                  slow_consumer="close", high_water="1MiB",
                   secret=SECRET)
     values.update(overrides)
     return SESSIONS_CONFIG.format(**values)
@@ -148,8 +151,8 @@ def test_sessions_slow_consumer_closed_over_max_outbound(gateway_factory):
         assert not sessions_of(gw, "slow"), f"slow consumer still online after {pushes} pushes"
         # Bounded: it went within a few MiB of kernel buffers plus max_outbound.
         assert pushes * len(chunk) < 64 * 1024 * 1024
-        # What it does read ends with the 4029 close frame (close_timeout leaves time to read).
-        assert slow.close_code(timeout=10) == 4029
+        # What it does read ends with the 4008 close frame (close_timeout leaves time to read).
+        assert slow.close_code(timeout=10) == 4008
         # The server is fine and other sessions are served.
         assert gw.admin("GET", "/healthz")[0] == 200
         _, body, _ = gw.push({"users": ["healthy"]}, "ok")
@@ -158,9 +161,37 @@ def test_sessions_slow_consumer_closed_over_max_outbound(gateway_factory):
         status, metrics, _ = gw.admin("GET", "/metrics")
         assert status == 200
         text = metrics.decode()
-        closes = [l for l in text.splitlines()
-                  if l.startswith("imgate_session_closes_total") and not l.endswith(" 0")]
-        assert closes, text
+        assert 'imgate_session_closes_total{reason="slow_consumer"} 1' in text, text
+        assert "imgate_errors_total{kind=\"outbound_overflow\"} 1" in text, text
+    finally:
+        slow.close()
+        healthy.close()
+
+
+def test_sessions_slow_consumer_drop_new_keeps_the_session(gateway_factory):
+    """drop_new: a reader that never reads stays connected; pushes beyond outbound_high_water are
+    dropped (and reported), so its memory stays bounded; other sessions are served."""
+    gw = gateway_factory(sessions_config(max_outbound="1MiB", high_water="64KiB",
+                                         slow_consumer="drop_new", deflate="false"))
+    slow = RawWs(gw.port, f"/ws?token={make_token('stuck')}", rcvbuf=4096)
+    healthy = raw_client(gw, "fine")
+    try:
+        gw.wait_for(lambda: len(sessions_of(gw, "stuck")) == 1, what="stuck online")
+        chunk = "D" * 32768
+        dropped = 0
+        for _ in range(300):  # ~9.8 MiB offered, far beyond kernel buffers and the caps
+            status, body, _ = gw.push({"users": ["stuck"]}, chunk)
+            assert status == 200, body
+            dropped += body["dropped"]
+        assert len(sessions_of(gw, "stuck")) == 1, "drop_new must not close the session"
+        assert dropped > 200, dropped
+        _, metrics, _ = gw.admin("GET", "/metrics")
+        text = metrics.decode()
+        assert f"imgate_outbound_dropped_total {dropped}" in text, text
+        assert 'imgate_session_closes_total{reason="slow_consumer"} 0' in text, text
+        _, body, _ = gw.push({"users": ["fine"]}, "ok")
+        assert body["sessions"] == 1
+        assert healthy.read_frame(timeout=5) == (0x1, b"ok")
     finally:
         slow.close()
         healthy.close()

@@ -14,7 +14,9 @@ namespace imgate::mod::auth_jwt {
 
 namespace {
 
-constexpr std::array<ParamSpec, 18> kSchema = {{
+constexpr std::array<std::string_view, 2> kExpiryChoices = {"close", "ignore"};
+
+constexpr std::array<ParamSpec, 20> kSchema = {{
     {.key = "secret",
      .type = ParamType::kString,
      .help = "HMAC secret, inline; not together with secret_file"},
@@ -43,8 +45,8 @@ constexpr std::array<ParamSpec, 18> kSchema = {{
      .default_value = "30s",
      .min = 0,
      .max = 10 * 60 * 1000,
-     .help = "clock skew tolerated on exp/nbf/iat/max_age; tokens are checked only at "
-             "connect, so 30s absorbs unsynchronised clocks at no real cost"},
+     .help = "clock skew tolerated on exp/nbf/iat/max_age, also on open sessions (closed at "
+             "exp + leeway); 30s absorbs unsynchronised clocks at no real cost"},
     {.key = "query_param",
      .type = ParamType::kString,
      .default_value = "token",
@@ -96,6 +98,20 @@ constexpr std::array<ParamSpec, 18> kSchema = {{
      .max = int64_t{366} * 24 * 3600 * 1000,
      .help = "when set, tokens need iat and are refused once older than this (plus leeway); "
              "off by default"},
+    {.key = "expiry",
+     .type = ParamType::kEnum,
+     .default_value = "close",
+     .choices = kExpiryChoices,
+     .help = "close: a session whose token has exp gets a token.expiring notice, may send "
+             "auth.refresh with a new token, and is closed (unauthenticated) at exp + leeway; "
+             "ignore: the token is checked at connect only"},
+    {.key = "refresh_window",
+     .type = ParamType::kDuration,
+     .default_value = "60s",
+     .min = 0,
+     .max = int64_t{24} * 3600 * 1000,
+     .help = "how long before exp the token.expiring notice is sent; a minute gives a client "
+             "time to fetch a new token over a slow mobile link"},
 }};
 
 // RFC 7518 §3.2: the key must be at least as long as the hash output.
@@ -223,19 +239,36 @@ FoundToken findToken(const Session& session, const JwtSettings& settings) {
   return {};
 }
 
-JwtStageConfig::JwtStageConfig(JwtSettings settings, Counter& accepted, Counter& rejected,
-                               Counter& anonymous)
-    : settings_(std::move(settings)),
-      accepted_(accepted),
-      rejected_(rejected),
-      anonymous_(anonymous) {}
+JwtStageConfig::JwtStageConfig(JwtSettings settings, JwtCounters counters)
+    : settings_(std::move(settings)), counters_(counters) {}
 
 StagePtr JwtStageConfig::createStage(StageCallbacks& callbacks) const {
   return std::make_unique<JwtStage>(shared_from_this(), callbacks);
 }
 
 JwtStage::JwtStage(std::shared_ptr<const JwtStageConfig> config, StageCallbacks& callbacks)
-    : config_(std::move(config)), callbacks_(callbacks) {}
+    : config_(std::move(config)), callbacks_(callbacks) {
+  // A fresh session has no entry yet; a session whose stages a reload re-created has one.
+  if (config_->settings().expiry == ExpiryMode::kClose) {
+    if (auto expiry = ExpiryRegistry::instance().get(callbacks_.session().id())) {
+      arm(*expiry);
+    }
+  }
+}
+
+JwtStage::~JwtStage() {
+  // A handshake refused by a later stage never runs onClose: its entry goes here. Stages of an
+  // accepted session are also destroyed by a reload, which must keep the entry.
+  if (callbacks_.session().openedAtMs() == 0) {
+    ExpiryRegistry::instance().erase(callbacks_.session().id());
+  }
+}
+
+int64_t JwtStage::nowSeconds() const {
+  // Floor division: wallMs() is positive in practice, but a negative clock must not round up.
+  const int64_t wall_ms = callbacks_.dispatcher().wallMs();
+  return wall_ms >= 0 ? wall_ms / 1000 : -((-wall_ms + 999) / 1000);
+}
 
 Verdict JwtStage::onOpen() {
   const JwtSettings& settings = config_->settings();
@@ -249,10 +282,7 @@ Verdict JwtStage::onOpen() {
     config_->anonymous().add();
     return Verdict::pass();
   }
-  // Floor division: wallMs() is positive in practice, but a negative clock must not round up.
-  const int64_t wall_ms = callbacks_.dispatcher().wallMs();
-  const int64_t now_s = wall_ms >= 0 ? wall_ms / 1000 : -((-wall_ms + 999) / 1000);
-  auto claims = verify(found.token, settings.verifier, now_s);
+  auto claims = verify(found.token, settings.verifier, nowSeconds());
   if (!claims) {
     config_->rejected().add();
     return Verdict::reject(Errc::kUnauthenticated, std::move(claims.error().message));
@@ -265,12 +295,110 @@ Verdict JwtStage::onOpen() {
   callbacks_.setIdentity(
       Identity{std::move(claims->app), std::move(claims->user), std::move(claims->device)});
   config_->accepted().add();
+  if (settings.expiry == ExpiryMode::kClose && claims->expires_s) {
+    track(*claims->expires_s);
+  }
   return Verdict::pass();
 }
 
 Verdict JwtStage::onMessage(Message& message) {
-  (void)message;
-  return Verdict::pass();
+  if (config_->settings().expiry != ExpiryMode::kClose) {
+    return Verdict::pass();
+  }
+  const RefreshRequest request = parseRefresh(message);
+  if (!request.is_refresh) {
+    return Verdict::pass();
+  }
+  return refresh(request);
+}
+
+void JwtStage::onClose() { untrack(); }
+
+// ---- Expiry -----------------------------------------------------------------------------------
+
+namespace {
+std::chrono::milliseconds delayUntil(int64_t at_ms, int64_t now_ms) {
+  return std::chrono::milliseconds(std::max<int64_t>(0, at_ms - now_ms));
+}
+}  // namespace
+
+void JwtStage::track(int64_t exp_s) {
+  const SessionExpiry expiry{exp_s, false};
+  ExpiryRegistry::instance().set(callbacks_.session().id(), expiry, nowSeconds());
+  arm(expiry);
+}
+
+void JwtStage::untrack() {
+  notice_timer_.reset();
+  close_timer_.reset();
+  ExpiryRegistry::instance().erase(callbacks_.session().id());
+}
+
+void JwtStage::arm(const SessionExpiry& expiry) {
+  const JwtSettings& settings = config_->settings();
+  const int64_t now_ms = callbacks_.dispatcher().wallMs();
+  const int64_t exp_s = expiry.exp_s;
+  const int64_t close_at_ms = (exp_s + settings.verifier.leeway.count()) * 1000;
+  const int64_t notice_at_ms = exp_s * 1000 - settings.refresh_window.count();
+  Dispatcher& dispatcher = callbacks_.dispatcher();
+  // Timers die with the stage, so their callbacks may use it.
+  close_timer_ = dispatcher.schedule(delayUntil(close_at_ms, now_ms), [this] {
+    config_->counters().expired.add();
+    callbacks_.close(Errc::kUnauthenticated, "token expired");
+  });
+  notice_timer_.reset();
+  if (!expiry.notified) {
+    notice_timer_ = dispatcher.schedule(delayUntil(notice_at_ms, now_ms),
+                                        [this, exp_s] { noticeDue(exp_s); });
+  }
+}
+
+void JwtStage::noticeDue(int64_t exp_s) {
+  const Session& session = callbacks_.session();
+  if (session.openedAtMs() == 0) {
+    notice_timer_ =
+        callbacks_.dispatcher().schedule(kNoticeRetry, [this, exp_s] { noticeDue(exp_s); });
+    return;
+  }
+  // Recorded before the reply: sending may run other stages' outbound hooks, which may close
+  // the session (and run onClose, which erases the entry) before reply() returns.
+  ExpiryRegistry::instance().set(session.id(), SessionExpiry{exp_s, true}, nowSeconds());
+  config_->counters().notices.add();
+  callbacks_.reply(
+      expiringNotice(session.identity().app, exp_s, callbacks_.dispatcher().wallMs()));
+}
+
+Verdict JwtStage::refresh(const RefreshRequest& request) {
+  const Identity& identity = callbacks_.session().identity();
+  const int64_t now_ms = callbacks_.dispatcher().wallMs();
+  auto refuse = [&](std::string reason) {
+    config_->counters().refresh_failed.add();
+    callbacks_.reply(refreshError(identity.app, request.id, std::move(reason), now_ms));
+    return Verdict::drop();
+  };
+  if (!request.error.empty()) {
+    return refuse(request.error);
+  }
+  if (identity.user.empty()) {
+    return refuse("anonymous session: nothing to refresh");
+  }
+  auto claims = verify(request.token, config_->settings().verifier, nowSeconds());
+  if (!claims) {
+    return refuse(std::move(claims.error().message));
+  }
+  // An empty app (default_app: "") is how the core's default tenant was reached at connect.
+  const std::string_view app = claims->app.empty() ? std::string_view("default") : claims->app;
+  if (claims->user != identity.user || app != identity.app) {
+    return refuse("token is for another user");
+  }
+  if (claims->expires_s) {
+    track(*claims->expires_s);
+  } else {
+    untrack();  // a token without exp: the session no longer expires
+  }
+  config_->counters().refreshed.add();
+  callbacks_.reply(refreshAck(identity.app, request.id, claims->expires_s, now_ms));
+  return Verdict::drop();
 }
 
 Result<StageConfigPtr> compileJwtStage(const ConfigView& config, LoadContext& context) {
@@ -432,11 +560,17 @@ Result<StageConfigPtr> compileJwtStage(const ConfigView& config, LoadContext& co
   settings.query_param = config.getString("query_param");
   settings.subprotocol_prefix = config.getString("subprotocol_prefix");
   settings.required = config.getBool("required");
+  settings.expiry = config.getString("expiry") == "ignore" ? ExpiryMode::kIgnore
+                                                            : ExpiryMode::kClose;
+  settings.refresh_window = config.getDuration("refresh_window");
 
   Stats& stats = context.stats();
   return std::make_shared<const JwtStageConfig>(
-      std::move(settings), stats.counter("auth_jwt_accepted"), stats.counter("auth_jwt_rejected"),
-      stats.counter("auth_jwt_anonymous"));
+      std::move(settings),
+      JwtCounters{stats.counter("auth_jwt_accepted"), stats.counter("auth_jwt_rejected"),
+                  stats.counter("auth_jwt_anonymous"), stats.counter("auth_jwt_expiry_notices"),
+                  stats.counter("auth_jwt_refreshed"), stats.counter("auth_jwt_refresh_failed"),
+                  stats.counter("auth_jwt_expired")});
 }
 
 }  // namespace imgate::mod::auth_jwt

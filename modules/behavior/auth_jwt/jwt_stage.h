@@ -2,6 +2,8 @@
 // The auth.jwt stage: authenticates a session at onOpen() from a JWT in its handshake.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -12,6 +14,7 @@
 #include "imgate/sdk/stage.h"
 #include "imgate/sdk/status.h"
 #include "jwt.h"
+#include "token_expiry.h"
 
 namespace imgate::mod::auth_jwt {
 
@@ -25,11 +28,31 @@ inline constexpr size_t kMaxSecretFileBytes = 64 * 1024;
 // keys is far smaller.
 inline constexpr size_t kMaxKeyFileBytes = 1024 * 1024;
 
+// What happens when the token of an open session reaches its exp.
+enum class ExpiryMode : uint8_t {
+  kClose,   // notice, refresh, and close at exp + leeway (README "Token expiry")
+  kIgnore,  // the token is checked at connect only; the session outlives it
+};
+
 struct JwtSettings {
   Verifier verifier;
   std::string query_param;         // empty: the query parameter is not looked at
   std::string subprotocol_prefix;  // empty: subprotocols are not looked at
   bool required = true;            // false: a session without any token passes, anonymous
+  ExpiryMode expiry = ExpiryMode::kClose;
+  // The token.expiring notice goes out this long before exp.
+  std::chrono::milliseconds refresh_window{60'000};
+};
+
+// The module's counters (README "Stats"); they live as long as the process.
+struct JwtCounters {
+  Counter& accepted;
+  Counter& rejected;
+  Counter& anonymous;
+  Counter& notices;          // token.expiring notices sent
+  Counter& refreshed;        // refresh messages accepted
+  Counter& refresh_failed;   // refresh messages refused (bad token, other user, no token)
+  Counter& expired;          // sessions closed because their token expired
 };
 
 enum class TokenSource : uint8_t { kNone, kQuery, kHeader, kSubprotocol };
@@ -49,35 +72,61 @@ FoundToken findToken(const Session& session, const JwtSettings& settings);
 class JwtStageConfig final : public StageConfig,
                              public std::enable_shared_from_this<JwtStageConfig> {
  public:
-  JwtStageConfig(JwtSettings settings, Counter& accepted, Counter& rejected, Counter& anonymous);
+  JwtStageConfig(JwtSettings settings, JwtCounters counters);
 
   StagePtr createStage(StageCallbacks& callbacks) const override;
   const JwtSettings& settings() const { return settings_; }
+  const JwtCounters& counters() const { return counters_; }
 
-  Counter& accepted() const { return accepted_; }
-  Counter& rejected() const { return rejected_; }
-  Counter& anonymous() const { return anonymous_; }
+  Counter& accepted() const { return counters_.accepted; }
+  Counter& rejected() const { return counters_.rejected; }
+  Counter& anonymous() const { return counters_.anonymous; }
 
  private:
   JwtSettings settings_;
-  Counter& accepted_;
-  Counter& rejected_;
-  Counter& anonymous_;
+  JwtCounters counters_;
 };
 
+// With expiry: close, the stage of a session whose token has an exp arms two timers on the
+// session's dispatcher: the token.expiring notice at exp - refresh_window, and the close
+// (Errc::kUnauthenticated, "token expired") at exp + leeway. The exp itself is kept in
+// ExpiryRegistry::instance() under the session id, so a stage re-created by a reload (no
+// onOpen) re-arms both from there in its constructor; onClose erases it.
 class JwtStage final : public Stage {
  public:
+  // A notice due while the session is still being accepted (a later stage paused its open) is
+  // retried this often: replies before the accept are not delivered.
+  static constexpr std::chrono::milliseconds kNoticeRetry{100};
+
   JwtStage(std::shared_ptr<const JwtStageConfig> config, StageCallbacks& callbacks);
+  ~JwtStage() override;
+  JwtStage(const JwtStage&) = delete;
+  JwtStage& operator=(const JwtStage&) = delete;
 
   // Finds and verifies the token, then sets the identity {app, user, device}; the device falls
-  // back to the handshake's "device" query parameter. Rejects with kUnauthenticated.
+  // back to the handshake's "device" query parameter. Rejects with kUnauthenticated. With
+  // expiry: close and a token with exp, starts tracking the expiry.
   Verdict onOpen() override;
-  // Authentication happens once per session; messages are not inspected.
+  // With expiry: close, consumes refresh messages (parseRefresh): verifies the new token with
+  // the same Verifier, requires the session's user and app, moves the deadline, answers with
+  // an ack (ok, or unauthenticated and a reason; a refused refresh leaves the old deadline) and
+  // drops the message, so it never reaches later stages. Every other message passes.
   Verdict onMessage(Message& message) override;
+  // Forgets the session's expiry.
+  void onClose() override;
 
  private:
+  void track(int64_t exp_s);
+  void untrack();
+  void arm(const SessionExpiry& expiry);
+  void noticeDue(int64_t exp_s);
+  Verdict refresh(const RefreshRequest& request);
+  int64_t nowSeconds() const;
+
   std::shared_ptr<const JwtStageConfig> config_;
   StageCallbacks& callbacks_;
+  TimerPtr notice_timer_;
+  TimerPtr close_timer_;
 };
 
 // Validates the section beyond what the schema checks (key sources, algorithm names, that each

@@ -35,6 +35,7 @@ struct ApiError {
   Errc code = Errc::kBadRequest;
   std::string reason;
   std::vector<HttpHeader> headers;
+  int64_t retry_after_s = 0;  // 429 only: also written as "retry_after" in the body
 };
 
 template <class T>
@@ -124,6 +125,10 @@ HttpResponse errorResponse(const ApiError& error) {
   out.str(errcName(error.code));
   out.key("reason");
   out.str(error.reason);
+  if (error.retry_after_s > 0) {
+    out.key("retry_after");
+    out.i64(error.retry_after_s);
+  }
   out.endObject();
   HttpResponse response = HttpResponse::json(error.status, out.take());
   for (const auto& h : error.headers) {
@@ -139,6 +144,12 @@ void respond(const PushApiCounters& counters, const HttpExchangePtr& exchange,
   }
   if (response.status == 401 && counters.unauthorized != nullptr) {
     counters.unauthorized->add();
+  }
+  if (response.status == 403 && counters.forbidden != nullptr) {
+    counters.forbidden->add();
+  }
+  if (response.status == 429 && counters.rate_limited != nullptr) {
+    counters.rate_limited->add();
   }
   exchange->respond(std::move(response));
 }
@@ -380,8 +391,8 @@ ApiResult<PushItem> parsePushObject(const rapidjson::Value& object, const std::s
   if (!object.IsObject()) {
     return badRequest(where + "a push must be a json object");
   }
-  if (auto ok = rejectUnknownFields(object, {"to", "data", "data_base64", "event", "namespace", "app", "id"},
-                                    where);
+  if (auto ok = rejectUnknownFields(
+          object, {"to", "data", "data_base64", "event", "namespace", "app", "id"}, where);
       !ok) {
     return tl::unexpected<ApiError>(std::move(ok.error()));
   }
@@ -543,6 +554,31 @@ std::string_view allowedMethods(Route route) {
   return "";
 }
 
+// The one table from endpoint to scope (docs/http-api.md, "Scopes"). Reading is `read`,
+// changing what clients see (messages, room membership) is `push`, closing sessions is `admin`.
+Scope scopeFor(Route route, std::string_view method) {
+  switch (route) {
+    case Route::kPush: return Scope::kPush;
+    case Route::kUser: return Scope::kRead;
+    case Route::kUserSessions: return Scope::kAdmin;
+    case Route::kRoomMembers: return method == "GET" ? Scope::kRead : Scope::kPush;
+    case Route::kStats: return Scope::kRead;
+  }
+  return Scope::kAdmin;
+}
+
+// The route as documented, for reasons ("DELETE /v1/users/{uid}/sessions").
+std::string_view routeTemplate(Route route) {
+  switch (route) {
+    case Route::kPush: return "/v1/push";
+    case Route::kUser: return "/v1/users/{uid}";
+    case Route::kUserSessions: return "/v1/users/{uid}/sessions";
+    case Route::kRoomMembers: return "/v1/rooms/{room}/members";
+    case Route::kStats: return "/v1/stats";
+  }
+  return "";
+}
+
 bool methodAllowed(Route route, std::string_view method) {
   std::string_view allowed = allowedMethods(route);
   while (!allowed.empty()) {
@@ -616,14 +652,21 @@ ApiResult<void> requireJsonContentType(const HttpRequest& request) {
 class Request {
  public:
   Request(const PushApiOptions& options, const PushApiCounters& counters,
-          const HttpExchangePtr& exchange)
-      : options_(options), counters_(counters), exchange_(exchange),
+          const std::vector<ApiKey>& keys, const HttpExchangePtr& exchange)
+      : options_(options), counters_(counters), keys_(keys), exchange_(exchange),
         request_(exchange->request()) {}
 
   void run();
 
  private:
-  ApiResult<void> authenticate() const;
+  // The key the request authenticated with; nullptr for an anonymous request.
+  ApiResult<const ApiKey*> authenticate() const;
+  ApiResult<void> checkScope(const RouteMatch& match) const;
+  ApiResult<void> checkApp(const std::string& app) const;
+  // Takes `n` tokens from the key's bucket (nothing for keys without a limit).
+  ApiResult<void> takeTokens(int64_t n) const;
+  // The rest of a batch's cost (one token per message; run() took the first).
+  ApiResult<void> takeBatchTokens(int64_t messages) const;
   ApiResult<std::string> queryApp() const;
   ApiResult<void> parseBody(rapidjson::Document& doc) const;
   ApiResult<void> dispatch(const RouteMatch& match);
@@ -639,17 +682,21 @@ class Request {
 
   const PushApiOptions& options_;
   const PushApiCounters& counters_;
+  const std::vector<ApiKey>& keys_;
   const HttpExchangePtr& exchange_;
   const HttpRequest& request_;
+  const ApiKey* key_ = nullptr;
 };
 
 void Request::run() {
   if (counters_.requests != nullptr) {
     counters_.requests->add();
   }
-  if (auto ok = authenticate(); !ok) {
-    fail(ok.error());
+  if (auto key = authenticate(); !key) {
+    fail(key.error());
     return;
+  } else {
+    key_ = *key;
   }
   const auto match = matchRoute(request_.path);
   if (!match) {
@@ -669,12 +716,22 @@ void Request::run() {
     fail(badRequest("path segment is not valid utf-8 after percent-decoding").value());
     return;
   }
+  if (auto ok = checkScope(*match); !ok) {
+    fail(ok.error());
+    return;
+  }
+  // One token per request before the body is read, so a key sending garbage is limited too. A
+  // batch push takes the rest of its cost once it has been validated (push()).
+  if (auto ok = takeTokens(1); !ok) {
+    fail(ok.error());
+    return;
+  }
   if (auto ok = dispatch(*match); !ok) {
     fail(ok.error());
   }
 }
 
-ApiResult<void> Request::authenticate() const {
+ApiResult<const ApiKey*> Request::authenticate() const {
   const auto reject = [](std::string reason) {
     return tl::unexpected<ApiError>(ApiError{401, Errc::kUnauthenticated, std::move(reason),
                                              {{"www-authenticate", std::string(kRealmHeader)}}});
@@ -698,26 +755,92 @@ ApiResult<void> Request::authenticate() const {
   }
   if (presented.empty()) {
     if (options_.allow_anonymous) {
-      return {};
+      return nullptr;
     }
     return reject(other_scheme ? "authorization scheme must be Bearer"
                                : "missing api key (send Authorization: Bearer <key> or "
                                  "X-API-Key: <key>)");
   }
-  if (options_.api_keys.empty()) {
-    return {};  // anonymous-only configuration: credentials are not checked
+  if (keys_.empty()) {
+    return nullptr;  // anonymous-only configuration: credentials are not checked
   }
-  // Every key is compared every time, so timing does not reveal which one came close.
-  bool match = false;
+  // Every key is compared with every credential, so timing does not reveal which one came
+  // close. When both headers carry a valid key, the Authorization one wins.
+  const ApiKey* found = nullptr;
   for (const auto candidate : presented) {
-    for (const auto& key : options_.api_keys) {
-      match = constantTimeEquals(candidate, key) || match;
+    for (const auto& key : keys_) {
+      const bool equal = constantTimeEquals(candidate, key.key);
+      if (equal && found == nullptr) {
+        found = &key;
+      }
     }
   }
-  if (!match) {
+  if (found == nullptr) {
     return reject("invalid api key");
   }
-  return {};
+  return found;
+}
+
+ApiResult<void> Request::checkScope(const RouteMatch& match) const {
+  const Scope needed = scopeFor(match.route, request_.method);
+  if (key_ == nullptr || allows(key_->scopes, needed)) {
+    return {};
+  }
+  const std::string_view alternative = needed == Scope::kAdmin ? "" : " or admin";
+  return apiFail(Errc::kPermissionDenied,
+                 "key " + quoted(key_->name) + " lacks scope " + quoted(scopeName(needed)) +
+                     " (" + request_.method + " " + std::string(routeTemplate(match.route)) +
+                     " needs " + std::string(scopeName(needed)) + std::string(alternative) +
+                     ")");
+}
+
+ApiResult<void> Request::checkApp(const std::string& app) const {
+  if (key_ == nullptr || key_->apps.empty()) {
+    return {};
+  }
+  for (const auto& allowed : key_->apps) {
+    if (allowed == app) {
+      return {};
+    }
+  }
+  return apiFail(Errc::kPermissionDenied,
+                 "key " + quoted(key_->name) + " may not use app " + quoted(app));
+}
+
+ApiResult<void> Request::takeTokens(int64_t n) const {
+  if (key_ == nullptr || !key_->limiter) {
+    return {};
+  }
+  const RateLimiter::Take take = key_->limiter->tryTake(n, exchange_->dispatcher().now());
+  if (take.taken) {
+    return {};
+  }
+  const int64_t seconds = retryAfterSeconds(take.wait);
+  ApiError error{429, Errc::kResourceExhausted,
+                 "rate limit of key " + quoted(key_->name) + " exceeded (" +
+                     key_->limiter->limit().describe() + "); retry in " + std::to_string(seconds) +
+                     "s",
+                 {{"retry-after", std::to_string(seconds)}}, seconds};
+  return tl::unexpected<ApiError>(std::move(error));
+}
+
+ApiResult<void> Request::takeBatchTokens(int64_t messages) const {
+  if (key_ == nullptr || !key_->limiter || messages <= 1) {
+    return {};
+  }
+  RateLimiter& limiter = *key_->limiter;
+  if (messages > limiter.limit().burst) {
+    return apiFail(Errc::kMessageTooBig,
+                   "batch of " + std::to_string(messages) + " messages is more than the burst " +
+                       std::to_string(limiter.limit().burst) + " of key " + quoted(key_->name) +
+                       " (each message costs one request of its rate limit)");
+  }
+  if (limiter.tryTake(messages - 1, exchange_->dispatcher().now()).taken) {
+    return {};
+  }
+  // Refused: the request costs nothing, and Retry-After is the wait for the whole batch.
+  limiter.giveBack(1);
+  return takeTokens(messages);
 }
 
 ApiResult<std::string> Request::queryApp() const {
@@ -746,6 +869,15 @@ ApiResult<void> Request::dispatch(const RouteMatch& match) {
   if (!app) {
     return tl::unexpected<ApiError>(std::move(app.error()));
   }
+  // Routes whose app can only come from the query: check it before doing anything. Push and
+  // membership changes may name the app in the body; they check once it is parsed.
+  const bool app_in_body = match.route == Route::kPush ||
+                           (match.route == Route::kRoomMembers && request_.method != "GET");
+  if (!app_in_body) {
+    if (auto ok = checkApp(*app); !ok) {
+      return ok;
+    }
+  }
   switch (match.route) {
     case Route::kPush: return push(*app);
     case Route::kUser: return getUser(*app, match.id);
@@ -768,6 +900,9 @@ ApiResult<void> Request::push(const std::string& query_app) {
     auto item = parsePushObject(doc, query_app, options_, "", now_ms);
     if (!item) {
       return tl::unexpected<ApiError>(std::move(item.error()));
+    }
+    if (auto ok = checkApp(item->app); !ok) {
+      return ok;
     }
     if (counters_.messages != nullptr) {
       counters_.messages->add();
@@ -815,6 +950,14 @@ ApiResult<void> Request::push(const std::string& query_app) {
       return tl::unexpected<ApiError>(std::move(item.error()));
     }
     items.push_back(std::move(*item));
+  }
+  for (const auto& item : items) {
+    if (auto ok = checkApp(item.app); !ok) {
+      return ok;
+    }
+  }
+  if (auto ok = takeBatchTokens(static_cast<int64_t>(items.size())); !ok) {
+    return ok;
   }
 
   // Completion callbacks run on this worker thread, one at a time: no locking needed.
@@ -1005,6 +1148,9 @@ ApiResult<void> Request::roomMembers(const std::string& app, const std::string& 
       return tl::unexpected<ApiError>(std::move(body.error()));
     }
     const auto& [member_app, users] = *body;
+    if (auto ok = checkApp(member_app); !ok) {
+      return ok;
+    }
     if (request_.method == "POST") {
       const std::vector<std::string> offline = hub.join(member_app, room, users);
       out.strings("joined", without(users, offline));
@@ -1040,11 +1186,40 @@ ApiResult<void> Request::stats(const std::string& app) {
 // ---- Public --------------------------------------------------------------------------------
 
 PushApi::PushApi(PushApiOptions options, PushApiCounters counters)
-    : options_(std::move(options)), counters_(counters) {}
+    : options_(std::move(options)), counters_(counters) {
+  all_keys_.reserve(options_.api_keys.size() + options_.keys.size());
+  for (size_t i = 0; i < options_.api_keys.size(); ++i) {
+    all_keys_.push_back(
+        ApiKey{"api_keys[" + std::to_string(i) + "]", options_.api_keys[i], kAllScopes, {}, {}});
+  }
+  all_keys_.insert(all_keys_.end(), options_.keys.begin(), options_.keys.end());
+}
 
 void PushApi::handle(const HttpExchangePtr& exchange) const {
-  Request request(options_, counters_, exchange);
+  Request request(options_, counters_, all_keys_, exchange);
   request.run();
+}
+
+std::optional<Scope> parseScope(std::string_view name) {
+  if (name == "push") {
+    return Scope::kPush;
+  }
+  if (name == "read") {
+    return Scope::kRead;
+  }
+  if (name == "admin") {
+    return Scope::kAdmin;
+  }
+  return std::nullopt;
+}
+
+std::string_view scopeName(Scope scope) {
+  switch (scope) {
+    case Scope::kPush: return "push";
+    case Scope::kRead: return "read";
+    case Scope::kAdmin: return "admin";
+  }
+  return "unknown";
 }
 
 Result<std::string> decodeBase64(std::string_view in) {

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "sio_codec.h"
 
-#include <rapidjson/document.h>
-
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "json_string.h"
@@ -64,6 +63,90 @@ SioPacket eventPacket(const Message& message) {
     packet.data.push_back(']');
   }
   return packet;
+}
+
+bool isReservedEvent(std::string_view event) {
+  for (std::string_view reserved : {"connect", "connect_error", "disconnect", "disconnecting",
+                                    "newListener", "removeListener"}) {
+    if (event == reserved) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The string value of a top-level member of a JSON object, without a DOM: `json` has been
+// validated (scanJson) as an object. Values of other members are skipped by bracket counting
+// (strings are skipped whole, so brackets inside them do not count).
+std::optional<std::string> topLevelString(std::string_view json, std::string_view key) {
+  size_t i = 0;
+  auto ws = [&] {
+    while (i < json.size() && (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' ||
+                               json[i] == '\r')) {
+      ++i;
+    }
+  };
+  auto stringEnd = [&](size_t from) {  // json[from] == '"'; returns the index past the close
+    size_t j = from + 1;
+    while (j < json.size() && json[j] != '"') {
+      j += json[j] == '\\' ? 2 : 1;
+    }
+    return j + 1;
+  };
+  ws();
+  if (i >= json.size() || json[i] != '{') {
+    return std::nullopt;
+  }
+  ++i;
+  std::optional<std::string> found;
+  while (true) {
+    ws();
+    if (i >= json.size() || json[i] != '"') {
+      return found;
+    }
+    const size_t key_end = stringEnd(i);
+    auto name = parseJsonString(json.substr(i, key_end - i));
+    i = key_end;
+    ws();
+    ++i;  // ':'
+    ws();
+    const size_t value_begin = i;
+    if (i < json.size() && json[i] == '"') {
+      i = stringEnd(i);
+      if (name && *name == key && !found) {  // the first, as rapidjson and most parsers do
+        auto value = parseJsonString(json.substr(value_begin, i - value_begin));
+        if (value) {
+          found = std::move(*value);
+        }
+      }
+    } else {
+      int depth = 0;
+      while (i < json.size()) {
+        const char c = json[i];
+        if (c == '"') {
+          i = stringEnd(i);
+          continue;
+        }
+        if (c == '{' || c == '[') {
+          ++depth;
+        } else if (c == '}' || c == ']') {
+          if (depth == 0) {
+            break;
+          }
+          --depth;
+        } else if (c == ',' && depth == 0) {
+          break;
+        }
+        ++i;
+      }
+    }
+    ws();
+    if (i < json.size() && json[i] == ',') {
+      ++i;
+      continue;
+    }
+    return found;
+  }
 }
 
 std::string eioMessage(std::string_view sio_text) {
@@ -199,15 +282,12 @@ Status SioWsCodec::onConnect(const SioPacket& packet, CodecSink& sink, OutBuffer
   if (!packet.data.empty()) {
     hello.headers.push_back({"x-socketio-auth", packet.data});
     // {"token": "..."}: what auth.jwt and the other auth stages read as a bearer token.
-    rapidjson::Document auth;
-    auth.Parse<rapidjson::kParseStopWhenDoneFlag>(packet.data.c_str(), packet.data.size());
-    if (!auth.HasParseError() && auth.IsObject()) {
-      const auto token = auth.FindMember("token");
-      if (token != auth.MemberEnd() && token->value.IsString() &&
-          token->value.GetStringLength() > 0) {
-        hello.headers.push_back(
-            {"authorization",
-             "Bearer " + std::string(token->value.GetString(), token->value.GetStringLength())});
+    JsonScanOptions options;
+    auto shape = scanJson(packet.data, options);
+    if (shape && shape->root == JsonKind::kObject) {
+      auto token = topLevelString(packet.data, "token");
+      if (token && !token->empty()) {
+        hello.headers.push_back({"authorization", "Bearer " + *token});
       }
     }
   }
@@ -245,16 +325,15 @@ Status SioWsCodec::onSioPacket(SioAssembled&& assembled, CodecSink& sink, OutBuf
       Message message;
       message.event = std::move(event->name);
       if (packet.id) {
+        // The client counts ack ids per namespace: the namespace makes the id session-unique,
+        // and tells encode() where the answer goes.
         message.id = std::to_string(*packet.id);
+        if (packet.nsp != "/") {
+          message.id.append("@").append(packet.nsp);
+        }
       }
       if (packet.nsp != "/") {
         message.meta.emplace_back("nsp", packet.nsp);
-        if (packet.id) {
-          if (pending_acks_.size() >= kMaxPendingAcks) {
-            pending_acks_.erase(pending_acks_.begin());
-          }
-          pending_acks_.emplace_back(*packet.id, packet.nsp);
-        }
       }
       if (packet.type == SioType::kBinaryEvent) {
         if (assembled.buffers.size() != 1 || event->args != R"([{"_placeholder":true,"num":0}])") {
@@ -325,29 +404,25 @@ Status SioWsCodec::encode(const Message& message, OutBuffer& out) {
     return {};
   }
   if (message.kind == MessageKind::kAck) {
-    uint64_t id = 0;
-    const std::string& text = message.id;
-    if (text.empty() || text.size() > 16 ||
-        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    // "<id>" answers an event of "/", "<id>@<namespace>" one of another namespace.
+    const std::string_view full = message.id;
+    const size_t at = full.find('@');
+    const std::string_view digits = full.substr(0, at);
+    if (digits.empty() || digits.size() > 16 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       return {};  // not an answer to a Socket.IO ack request
     }
-    for (char c : text) {
+    uint64_t id = 0;
+    for (char c : digits) {
       id = id * 10 + static_cast<uint64_t>(c - '0');
     }
     SioPacket ack;
     ack.type = SioType::kAck;
-    ack.nsp = "/";
-    for (auto it = pending_acks_.begin(); it != pending_acks_.end(); ++it) {
-      if (it->first == id) {
-        ack.nsp = std::move(it->second);
-        pending_acks_.erase(it);
-        break;
-      }
-    }
+    ack.nsp = at == std::string_view::npos ? std::string("/") : std::string(full.substr(at + 1));
+    ack.id = id;
     if (connected_.count(ack.nsp) == 0) {
       return {};
     }
-    ack.id = id;
     const std::string_view status = metaValue(message, "status");
     ack.data = "[";
     if (!status.empty() && status != "ok") {
@@ -374,6 +449,10 @@ Status SioWsCodec::encode(const Message& message, OutBuffer& out) {
   if (connected_.count(namespaceOf(message)) == 0) {
     return {};
   }
+  if (isReservedEvent(message.event)) {
+    // socket.io-parser refuses these names and drops the connection: never send them.
+    return fail(Errc::kInvalidPayload, "reserved socket.io event name \"" + message.event + "\"");
+  }
   const SioPacket packet = eventPacket(message);
   std::vector<std::string> buffers;
   if (packet.type == SioType::kBinaryEvent) {
@@ -385,6 +464,7 @@ Status SioWsCodec::encode(const Message& message, OutBuffer& out) {
 
 uint64_t SioWsCodec::sharedEncodingKey(const Message& message) const {
   if (closed_ || !opened_ || ws_.closeSent() || message.kind == MessageKind::kAck ||
+      isReservedEvent(message.event) ||
       namespaceOf(message) != "/" || connected_.count("/") == 0) {
     return 0;
   }

@@ -9,7 +9,8 @@
 //                pipeline's onOpen authenticates it, and onOpened answers CONNECT with the sid;
 //                a refusal answers CONNECT_ERROR {"message": reason} and closes;
 //   EVENT     -> one inbound Message: event = the event name, id = the ack id (decimal) when the
-//                client wants an ack, payload = the arguments as a JSON array (exact bytes), or for
+//                client wants an ack ("<id>@<namespace>" outside "/": each namespace counts its
+//                own ids), payload = the arguments as a JSON array (exact bytes), or for
 //                a BINARY_EVENT whose only argument is one attachment, the attachment's bytes
 //                (PayloadType::kBinary); meta "nsp" for namespaces other than "/";
 //   out       -> a data Message becomes EVENT [event or "message", payload] (payload embedded when
@@ -32,9 +33,6 @@
 #include "sio_packet.h"
 
 namespace imgate::mod::socketio {
-
-// Most ack ids remembered per session for namespaces other than "/".
-inline constexpr size_t kMaxPendingAcks = 256;
 
 struct SocketIoSettings {
   std::chrono::milliseconds ping_interval{25'000};
@@ -88,10 +86,6 @@ class SioWsCodec final : public Codec {
   std::string sid_;                  // Socket.IO session id, sent in CONNECT answers
   std::string hello_nsp_;            // namespace of the CONNECT that was the hello
   std::set<std::string, std::less<>> connected_;  // namespaces this client joined
-  // Ack ids of events from namespaces other than "/" still waiting for their answer: stages
-  // reply with the id only, the namespace is ours to remember. Bounded (kMaxPendingAcks; the
-  // oldest is forgotten, its late answer goes to "/" and the client ignores it).
-  std::vector<std::pair<uint64_t, std::string>> pending_acks_;
   bool hello_sent_ = false;
   bool opened_ = false;
   bool closed_ = false;

@@ -53,6 +53,7 @@ uint16_t closeCodeFor(Errc code) {
     case Errc::kEvicted: return 4009;
     case Errc::kKicked: return 4010;
     case Errc::kResourceExhausted: return 4029;
+    case Errc::kSlowConsumer: return 4008;
     case Errc::kInvalidConfig: break;
   }
   return 1011;
@@ -75,6 +76,7 @@ Errc errcForCode(uint16_t code) {
     case 4009: return Errc::kEvicted;
     case 4010: return Errc::kKicked;
     case 4029: return Errc::kResourceExhausted;
+    case 4008: return Errc::kSlowConsumer;
     default: return Errc::kInternal;
   }
 }

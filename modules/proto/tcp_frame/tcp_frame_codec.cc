@@ -48,7 +48,7 @@ uint16_t ackStatus(const Message& message) {
   if (ec == std::errc() && end == status->data() + status->size() && value <= UINT16_MAX) {
     return static_cast<uint16_t>(value);
   }
-  for (uint16_t i = 0; i <= static_cast<uint16_t>(Errc::kBadRequest); ++i) {
+  for (uint16_t i = 0; i <= static_cast<uint16_t>(Errc::kSlowConsumer); ++i) {
     const auto code = static_cast<Errc>(i);
     if (errcName(code) == *status) {
       return code == Errc::kNone ? kCodeOk : closeCodeFor(code);

@@ -86,6 +86,7 @@ uint16_t closeCodeFor(Errc code) {
     case Errc::kEvicted: return 4009;
     case Errc::kKicked: return 4010;
     case Errc::kResourceExhausted: return 4029;
+    case Errc::kSlowConsumer: return 4008;
     case Errc::kInvalidConfig:
     case Errc::kNotFound:
       break;

@@ -53,6 +53,7 @@ inline int httpStatusFor(Errc code) noexcept {
     case Errc::kProtocolError:
     case Errc::kInvalidPayload:
     case Errc::kBadRequest: return 400;
+    case Errc::kSlowConsumer: return 429;
     case Errc::kUnauthenticated: return 401;
     case Errc::kPermissionDenied: return 403;
     case Errc::kNotFound: return 404;

@@ -32,6 +32,7 @@ enum class Errc : uint16_t {
   kInternal,            // a bug; counted and logged with the module name (WS 1011, HTTP 500)
   kNotFound,            // HTTP 404
   kBadRequest,          // HTTP 400 for well-formed requests with bad content
+  kSlowConsumer,        // the client reads too slowly: outbound buffer full (WS 4008)
 };
 
 // Stable lower-case name, used in logs, metrics labels and JSON error bodies.
@@ -68,6 +69,7 @@ inline std::string_view errcName(Errc code) noexcept {
     case Errc::kInternal: return "internal";
     case Errc::kNotFound: return "not_found";
     case Errc::kBadRequest: return "bad_request";
+    case Errc::kSlowConsumer: return "slow_consumer";
   }
   return "unknown";
 }

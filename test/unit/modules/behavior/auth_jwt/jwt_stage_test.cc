@@ -80,7 +80,7 @@ TEST(AuthJwtSchema, DefaultsAndBounds) {
     EXPECT_TRUE(by_key.emplace(p.key, &p).second) << "duplicate key " << p.key;
     EXPECT_FALSE(p.help.empty()) << p.key;
   }
-  ASSERT_EQ(by_key.size(), 18u);
+  ASSERT_EQ(by_key.size(), 20u);
   EXPECT_EQ(by_key["algorithms"]->type, ParamType::kStringList);
   EXPECT_EQ(by_key["algorithms"]->default_value, "HS256");
   EXPECT_EQ(by_key["leeway"]->type, ParamType::kDuration);
@@ -105,6 +105,15 @@ TEST(AuthJwtSchema, DefaultsAndBounds) {
   EXPECT_EQ(by_key["max_rooms"]->default_value, "256");
   EXPECT_EQ(by_key["max_age"]->type, ParamType::kDuration);
   EXPECT_TRUE(by_key["max_age"]->default_value.empty());
+  EXPECT_EQ(by_key["expiry"]->type, ParamType::kEnum);
+  EXPECT_EQ(by_key["expiry"]->default_value, "close");
+  ASSERT_EQ(by_key["expiry"]->choices.size(), 2u);
+  EXPECT_EQ(by_key["expiry"]->choices[0], "close");
+  EXPECT_EQ(by_key["expiry"]->choices[1], "ignore");
+  EXPECT_EQ(by_key["refresh_window"]->type, ParamType::kDuration);
+  EXPECT_EQ(by_key["refresh_window"]->default_value, "60s");
+  EXPECT_EQ(by_key["refresh_window"]->min, 0);
+  EXPECT_EQ(by_key["refresh_window"]->max, 86'400'000);
 }
 
 TEST(AuthJwtModule, FactoryIsRegistered) {

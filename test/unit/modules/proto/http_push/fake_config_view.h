@@ -99,10 +99,14 @@ class FakeStats final : public Stats {
 
 class FakeLoadContext final : public LoadContext {
  public:
-  bool hasUpstream(std::string_view group) const override { return upstream_groups.count(std::string(group)) > 0; }
+  bool hasUpstream(std::string_view group) const override {
+    return upstream_groups.count(std::string(group)) > 0;
+  }
   std::set<std::string> upstream_groups;
-  std::string_view instanceName() const override { return "push:/v1/"; }
-  std::string_view configDir() const override { return "."; }
+  std::string_view instanceName() const override { return instance; }
+  std::string_view configDir() const override { return config_dir; }
+  std::string instance = "push:/v1/";
+  std::string config_dir = ".";
   Logger& log() override { return logger; }
   Stats& stats() override { return stats_; }
 

@@ -110,7 +110,7 @@ TEST(ProtoTcpFrameCodecTest, CloseCodeTableMirrorsWebSocket) {
   EXPECT_EQ(closeCodeFor(Errc::kKicked), 4010);
   EXPECT_EQ(closeCodeFor(Errc::kResourceExhausted), 4029);
   EXPECT_EQ(closeCodeFor(Errc::kInvalidConfig), 1011);
-  for (uint16_t i = 0; i <= static_cast<uint16_t>(Errc::kBadRequest); ++i) {
+  for (uint16_t i = 0; i <= static_cast<uint16_t>(Errc::kSlowConsumer); ++i) {
     const auto code = static_cast<Errc>(i);
     if (code != Errc::kInvalidConfig) {
       EXPECT_EQ(errcForCode(closeCodeFor(code)), code) << errcName(code);

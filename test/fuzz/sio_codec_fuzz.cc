@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: Apache-2.0
+// libFuzzer target for SioWsCodec (proto.socketio over WebSocket). Input layout:
+//   byte 0   flags: bit 0 raw client bytes (else records, below); bits 1-2 prefix (none, a
+//            hello with a token, a hello on /chat, an unknown namespace then a hello); bit 3
+//            refuse the hello (encodeClose before open) instead of opening; bits 4-7 the Errc
+//            of the final encodeClose;
+//   byte 1   seeds the split pattern (0: whole input at once);
+//   rest     client bytes, or records [head][length][payload] each turned into one masked
+//            frame (head bits 0-2 pick text, binary, fragment, continuation, ping or close;
+//            bit 3 puts "4" in front of the payload, making it an Engine.IO message).
+// Bytes go through decode() as the core feeds them (unconsumed bytes kept, the next piece
+// appended, onOpened after the hello and the kept bytes decoded at once). Then the decoded
+// messages are answered (acks), a few messages encoded, and the session closed.
+// Invariants: decode never claims more than it got; at most one hello, no message before the
+// session opened, every message has a payload, ids are decimal; every byte the server writes
+// parses as whole unmasked frames, text frames are UTF-8 Engine.IO packets, Socket.IO packets
+// in them parse back, binary packets are followed by exactly their attachments, nothing follows
+// the close frame and a second encodeClose writes nothing; encodeShared() equals encode()
+// whenever sharedEncodingKey() is non-zero.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "modules/proto/socketio/eio_packet.h"
+#include "modules/proto/socketio/json_string.h"
+#include "modules/proto/socketio/sio_codec.h"
+#include "modules/proto/socketio/sio_packet.h"
+#include "test/fuzz/fuzz_codec_support.h"
+
+namespace {
+
+using imgate::Bytes;
+using imgate::Errc;
+using imgate::HttpRequest;
+using imgate::Message;
+using imgate::MessageKind;
+using imgate::PayloadType;
+using imgate::Result;
+using imgate::fuzz::check;
+using namespace imgate::mod::socketio;
+
+using Out = imgate::fuzz::StringOut;
+
+constexpr uint8_t kMask[4] = {0x11, 0x9c, 0x5a, 0xe3};
+
+std::string maskedFrame(uint8_t b0, std::string_view payload) {
+  std::string f;
+  f.push_back(static_cast<char>(b0));
+  const uint64_t n = payload.size();
+  if (n < 126) {
+    f.push_back(static_cast<char>(0x80 | n));
+  } else if (n <= 0xFFFF) {
+    f.push_back(static_cast<char>(0x80 | 126));
+    f.push_back(static_cast<char>(n >> 8));
+    f.push_back(static_cast<char>(n));
+  } else {
+    f.push_back(static_cast<char>(0x80 | 127));
+    for (int i = 7; i >= 0; --i) {
+      f.push_back(static_cast<char>(n >> (8 * i)));
+    }
+  }
+  f.append(reinterpret_cast<const char*>(kMask), sizeof(kMask));
+  for (size_t i = 0; i < payload.size(); ++i) {
+    f.push_back(static_cast<char>(payload[i] ^ static_cast<char>(kMask[i & 3])));
+  }
+  return f;
+}
+
+std::string sioFrame(std::string_view packet) {
+  return maskedFrame(0x81, "4" + std::string(packet));
+}
+
+// Records -> frames (see the header comment).
+std::string framesFromRecords(std::string_view body) {
+  std::string bytes;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    const auto head = static_cast<uint8_t>(body[pos++]);
+    size_t length = pos < body.size() ? static_cast<uint8_t>(body[pos++]) : 0;
+    length = std::min(length, body.size() - pos);
+    std::string payload((head & 0x08) != 0 ? "4" : "");
+    payload.append(body.substr(pos, length));
+    pos += length;
+    uint8_t b0 = 0x81;
+    switch (head & 0x07) {
+      case 3: b0 = 0x82; break;                                // binary
+      case 4: b0 = 0x01; break;                                // text, more to come
+      case 5: b0 = 0x80; break;                                // last continuation
+      case 6: b0 = 0x00; break;                                // middle continuation
+      case 7: b0 = (head & 0x80) != 0 ? 0x88 : 0x89; break;    // close or ping
+      default: break;                                          // text
+    }
+    if ((b0 & 0x08) != 0 && payload.size() > 125) {
+      payload.resize(125);
+    }
+    bytes.append(maskedFrame(b0, payload));
+  }
+  return bytes;
+}
+
+class Sink final : public imgate::CodecSink {
+ public:
+  void onMessage(Message&& message) override {
+    check(opened);
+    check(message.payload != nullptr);
+    check(message.kind == MessageKind::kData);
+    for (char c : message.id) {
+      check(c >= '0' && c <= '9');
+    }
+    for (const auto& [key, value] : message.meta) {
+      check(key == "nsp" && value != "/" && !value.empty() && value[0] == '/');
+    }
+    if (message.type == PayloadType::kText) {
+      check(scanJson(message.data()).has_value());
+    }
+    messages.push_back(std::move(message));
+  }
+  void onPeerClose(Errc, std::string_view) override { peer_closed = true; }
+  void onActivity() override {}
+  void onHello(HttpRequest hello) override {
+    check(hellos == 0 && !opened);
+    ++hellos;
+    if (auto auth = hello.header("x-socketio-auth")) {
+      check(scanJson(*auth).has_value());
+    } else {
+      check(!hello.header("authorization"));
+    }
+  }
+  std::vector<Message> messages;
+  int hellos = 0;
+  bool opened = false;
+  bool peer_closed = false;
+};
+
+// Everything the server wrote, checked as a socket.io client would read it.
+void checkServerOutput(std::string_view b) {
+  SioLimits lenient;
+  lenient.max_packet_bytes = size_t{1} << 30;
+  lenient.max_depth = 1024;  // the codec wraps payloads, which may already be at the limit
+  lenient.max_attachments = 1000;
+  size_t pos = 0;
+  size_t attachments_due = 0;
+  bool closed = false;
+  while (pos < b.size()) {
+    check(!closed);
+    check(b.size() - pos >= 2);
+    const auto b0 = static_cast<uint8_t>(b[pos]);
+    const auto b1 = static_cast<uint8_t>(b[pos + 1]);
+    check((b0 & 0xF0) == 0x80 && (b1 & 0x80) == 0);
+    uint64_t n = b1 & 0x7F;
+    size_t h = 2;
+    if (n >= 126) {
+      const size_t ext = n == 126 ? 2 : 8;
+      check(b.size() - pos >= 2 + ext);
+      n = 0;
+      for (size_t i = 0; i < ext; ++i) {
+        n = (n << 8) | static_cast<uint8_t>(b[pos + 2 + i]);
+      }
+      h += ext;
+    }
+    check(b.size() - pos - h >= n);
+    const std::string_view payload = b.substr(pos + h, n);
+    pos += h + n;
+    const uint8_t op = b0 & 0x0F;
+    if (op == 0x2) {
+      check(attachments_due > 0);
+      --attachments_due;
+      continue;
+    }
+    check(attachments_due == 0);
+    if (op == 0x8) {
+      check(payload.empty() || (payload.size() >= 2 && validUtf8(payload.substr(2))));
+      closed = true;
+      continue;
+    }
+    if (op == 0xA) {
+      continue;  // WebSocket pong
+    }
+    check(op == 0x1);
+    check(validUtf8(payload));
+    auto eio = parseEioText(payload);
+    check(eio.has_value() && !eio->binary);
+    check(eio->type != EioType::kUpgrade && eio->type != EioType::kNoop);
+    if (eio->type != EioType::kMessage) {
+      continue;
+    }
+    auto sio = parseSioPacket(eio->data, lenient);
+    check(sio.has_value());
+    check(encodeSioPacket(*sio) == eio->data);
+    if (isBinaryType(sio->type)) {
+      attachments_due = sio->attachments;
+    }
+  }
+  check(attachments_due == 0);
+}
+
+Message dataMessage(std::string event, std::string payload, PayloadType type,
+                    std::string nsp = {}) {
+  Message m;
+  m.event = std::move(event);
+  m.type = type;
+  m.payload = imgate::makeBytes(std::move(payload));
+  if (!nsp.empty()) {
+    m.meta.emplace_back("nsp", std::move(nsp));
+  }
+  return m;
+}
+
+// Encodes `message` per session, checking the fan-out path against it.
+void encodeChecked(SioWsCodec& codec, const Message& message, Out& out) {
+  const uint64_t key = codec.sharedEncodingKey(message);
+  const size_t before = out.data.size();
+  check(codec.encode(message, out).has_value());
+  if (key != 0) {
+    check(message.kind == MessageKind::kData);
+    Bytes shared = codec.encodeShared(message);
+    check(shared != nullptr && *shared == std::string_view(out.data).substr(before));
+  }
+}
+
+HttpRequest upgradeRequest() {
+  HttpRequest r;
+  r.method = "GET";
+  r.target = "/socket.io/?EIO=4&transport=websocket";
+  r.path = "/socket.io/";
+  r.query = "EIO=4&transport=websocket";
+  r.headers = {{"host", "fuzz.test"}};
+  return r;
+}
+
+constexpr Errc kCloseCodes[16] = {
+    Errc::kNone,         Errc::kKicked,           Errc::kEvicted,        Errc::kShutdown,
+    Errc::kInternal,     Errc::kUnauthenticated,  Errc::kTimeout,        Errc::kProtocolError,
+    Errc::kInvalidPayload, Errc::kMessageTooBig,  Errc::kPermissionDenied, Errc::kUnavailable,
+    Errc::kResourceExhausted, Errc::kBadRequest,  Errc::kNotFound,       Errc::kInvalidConfig,
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 2) {
+    return 0;
+  }
+  const uint8_t flags = data[0];
+  uint32_t rng = 0x9E3779B9u ^ (uint32_t{data[1]} * 0x01000193u);
+  const bool whole = data[1] == 0;
+  const std::string_view body(reinterpret_cast<const char*>(data + 2), size - 2);
+
+  auto settings = std::make_shared<SocketIoSettings>();
+  settings->namespaces = {"/", "/chat"};
+  settings->max_payload = 4096;
+  settings->limits.max_packet_bytes = 4096;
+  settings->limits.max_binary_bytes = 8192;
+  imgate::mod::websocket::WsCodecOptions ws;
+  ws.max_message = 4096;
+  SioWsCodec codec(settings, upgradeRequest(), ws);
+  Sink sink;
+  Out out;
+
+  std::string input;
+  switch ((flags >> 1) & 3) {
+    case 1: input = sioFrame(R"(0{"token":"T"})"); break;
+    case 2: input = sioFrame("0/chat,"); break;
+    case 3: input = sioFrame("0/nope,") + sioFrame("0"); break;
+    default: break;
+  }
+  input.append((flags & 1) != 0 ? std::string(body) : framesFromRecords(body));
+
+  std::string buffer;
+  size_t pos = 0;
+  bool failed = false;
+  bool refused = false;
+  while (pos < input.size() && !failed && !refused && !sink.peer_closed) {
+    rng = rng * 1664525u + 1013904223u;
+    const size_t piece = whole ? input.size() : 1 + (rng >> 16) % 48;
+    const size_t take = std::min(piece, input.size() - pos);
+    buffer.append(input, pos, take);
+    pos += take;
+    while (true) {
+      Result<size_t> r = codec.decode(buffer, sink, out);
+      if (!r) {
+        codec.encodeClose(r.error().code, r.error().message, out);
+        failed = true;
+        break;
+      }
+      check(*r <= buffer.size());
+      buffer.erase(0, *r);
+      if (sink.hellos == 1 && !sink.opened) {
+        if ((flags & 0x08) != 0) {
+          codec.encodeClose(Errc::kUnauthenticated, "refused", out);
+          refused = true;
+          break;
+        }
+        sink.opened = true;
+        imgate::SessionOpened opened;
+        opened.session_id = 7;
+        codec.onOpened(opened, out);
+        continue;  // the core decodes the kept bytes at once
+      }
+      break;
+    }
+  }
+
+  if (!failed && !refused) {
+    // Answer what came in, then push a few messages of our own.
+    for (const Message& m : sink.messages) {
+      Message ack;
+      ack.kind = MessageKind::kAck;
+      ack.id = m.id;
+      ack.meta = m.meta;
+      ack.type = m.type;
+      ack.payload = m.payload;
+      if ((m.data().size() & 1) != 0) {
+        ack.meta.emplace_back("status", "permission_denied");
+        ack.meta.emplace_back("reason", std::string(m.data().substr(0, 8)));
+      }
+      encodeChecked(codec, ack, out);
+      encodeChecked(codec, dataMessage(m.event, std::string(m.data()), m.type,
+                                       m.meta.empty() ? std::string() : m.meta[0].second),
+                    out);
+    }
+    encodeChecked(codec, dataMessage("news", std::string(body.substr(0, 64)),
+                                     PayloadType::kText), out);
+    encodeChecked(codec, dataMessage("", std::string(body.substr(0, 16)),
+                                     PayloadType::kBinary), out);
+    encodeChecked(codec, dataMessage("room", "{\"a\":[1]}", PayloadType::kText, "/chat"), out);
+    codec.encodePing(out);
+    codec.encodeClose(kCloseCodes[flags >> 4], "bye", out);
+  }
+  const size_t after_close = out.data.size();
+  codec.encodeClose(Errc::kNone, "again", out);
+  codec.encodePing(out);
+  check(out.data.size() == after_close);
+  checkServerOutput(out.data);
+  return 0;
+}
