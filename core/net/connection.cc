@@ -653,6 +653,16 @@ void Connection::acceptSession() {
         owner.hub().close({victim}, Errc::kEvicted, "replaced by a newer session of this user");
       });
     }
+    // Rooms the auth stage found (token claim, backend answer): the user joins them; this
+    // session at once, so a push right after open reaches it; the user's others through the hub.
+    for (const std::string& room : identity_.rooms) {
+      worker_.registry().join(identity_.app, room, {identity_.user});
+      std::string rk = identity_.app;
+      rk.push_back('\0');
+      rk.append(room);
+      worker_.hub().joinRoom(*this, rk);
+    }
+    std::vector<std::string>().swap(identity_.rooms);
   }
   SessionOpened opened;
   opened.session_id = id_;
@@ -743,7 +753,11 @@ void Connection::deliver(Delivery& delivery) {
     maybeMigrate();
   }
   const Message& message = *delivery.message;
-  if (settings().slow_consumer_drop && pending() > settings().outbound_high_water) {
+  using Policy = SessionSettings::SlowConsumer;
+  const Policy policy = settings().slow_consumer;
+  const bool backed_up = pending() > settings().outbound_high_water ||
+                         (backlog_ != nullptr && !backlog_->empty());
+  if (policy == Policy::kDropNew && backed_up) {
     counters().outbound_dropped.fetch_add(1, std::memory_order_relaxed);
     ++delivery.dropped;
     return;
@@ -766,6 +780,28 @@ void Connection::deliver(Delivery& delivery) {
     if (!bytes) {
       bytes = codec_->encodeShared(message);
       delivery.encodings.push_back(Delivery::Encoding{type, key, bytes});
+    }
+    if (bytes && policy == Policy::kDropOldest && backed_up) {
+      // Shared encodings are stateless: any of them can be dropped without corrupting the
+      // stream. The newest waits; the oldest waiting go when the backlog is over its budget.
+      if (!backlog_) {
+        backlog_ = std::make_unique<std::deque<Bytes>>();
+      }
+      const size_t budget = settings().max_outbound > settings().outbound_high_water
+                                ? settings().max_outbound - settings().outbound_high_water
+                                : settings().outbound_high_water;
+      backlog_bytes_ += bytes->size();
+      backlog_->push_back(std::move(bytes));
+      while (backlog_bytes_ > budget && backlog_->size() > 1) {
+        backlog_bytes_ -= backlog_->front()->size();
+        backlog_->pop_front();
+        counters().outbound_dropped.fetch_add(1, std::memory_order_relaxed);
+        ++delivery.dropped;
+      }
+      counters().messages_out.fetch_add(1, std::memory_order_relaxed);
+      ++delivery.delivered;
+      flush();
+      return;
     }
     if (bytes) {
       appendShared(std::move(bytes));
@@ -893,10 +929,27 @@ void Connection::appendShared(Bytes bytes) {
 
 size_t Connection::pending() const { return out_ == nullptr ? 0 : evbuffer_get_length(out_); }
 
+void Connection::refillFromBacklog() {
+  while (backlog_ != nullptr && !backlog_->empty() &&
+         pending() <= settings().outbound_high_water) {
+    Bytes bytes = std::move(backlog_->front());
+    backlog_->pop_front();
+    backlog_bytes_ -= bytes->size();
+    if (out_ == nullptr) {
+      out_ = evbuffer_new();
+    }
+    // Straight into the buffer (not appendShared, which flushes and would recurse here).
+    const char* data = bytes->data();
+    const size_t size = bytes->size();
+    evbuffer_add_reference(out_, data, size, &freeBytesRef, new Bytes(std::move(bytes)));
+  }
+}
+
 void Connection::flush() {
   if (state_ == State::kClosed || fd_ < 0) {
     return;
   }
+  refillFromBacklog();
   while (out_ != nullptr && evbuffer_get_length(out_) > 0) {
     ssize_t n;
     if (ssl_ != nullptr) {
@@ -925,6 +978,7 @@ void Connection::flush() {
       break;
     }
     counters().bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    refillFromBacklog();  // room below the high-water mark: the backlog moves up
   }
   if (pending() > 0) {
     if (write_ev_ == nullptr) {

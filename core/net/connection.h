@@ -205,6 +205,11 @@ class Connection final : public Session,
   std::shared_ptr<ConnectionHandle> handle_;
   std::unique_ptr<Handshake> handshake_;
   std::unique_ptr<HttpResponse> accept_;
+  // sessions.slow_consumer: drop_oldest: shared fan-out encodings waiting for the output buffer
+  // to drain below outbound_high_water (null until first needed).
+  std::unique_ptr<std::deque<Bytes>> backlog_;
+  size_t backlog_bytes_ = 0;
+  void refillFromBacklog();
   ModuleLibraryRef codec_library_;  // the codec's code (may be an older .so after a reload)
   CodecPtr codec_;
   StageRunner runner_;

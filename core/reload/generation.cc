@@ -50,7 +50,8 @@ constexpr std::array<ParamSpec, 4> kLogSchema = {{
      .help = "log every HTTP request and every session open/close at info"},
 }};
 
-constexpr std::array<std::string_view, 2> kSlowConsumerPolicies = {"close", "drop_new"};
+constexpr std::array<std::string_view, 3> kSlowConsumerPolicies = {"close", "drop_new",
+                                                                    "drop_oldest"};
 
 constexpr std::array<ParamSpec, 9> kSessionSchema = {{
     {.key = "idle_timeout", .type = ParamType::kDuration, .default_value = "120s", .min = 1000,
@@ -71,8 +72,11 @@ constexpr std::array<ParamSpec, 9> kSessionSchema = {{
     {.key = "slow_consumer", .type = ParamType::kEnum, .default_value = "close",
      .choices = kSlowConsumerPolicies,
      .help = "close: queue everything up to max_outbound, then close; drop_new: while more "
-             "than outbound_high_water bytes wait, drop pushed messages for that session "
-             "(counted in imgate_outbound_dropped_total; replies and acks are still queued)"},
+             "than outbound_high_water bytes wait, drop pushed messages for that session; "
+             "drop_oldest: keep them in a backlog of at most max_outbound - "
+             "outbound_high_water bytes and drop its oldest to make room. Drops are counted in "
+             "imgate_outbound_dropped_total; replies, acks and per-session encodings (e.g. "
+             "compressed with the session's context) are never dropped"},
     {.key = "outbound_high_water", .type = ParamType::kSize, .default_value = "1MiB",
      .min = 1024, .max = int64_t{1} << 32,
      .help = "drop_new: queued bytes above which pushes are dropped (keep it below "
@@ -699,7 +703,10 @@ tl::expected<std::shared_ptr<Generation>, std::vector<std::string>> buildGenerat
   gen->sessions.ping_interval = ss.getDuration("ping_interval");
   gen->sessions.max_conns_per_user = static_cast<uint32_t>(ss.getInt("max_conns_per_user"));
   gen->sessions.max_outbound = static_cast<size_t>(ss.getSize("max_outbound"));
-  gen->sessions.slow_consumer_drop = ss.getString("slow_consumer") == "drop_new";
+  const std::string policy = ss.getString("slow_consumer");
+  gen->sessions.slow_consumer = policy == "drop_new"      ? SessionSettings::SlowConsumer::kDropNew
+                                : policy == "drop_oldest" ? SessionSettings::SlowConsumer::kDropOldest
+                                                          : SessionSettings::SlowConsumer::kClose;
   gen->sessions.outbound_high_water = static_cast<size_t>(ss.getSize("outbound_high_water"));
   gen->sessions.pause_timeout = ss.getDuration("pause_timeout");
   gen->sessions.handshake_timeout = ss.getDuration("handshake_timeout");

@@ -94,9 +94,12 @@ struct SessionSettings {
   std::chrono::milliseconds close_timeout{2'000};
   uint32_t max_conns_per_user = 8;
   size_t max_outbound = 4u << 20;
-  // Slow consumers: with drop_new, fan-out messages arriving while more than high_water bytes
-  // wait are dropped (counted) instead of queued; max_outbound still closes (slow_consumer).
-  bool slow_consumer_drop = false;
+  // Slow consumers. kClose: queue up to max_outbound, then close (slow_consumer). kDropNew: fan-out
+  // messages arriving while more than outbound_high_water bytes wait are dropped. kDropOldest:
+  // they wait in a backlog instead (at most max_outbound - outbound_high_water bytes), whose
+  // oldest entries are dropped to make room; max_outbound still closes in every policy.
+  enum class SlowConsumer : uint8_t { kClose, kDropNew, kDropOldest };
+  SlowConsumer slow_consumer = SlowConsumer::kClose;
   size_t outbound_high_water = 1u << 20;
 };
 

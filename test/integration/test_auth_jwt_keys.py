@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import SECRET, render
+from conftest import SECRET, make_token, render
 from wsutil import connect, handshake_status, run
 
 pytest.importorskip("cryptography")
@@ -125,4 +125,20 @@ def test_broken_jwks_fails_reload_and_keeps_old_keys(gateway_factory):
             ws = await connect(gw.ws_url(token=key.token("dave")))
             await echo(ws, "key " + key.kid)
             await ws.close()
+    run(main())
+
+
+def test_rooms_claim_joins_rooms_at_connect(gateway_factory):
+    """A token's rooms claim: the session is in those rooms as soon as it is open."""
+    gw = gateway_factory()
+
+    async def main():
+        ws = await connect(gw.ws_url(token=make_token("roomy", extra={"rooms": ["lobby", "vip"]})))
+        status, body, _ = gw.push({"room": "vip"}, "for vips")
+        assert status == 200 and body["sessions"] == 1, body
+        assert await asyncio.wait_for(ws.recv(), 5) == "for vips"
+        status, body, _ = gw.http("GET", "/v1/rooms/lobby/members")
+        assert status == 200 and "roomy" in json.dumps(body), body
+        await ws.close()
+
     run(main())

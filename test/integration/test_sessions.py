@@ -197,6 +197,39 @@ def test_sessions_slow_consumer_drop_new_keeps_the_session(gateway_factory):
         healthy.close()
 
 
+def test_sessions_slow_consumer_drop_oldest_keeps_the_newest(gateway_factory):
+    """drop_oldest: pushes to a reader that stopped reading wait in a bounded backlog whose
+    oldest entries make room for new ones; when the reader resumes it gets what was already
+    buffered, then the newest messages, in order, with the dropped ones missing in between."""
+    gw = gateway_factory(sessions_config(max_outbound="256KiB", high_water="64KiB",
+                                         slow_consumer="drop_oldest", deflate="false"))
+    slow = RawWs(gw.port, f"/ws?token={make_token('lagging')}", rcvbuf=4096)
+    try:
+        gw.wait_for(lambda: len(sessions_of(gw, "lagging")) == 1, what="lagging online")
+        total = 800
+        dropped = 0
+        for i in range(total):  # 800 x 16 KiB: far beyond the kernel buffers and the budget
+            status, body, _ = gw.push({"users": ["lagging"]}, f"{i:05d}" + "x" * 16379)
+            assert status == 200, body
+            dropped += body["dropped"]
+        assert len(sessions_of(gw, "lagging")) == 1, "drop_oldest must not close the session"
+        assert dropped > 100, dropped
+        got = []
+        while len(got) < total - dropped:
+            op, payload = slow.read_frame(timeout=10)
+            assert op == 0x1
+            got.append(int(payload[:5]))
+        assert got == sorted(got) and len(set(got)) == len(got), got
+        # The newest made it, contiguously: the backlog (192 KiB, 11 of these messages) always
+        # keeps the latest ones and gives up the oldest.
+        assert got[-11:] == list(range(total - 11, total)), got[-20:]
+        assert len(got) < total  # and something in between was dropped
+        _, metrics, _ = gw.admin("GET", "/metrics")
+        assert f"imgate_outbound_dropped_total {dropped}" in metrics.decode()
+    finally:
+        slow.close()
+
+
 def test_sessions_per_user_cap_with_interleaved_users(gateway_factory):
     gw = gateway_factory(sessions_config(max_conns_per_user=2))
 

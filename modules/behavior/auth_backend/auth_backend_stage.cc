@@ -6,10 +6,12 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <utility>
 
 #include "imgate/sdk/http.h"
+#include "modules/common/bearer_token.h"
 
 namespace imgate::mod::auth_backend {
 
@@ -191,10 +193,6 @@ std::chrono::milliseconds delayUntil(int64_t at_ms, int64_t now_ms) {
 
 class BackendStage final : public Stage {
  public:
-  // A room join due while the session is still being accepted (a later stage paused its open)
-  // is retried this often: the hub joins users' live sessions only.
-  static constexpr std::chrono::milliseconds kJoinRetry{100};
-
   BackendStage(std::shared_ptr<const BackendConfig> config, StageCallbacks& callbacks)
       : config_(std::move(config)), callbacks_(callbacks) {
     // A reload re-creates the stages of open sessions without onOpen: re-arm their close.
@@ -254,7 +252,6 @@ class BackendStage final : public Stage {
 
   void onClose() override {
     close_timer_.reset();
-    join_timer_.reset();
     DeadlineRegistry::instance().erase(callbacks_.session().id());
   }
 
@@ -298,8 +295,8 @@ class BackendStage final : public Stage {
     cache->insert(cache_key_, answer, until_ms, now_ms);
   }
 
-  // Applies a decisive answer: the identity, the close at expire_at and the room joins (which
-  // wait, on a timer, until the session is live), or the refusal.
+  // Applies a decisive answer: the identity (with the rooms the core joins at open), the close
+  // at expire_at, or the refusal.
   Verdict decide(const AuthAnswer& answer) {
     if (!answer.allowed) {
       config_->counters().rejected.add();
@@ -311,17 +308,13 @@ class BackendStage final : public Stage {
       return Verdict::reject(Errc::kUnauthenticated, "credentials expired");
     }
     callbacks_.setIdentity(Identity{answer.app, answer.user,
-                                    answer.device.empty() ? device_query_ : answer.device});
+                                    answer.device.empty() ? device_query_ : answer.device,
+                                    answer.rooms});
     config_->counters().accepted.add();
     if (answer.expire_at_s) {
       DeadlineRegistry::instance().set(callbacks_.session().id(), *answer.expire_at_s,
                                        floorSeconds(now_ms));
       armClose(*answer.expire_at_s);
-    }
-    if (!answer.rooms.empty()) {
-      rooms_ = answer.rooms;
-      join_timer_ = callbacks_.dispatcher().schedule(std::chrono::milliseconds(0),
-                                                     [this] { joinRooms(); });
     }
     return Verdict::pass();
   }
@@ -335,27 +328,11 @@ class BackendStage final : public Stage {
         });
   }
 
-  void joinRooms() {
-    const Session& session = callbacks_.session();
-    if (session.openedAtMs() == 0) {
-      join_timer_ = callbacks_.dispatcher().schedule(kJoinRetry, [this] { joinRooms(); });
-      return;
-    }
-    const Identity& identity = session.identity();
-    std::vector<std::string> rooms = std::move(rooms_);
-    rooms_.clear();
-    for (const std::string& room : rooms) {
-      (void)callbacks_.hub().join(identity.app, room, {identity.user});
-    }
-  }
-
   std::shared_ptr<const BackendConfig> config_;
   StageCallbacks& callbacks_;
   std::string cache_key_;     // empty: the answer is not cached (no token, or no cache)
   std::string device_query_;  // the handshake's "device" query parameter
-  std::vector<std::string> rooms_;  // to join once the session is live
   TimerPtr close_timer_;
-  TimerPtr join_timer_;
 };
 
 }  // namespace
@@ -365,33 +342,13 @@ class BackendStage final : public Stage {
 std::span<const ParamSpec> backendSchema() { return kSchema; }
 
 std::optional<std::string> findToken(const Session& session, const BackendSettings& settings) {
-  if (!settings.query_param.empty()) {
-    auto value = session.handshakeQuery(settings.query_param);
-    if (value && !value->empty()) {
-      return value;
-    }
+  common::FoundToken found = common::findToken(
+      session, {.query_param = settings.query_param,
+                .subprotocol_prefix = settings.subprotocol_prefix});
+  if (found.source == common::TokenSource::kNone) {
+    return std::nullopt;
   }
-  if (const auto auth = session.handshakeHeader("authorization")) {
-    // RFC 6750 §2.1: "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110 §11.1).
-    constexpr std::string_view kScheme = "bearer ";
-    if (auth->size() > kScheme.size() &&
-        http_detail::iequals(auth->substr(0, kScheme.size()), kScheme)) {
-      const std::string_view token = http_detail::trim(auth->substr(kScheme.size()));
-      if (!token.empty()) {
-        return std::string(token);
-      }
-    }
-  }
-  if (!settings.subprotocol_prefix.empty()) {
-    for (const std::string& offered : session.offeredSubprotocols()) {
-      const std::string_view p(offered);
-      if (p.size() > settings.subprotocol_prefix.size() &&
-          p.substr(0, settings.subprotocol_prefix.size()) == settings.subprotocol_prefix) {
-        return std::string(p.substr(settings.subprotocol_prefix.size()));
-      }
-    }
-  }
-  return std::nullopt;
+  return std::move(found.token);
 }
 
 std::string requestBody(const Session& session, const std::optional<std::string>& token,
@@ -463,43 +420,6 @@ Result<AuthAnswer> interpretAnswer(const Result<UpstreamResponse>& result,
 DeadlineRegistry& DeadlineRegistry::instance() {
   static DeadlineRegistry registry;
   return registry;
-}
-
-void DeadlineRegistry::set(uint64_t session_id, int64_t expire_at_s, int64_t now_s) {
-  Shard& shard = shards_[session_id % kShards];
-  std::lock_guard lock(shard.mu);
-  shard.entries[session_id] = expire_at_s;
-  if (shard.entries.size() < shard.sweep_at) {
-    return;
-  }
-  std::erase_if(shard.entries,
-                [now_s](const auto& entry) { return entry.second < now_s - kOrphanAfterS; });
-  shard.sweep_at = std::max(kMinSweepAt, 2 * shard.entries.size());
-}
-
-std::optional<int64_t> DeadlineRegistry::get(uint64_t session_id) const {
-  const Shard& shard = shards_[session_id % kShards];
-  std::lock_guard lock(shard.mu);
-  const auto it = shard.entries.find(session_id);
-  if (it == shard.entries.end()) {
-    return std::nullopt;
-  }
-  return it->second;
-}
-
-void DeadlineRegistry::erase(uint64_t session_id) {
-  Shard& shard = shards_[session_id % kShards];
-  std::lock_guard lock(shard.mu);
-  shard.entries.erase(session_id);
-}
-
-size_t DeadlineRegistry::size() const {
-  size_t n = 0;
-  for (const Shard& shard : shards_) {
-    std::lock_guard lock(shard.mu);
-    n += shard.entries.size();
-  }
-  return n;
 }
 
 // ---- Config -----------------------------------------------------------------------------------

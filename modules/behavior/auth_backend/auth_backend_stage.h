@@ -5,22 +5,20 @@
 // token digest. Messages are not inspected.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "auth_cache.h"
 #include "imgate/sdk/module.h"
+#include "modules/common/session_deadlines.h"
 
 namespace imgate::mod::auth_backend {
 
@@ -41,8 +39,9 @@ struct BackendSettings {
   size_t max_rooms = 256;         // entries of an answer's "rooms"
 };
 
-// The token of a handshake, first match wins: the query parameter, "Authorization: Bearer", the
-// first offered subprotocol "<prefix><token>" (as auth.jwt). Valid only during onOpen.
+// The token of a handshake: common::findToken (as auth.jwt) with the configured query_param
+// and subprotocol_prefix; the query parameter, "Authorization: Bearer", the first offered
+// subprotocol "<prefix><token>". Valid only during onOpen.
 std::optional<std::string> findToken(const Session& session, const BackendSettings& settings);
 
 // The JSON body POSTed to the backend (README "The request"): {"token", "headers", "query",
@@ -77,30 +76,15 @@ struct BackendCounters {
   Counter& expired;  // sessions closed at their expire_at
 };
 
-// Session id -> the expire_at of its backend answer, kept outside the Stage so that a stage
-// re-created by a reload (no onOpen) re-arms the close. Process-wide, sharded, thread-safe;
-// entries are erased at onClose (or when a refused handshake's stage is destroyed), and
-// entries more than an hour past their deadline are swept as orphans (sessions a reload moved
-// to a pipeline without this stage), amortised over set().
-class DeadlineRegistry {
+// Session id -> the expire_at (Unix seconds) of its backend answer. common::SessionDeadlines
+// says why it lives outside the Stage (a stage re-created by a reload, without onOpen, re-arms
+// the close from it), who erases entries (onClose, or the destructor of a refused handshake's
+// stage) and how orphans are swept (an hour past their deadline). Process-wide, sharded,
+// thread-safe.
+class DeadlineRegistry final : public common::SessionDeadlines<int64_t> {
  public:
-  static constexpr int64_t kOrphanAfterS = 3600;
+  // The process-wide instance the stages use.
   static DeadlineRegistry& instance();
-
-  void set(uint64_t session_id, int64_t expire_at_s, int64_t now_s);
-  std::optional<int64_t> get(uint64_t session_id) const;
-  void erase(uint64_t session_id);
-  size_t size() const;
-
- private:
-  static constexpr size_t kShards = 16;
-  static constexpr size_t kMinSweepAt = 64;
-  struct Shard {
-    mutable std::mutex mu;
-    std::unordered_map<uint64_t, int64_t> entries;
-    size_t sweep_at = kMinSweepAt;
-  };
-  std::array<Shard, kShards> shards_;
 };
 
 class BackendConfig final : public StageConfig,

@@ -209,34 +209,8 @@ std::string algorithmList() {
 std::span<const ParamSpec> jwtStageSchema() { return kSchema; }
 
 FoundToken findToken(const Session& session, const JwtSettings& settings) {
-  if (!settings.query_param.empty()) {
-    auto value = session.handshakeQuery(settings.query_param);
-    if (value && !value->empty()) {
-      return {TokenSource::kQuery, std::move(*value)};
-    }
-  }
-  if (const auto auth = session.handshakeHeader("authorization")) {
-    // RFC 6750 §2.1: "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110 §11.1).
-    constexpr std::string_view kScheme = "bearer ";
-    if (auth->size() > kScheme.size() &&
-        http_detail::iequals(auth->substr(0, kScheme.size()), kScheme)) {
-      const std::string_view token = http_detail::trim(auth->substr(kScheme.size()));
-      if (!token.empty()) {
-        return {TokenSource::kHeader, std::string(token)};
-      }
-    }
-  }
-  if (!settings.subprotocol_prefix.empty()) {
-    for (const std::string& offered : session.offeredSubprotocols()) {
-      const std::string_view p(offered);
-      if (p.size() > settings.subprotocol_prefix.size() &&
-          p.substr(0, settings.subprotocol_prefix.size()) == settings.subprotocol_prefix) {
-        return {TokenSource::kSubprotocol,
-                std::string(p.substr(settings.subprotocol_prefix.size()))};
-      }
-    }
-  }
-  return {};
+  return common::findToken(session, {.query_param = settings.query_param,
+                                     .subprotocol_prefix = settings.subprotocol_prefix});
 }
 
 JwtStageConfig::JwtStageConfig(JwtSettings settings, JwtCounters counters)
@@ -292,8 +266,9 @@ Verdict JwtStage::onOpen() {
       claims->device = std::move(*device);
     }
   }
-  callbacks_.setIdentity(
-      Identity{std::move(claims->app), std::move(claims->user), std::move(claims->device)});
+  // The rooms claim: joined by the core when the session opens.
+  callbacks_.setIdentity(Identity{std::move(claims->app), std::move(claims->user),
+                                  std::move(claims->device), std::move(claims->rooms)});
   config_->accepted().add();
   if (settings.expiry == ExpiryMode::kClose && claims->expires_s) {
     track(*claims->expires_s);

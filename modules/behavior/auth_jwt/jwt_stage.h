@@ -14,6 +14,7 @@
 #include "imgate/sdk/stage.h"
 #include "imgate/sdk/status.h"
 #include "jwt.h"
+#include "modules/common/bearer_token.h"
 #include "token_expiry.h"
 
 namespace imgate::mod::auth_jwt {
@@ -55,16 +56,12 @@ struct JwtCounters {
   Counter& expired;          // sessions closed because their token expired
 };
 
-enum class TokenSource : uint8_t { kNone, kQuery, kHeader, kSubprotocol };
+using common::FoundToken;
+using common::TokenSource;
 
-struct FoundToken {
-  TokenSource source = TokenSource::kNone;
-  std::string token;
-};
-
-// Looks for the token, first match wins: the query parameter, then "Authorization: Bearer",
-// then the first offered subprotocol starting with the prefix. Empty values are skipped, as is
-// an Authorization header with another scheme. Only valid while the handshake is (onOpen).
+// common::findToken with the configured query_param and subprotocol_prefix: the query
+// parameter, then "Authorization: Bearer", then the first offered "<prefix><token>"
+// subprotocol. Only valid while the handshake is (onOpen).
 FoundToken findToken(const Session& session, const JwtSettings& settings);
 
 // Compiled config: immutable, shared by every worker. Always owned by a shared_ptr (stages

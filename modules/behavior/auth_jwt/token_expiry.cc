@@ -5,9 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include <algorithm>
 #include <utility>
-#include <vector>
 
 namespace imgate::mod::auth_jwt {
 
@@ -16,44 +14,6 @@ namespace imgate::mod::auth_jwt {
 ExpiryRegistry& ExpiryRegistry::instance() {
   static ExpiryRegistry registry;
   return registry;
-}
-
-void ExpiryRegistry::set(uint64_t session_id, SessionExpiry expiry, int64_t now_s) {
-  Shard& shard = shardOf(session_id);
-  std::lock_guard lock(shard.mu);
-  shard.entries[session_id] = expiry;
-  if (shard.entries.size() < shard.sweep_at) {
-    return;
-  }
-  std::erase_if(shard.entries, [now_s](const auto& entry) {
-    return entry.second.exp_s < now_s - kOrphanAfterS;
-  });
-  shard.sweep_at = std::max(kMinSweepAt, 2 * shard.entries.size());
-}
-
-std::optional<SessionExpiry> ExpiryRegistry::get(uint64_t session_id) const {
-  const Shard& shard = shardOf(session_id);
-  std::lock_guard lock(shard.mu);
-  const auto it = shard.entries.find(session_id);
-  if (it == shard.entries.end()) {
-    return std::nullopt;
-  }
-  return it->second;
-}
-
-void ExpiryRegistry::erase(uint64_t session_id) {
-  Shard& shard = shardOf(session_id);
-  std::lock_guard lock(shard.mu);
-  shard.entries.erase(session_id);
-}
-
-size_t ExpiryRegistry::size() const {
-  size_t n = 0;
-  for (const Shard& shard : shards_) {
-    std::lock_guard lock(shard.mu);
-    n += shard.entries.size();
-  }
-  return n;
 }
 
 // ---- Refresh messages -------------------------------------------------------------------------
@@ -152,6 +112,19 @@ void writeString(rapidjson::Writer<rapidjson::StringBuffer>& w, std::string_view
   w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
+// What both answers to a refresh share; the caller adds the payload, or the reason.
+Message refreshAnswer(std::string app, std::string id, std::string_view status, int64_t now_ms) {
+  Message m;
+  m.kind = MessageKind::kAck;
+  m.type = PayloadType::kText;
+  m.app = std::move(app);
+  m.id = std::move(id);
+  m.event = std::string(kRefreshEvent);
+  m.ts_ms = now_ms;
+  m.meta.emplace_back("status", std::string(status));
+  return m;
+}
+
 }  // namespace
 
 RefreshRequest parseRefresh(const Message& message) {
@@ -230,27 +203,13 @@ Message refreshAck(std::string app, std::string id, std::optional<int64_t> exp_s
     w.Int64(*exp_s);
   }
   w.EndObject();
-  Message m;
-  m.kind = MessageKind::kAck;
-  m.type = PayloadType::kText;
-  m.app = std::move(app);
-  m.id = std::move(id);
-  m.event = std::string(kRefreshEvent);
-  m.ts_ms = now_ms;
-  m.meta.emplace_back("status", "ok");
+  Message m = refreshAnswer(std::move(app), std::move(id), "ok", now_ms);
   m.payload = makeBytes(std::string(buf.GetString(), buf.GetSize()));
   return m;
 }
 
 Message refreshError(std::string app, std::string id, std::string reason, int64_t now_ms) {
-  Message m;
-  m.kind = MessageKind::kAck;
-  m.type = PayloadType::kText;
-  m.app = std::move(app);
-  m.id = std::move(id);
-  m.event = std::string(kRefreshEvent);
-  m.ts_ms = now_ms;
-  m.meta.emplace_back("status", "unauthenticated");
+  Message m = refreshAnswer(std::move(app), std::move(id), "unauthenticated", now_ms);
   m.meta.emplace_back("reason", std::move(reason));
   m.payload = makeBytes(std::string());
   return m;

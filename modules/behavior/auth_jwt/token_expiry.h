@@ -3,17 +3,15 @@
 // it survives a reload), and the wire-neutral messages of the refresh exchange.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include "imgate/sdk/message.h"
 #include "jwt.h"
+#include "modules/common/session_deadlines.h"
 
 namespace imgate::mod::auth_jwt {
 
@@ -30,40 +28,21 @@ struct SessionExpiry {
   bool notified = false;  // the token.expiring notice for this exp was sent
 };
 
-// Session id -> its token's expiry, for every session whose token has an exp (expiry: close).
-// A reload destroys a session's stages without onClose and re-creates them without onOpen, so
-// this is the only place the new stage can learn the deadline from. Process-wide (session ids
-// are unique in the process and never reused), sharded, thread-safe.
-//
-// Entries are erased by the stage's onClose. A session that a reload moves to a pipeline
-// without auth.jwt never runs it, so set() also sweeps, amortised, entries whose exp is more
-// than kOrphanAfterS in the past: any stage still tracking such an entry closed its session
-// at exp + leeway (leeway is at most 10 minutes), so nobody reads it any more.
-class ExpiryRegistry {
- public:
-  static constexpr int64_t kOrphanAfterS = 3600;
+// The deadline of an entry, for the registry's orphan sweep.
+struct SessionExpiryDeadline {
+  int64_t operator()(const SessionExpiry& expiry) const { return expiry.exp_s; }
+};
 
+// Session id -> its token's expiry, for every session whose token has an exp (expiry: close).
+// common::SessionDeadlines says why it lives outside the Stage (a reload re-creates stages
+// without onOpen), who erases entries and how orphans are swept (their exp is more than an
+// hour past; the close comes at exp + leeway, and leeway is at most 10 minutes). Process-wide
+// (session ids are unique in the process and never reused), sharded, thread-safe.
+class ExpiryRegistry final
+    : public common::SessionDeadlines<SessionExpiry, SessionExpiryDeadline> {
+ public:
   // The process-wide instance the stages use.
   static ExpiryRegistry& instance();
-
-  void set(uint64_t session_id, SessionExpiry expiry, int64_t now_s);
-  std::optional<SessionExpiry> get(uint64_t session_id) const;
-  void erase(uint64_t session_id);
-  size_t size() const;
-
- private:
-  static constexpr size_t kShards = 16;
-  // A shard is swept when it reaches this many entries, then at twice its size after a sweep.
-  static constexpr size_t kMinSweepAt = 64;
-  struct Shard {
-    mutable std::mutex mu;
-    std::unordered_map<uint64_t, SessionExpiry> entries;
-    size_t sweep_at = kMinSweepAt;
-  };
-  Shard& shardOf(uint64_t id) { return shards_[id % kShards]; }
-  const Shard& shardOf(uint64_t id) const { return shards_[id % kShards]; }
-
-  std::array<Shard, kShards> shards_;
 };
 
 // What an inbound message asks of the expiry logic.

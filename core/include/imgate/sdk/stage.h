@@ -21,6 +21,10 @@ struct Identity {
   std::string app;
   std::string user;
   std::string device;
+  // Rooms the user joins when the session opens (a token's rooms claim, an auth backend's
+  // answer). Like the push API's room membership, a join covers all the user's live sessions
+  // and lasts while the user has one. Consumed at open: empty afterwards.
+  std::vector<std::string> rooms;
 };
 
 // One client connection, owned by the core; outlives every Stage of the session. Only valid on

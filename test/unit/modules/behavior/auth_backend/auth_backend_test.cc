@@ -230,7 +230,7 @@ TEST_F(AuthBackendTest, MissingTokenIsRefusedWithoutAskingUnlessAllowed) {
 
 // ---- The answer -------------------------------------------------------------------------------
 
-TEST_F(AuthBackendTest, AcceptSetsIdentityAndJoinsRoomsOnceLive) {
+TEST_F(AuthBackendTest, AcceptSetsIdentityWithItsRooms) {
   StageConfigPtr config = compile();
   ASSERT_EQ(open(config).action, Action::kPause);
   cb_->session_.query["device"] = "query-device";
@@ -245,16 +245,9 @@ TEST_F(AuthBackendTest, AcceptSetsIdentityAndJoinsRoomsOnceLive) {
   EXPECT_EQ(counter("auth_backend_accepted"), 1u);
   EXPECT_EQ(counter("auth_backend_cache_misses"), 1u);
 
-  // The hub joins live sessions only: nothing happens until the session is accepted.
-  cb_->dispatcher_.advance(250);
+  // The rooms travel with the identity (de-duplicated); the core joins them at open.
+  EXPECT_EQ(identity().rooms, (std::vector<std::string>{"a", "b"}));
   EXPECT_TRUE(cb_->hub_.joins.empty());
-  cb_->session_.opened_at_ms = cb_->dispatcher_.wall_ms;
-  cb_->dispatcher_.advance(100);
-  ASSERT_EQ(cb_->hub_.joins.size(), 2u);
-  EXPECT_EQ(cb_->hub_.joins[0].app, "shop");
-  EXPECT_EQ(cb_->hub_.joins[0].room, "a");
-  EXPECT_EQ(cb_->hub_.joins[0].users, std::vector<std::string>{"u1"});
-  EXPECT_EQ(cb_->hub_.joins[1].room, "b");
   EXPECT_EQ(cb_->dispatcher_.pending(), 0u);
   EXPECT_TRUE(cb_->closed.empty());
 }
@@ -379,10 +372,7 @@ TEST_F(AuthBackendTest, CacheHitMissAndExpiry) {
   EXPECT_EQ(identity().app, "shop");
   EXPECT_EQ(counter("auth_backend_cache_hits"), 1u);
   EXPECT_EQ(counter("auth_backend_accepted"), 2u);
-  cb_->session_.opened_at_ms = now_ms_;
-  cb_->dispatcher_.advance(0);
-  ASSERT_EQ(cb_->hub_.joins.size(), 1u);
-  EXPECT_EQ(cb_->hub_.joins[0].room, "lobby");
+  EXPECT_EQ(identity().rooms, std::vector<std::string>{"lobby"});
 
   // Another token misses.
   EXPECT_EQ(open(config, "tok-b").action, Action::kPause);

@@ -1,28 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 // Test-only fakes for the auth.jwt tests: a map-based ConfigView that fills schema defaults,
-// a LoadContext, a Session, StageCallbacks and a Dispatcher with simulated time, and a
-// token signer that uses OpenSSL directly (not the code under test).
+// a token signer that uses OpenSSL directly (not the code under test), and the shared
+// LoadContext, Session, StageCallbacks and simulated-time Dispatcher from test/mocks.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <map>
-#include <memory>
-#include <optional>
 #include <span>
-#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "imgate/sdk/config.h"
-#include "imgate/sdk/http.h"
 #include "imgate/sdk/runtime.h"
 #include "imgate/sdk/stage.h"
 #include "test/mocks/sdk_fakes.h"
@@ -161,205 +156,29 @@ class FakeConfigView final : public ConfigView {
   std::map<std::string, std::vector<std::string>> lists_;
 };
 
-class FakeLogger final : public Logger {
+// Relative key files resolve against config_dir; tests that read files point it at their own
+// directory.
+class FakeLoadContext final : public mocks::FakeLoadContext {
  public:
-  bool enabled(LogLevel level) const override {
-    (void)level;
-    return true;
+  FakeLoadContext() {
+    instance_name = "im[0]:auth.jwt";
+    config_dir = "/nonexistent";
   }
-  void log(LogLevel level, std::string_view message) override {
-    lines.push_back({level, std::string(message)});
-  }
-  std::vector<std::pair<LogLevel, std::string>> lines;
-};
-
-class FakeStats final : public Stats {
- public:
-  Counter& counter(std::string_view name) override {
-    auto& slot = counters_[std::string(name)];
-    if (!slot) {
-      slot = std::make_unique<Counter>();
-    }
-    return *slot;
-  }
-  uint64_t value(const std::string& name) const {
-    const auto it = counters_.find(name);
-    return it == counters_.end() ? 0 : it->second->value();
-  }
-
- private:
-  std::map<std::string, std::unique_ptr<Counter>> counters_;
-};
-
-class FakeLoadContext final : public LoadContext {
- public:
-  bool hasUpstream(std::string_view group) const override {
-    return upstream_groups.count(std::string(group)) > 0;
-  }
-  std::set<std::string> upstream_groups;
-  std::string_view instanceName() const override { return "im[0]:auth.jwt"; }
-  std::string_view configDir() const override { return config_dir; }
-  Logger& log() override { return logger; }
-  Stats& stats() override { return stats_; }
-
-  std::string config_dir = "/nonexistent";
-  FakeLogger logger;
-  FakeStats stats_;
 };
 
 // ---- Session --------------------------------------------------------------------------------
 
-// Simulated time: wall_ms is the clock (now() follows it); timers run only from advance(), in
-// due order, each seeing the clock at its due time. A callback may schedule or cancel timers.
-class FakeDispatcher final : public Dispatcher {
+// The shared recording callbacks (test/mocks/sdk_fakes.h) for an accepted session, the
+// case most expiry tests start from (a test sets session_.opened_at_ms = 0 for a handshake
+// still running). auth.jwt never pauses, so resume() and reject() fail the test.
+class FakeStageCallbacks final : public mocks::RecordingStageCallbacks {
  public:
-  TimerPtr schedule(std::chrono::milliseconds delay, std::function<void()> cb) override {
-    auto entry =
-        std::make_shared<Entry>(Entry{wall_ms + delay.count(), next_seq_++, std::move(cb)});
-    entries_.push_back(entry);
-    return std::make_unique<Handle>(entry);
-  }
-  void post(std::function<void()> cb) override {
-    (void)cb;
-    ADD_FAILURE() << "auth.jwt should not post";
-  }
-  std::chrono::steady_clock::time_point now() const override {
-    return std::chrono::steady_clock::time_point(std::chrono::milliseconds(wall_ms));
-  }
-  int64_t wallMs() const override { return wall_ms; }
-
-  // Moves the clock forward by `ms`, running every timer that falls due on the way.
-  void advance(int64_t ms) { advanceTo(wall_ms + ms); }
-  void advanceTo(int64_t target_ms) {
-    for (;;) {
-      std::erase_if(entries_, [](const std::shared_ptr<Entry>& e) { return !e->cb; });
-      std::shared_ptr<Entry> next;
-      for (const auto& e : entries_) {
-        if (e->due_ms <= target_ms &&
-            (!next || e->due_ms < next->due_ms ||
-             (e->due_ms == next->due_ms && e->seq < next->seq))) {
-          next = e;
-        }
-      }
-      if (!next) {
-        break;
-      }
-      wall_ms = std::max(wall_ms, next->due_ms);
-      auto cb = std::move(next->cb);  // the callback may destroy its own handle
-      next->cb = nullptr;
-      cb();
-    }
-    wall_ms = std::max(wall_ms, target_ms);
-  }
-  // Timers scheduled and neither run nor cancelled.
-  size_t pending() const {
-    size_t n = 0;
-    for (const auto& e : entries_) {
-      n += e->cb ? 1 : 0;
-    }
-    return n;
-  }
-  // Due time of the earliest pending timer, or -1.
-  int64_t nextDue() const {
-    int64_t due = -1;
-    for (const auto& e : entries_) {
-      if (e->cb && (due < 0 || e->due_ms < due)) {
-        due = e->due_ms;
-      }
-    }
-    return due;
-  }
-
-  int64_t wall_ms = 1'700'000'000'000;
-
- private:
-  struct Entry {
-    int64_t due_ms;
-    uint64_t seq;
-    std::function<void()> cb;  // empty once run or cancelled
-  };
-  class Handle final : public Timer {
-   public:
-    explicit Handle(std::weak_ptr<Entry> entry) : entry_(std::move(entry)) {}
-    ~Handle() override {
-      if (auto e = entry_.lock()) {
-        e->cb = nullptr;
-      }
-    }
-
-   private:
-    std::weak_ptr<Entry> entry_;
-  };
-  std::vector<std::shared_ptr<Entry>> entries_;
-  uint64_t next_seq_ = 0;
-};
-
-class FakeSession final : public Session {
- public:
-  // Unique per fake, as the core's are per process: the expiry registry is process-wide.
-  FakeSession() : session_id(nextId()) {}
-  static uint64_t nextId() {
-    static uint64_t next = 1000;
-    return next++;
-  }
-  uint64_t id() const override { return session_id; }
-  int64_t openedAtMs() const override { return opened_at_ms; }
-  std::string_view protocol() const override { return "proto.websocket"; }
-  std::string_view listener() const override { return "ws"; }
-  std::string_view peerAddress() const override { return "127.0.0.1:50000"; }
-  const Identity& identity() const override { return identity_; }
-  std::optional<std::string_view> handshakeHeader(std::string_view name) const override {
-    for (const auto& [k, v] : headers) {
-      if (http_detail::iequals(k, name)) {
-        return std::string_view(v);
-      }
-    }
-    return std::nullopt;
-  }
-  std::optional<std::string> handshakeQuery(std::string_view name) const override {
-    const auto it = query.find(std::string(name));
-    if (it == query.end()) {
-      return std::nullopt;
-    }
-    return it->second;
-  }
-  const std::vector<std::string>& offeredSubprotocols() const override { return subprotocols; }
-
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::map<std::string, std::string> query;
-  std::vector<std::string> subprotocols;
-  Identity identity_;
-  uint64_t session_id;
-  int64_t opened_at_ms = 1'700'000'000'000;  // 0: the handshake is still running
-};
-
-class FakeStageCallbacks final : public StageCallbacks {
- public:
-  Upstreams& upstreams() override { return fake_upstreams; }
-  Hub& hub() override { return fake_hub_; }
-  ::imgate::mocks::NullHub fake_hub_;
-  ::imgate::mocks::FakeUpstreams fake_upstreams;
-  Session& session() override { return session_; }
-  Dispatcher& dispatcher() override { return dispatcher_; }
+  FakeStageCallbacks() { session_.opened_at_ms = 1'700'000'000'000; }
   void resume() override { ADD_FAILURE() << "unexpected resume()"; }
   void reject(Errc code, std::string reason) override {
     (void)code;
     ADD_FAILURE() << "unexpected reject(): " << reason;
   }
-  void close(Errc code, std::string reason) override {
-    closed.emplace_back(code, std::move(reason));
-  }
-  std::vector<std::pair<Errc, std::string>> closed;
-  void reply(Message message) override { replies.push_back(std::move(message)); }
-  std::vector<Message> replies;
-  void setIdentity(Identity identity) override {
-    ++identity_calls;
-    session_.identity_ = std::move(identity);
-  }
-
-  FakeSession session_;
-  FakeDispatcher dispatcher_;
-  int identity_calls = 0;
 };
 
 }  // namespace imgate::mod::auth_jwt::test

@@ -488,6 +488,16 @@ TEST_F(AuthJwtStageTest, TokenFromQueryParameter) {
   EXPECT_EQ(counter("auth_jwt_rejected"), 0u);
 }
 
+TEST_F(AuthJwtStageTest, RoomsClaimTravelsWithTheIdentity) {
+  StageConfigPtr config = compileOk();
+  cb_.session_.query["token"] = signToken(kSecret, claims(R"("rooms":["lobby","team-7","lobby"])"));
+  ASSERT_EQ(open(config).action, Action::kPass);
+  EXPECT_EQ(identity().rooms, (std::vector<std::string>{"lobby", "team-7"}));
+  cb_.session_.query["token"] = signToken(kSecret, claims());
+  ASSERT_EQ(open(config).action, Action::kPass);
+  EXPECT_TRUE(identity().rooms.empty());
+}
+
 TEST_F(AuthJwtStageTest, TokenFromAuthorizationHeader) {
   StageConfigPtr config = compileOk();
   for (const char* scheme : {"Bearer ", "bearer   ", "BEARER "}) {
