@@ -12,6 +12,7 @@ import pytest
 
 from backend import Backend
 from conftest import API_KEY, NODE_DIR, SECRET, make_token, node
+from wsutil import handshake_status, run
 
 CONFIG = """
 workers: 2
@@ -187,3 +188,43 @@ def test_chromium_with_the_socketio_browser_bundle(gateway_factory, backend):
     out, err = proc.communicate(timeout=30)
     result = json.loads(out.strip().splitlines()[-1])
     assert result == {"news": {"from": "backend"}, "transport": "websocket"}, (result, err)
+
+
+EIO_CONFIG = """
+workers: 2
+admin: {{ bind: 127.0.0.1:0 }}
+listeners:
+  - name: edge
+    bind: 127.0.0.1:0
+    locations:
+      - path: /engine.io/
+        protocol: proto.socketio
+        pipeline: im
+        config: {{ mode: engineio }}
+      - {{ path: /v1/, protocol: proto.http_push, config: {{ api_keys: [{api_key}] }} }}
+pipelines:
+  im:
+    - auth.jwt: {{ secret: {secret} }}
+    - echo
+"""
+
+
+def test_plain_engine_io_client(gateway_factory):
+    """mode: engineio: engine.io-client messages are messages (echoed here), pushes arrive."""
+    gw = gateway_factory(EIO_CONFIG.format(api_key=API_KEY, secret=SECRET))
+    proc = subprocess.Popen(["node", os.path.join(NODE_DIR, "eio_client.js"), base(gw),
+                             make_token("eio"), "3"], cwd=NODE_DIR, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.strip() == "ready", line + proc.stderr.read()
+    gw.wait_for(lambda: gw.online("eio") == 1, what="engine.io client online")
+    assert gw.push({"users": ["eio"]}, "pushed")[0] == 200
+    out, err = proc.communicate(timeout=15)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert sorted(map(json.dumps, result["got"])) == sorted(
+        map(json.dumps, ["hello engine", {"hex": "010203"}, "pushed"])), (result, err)
+    assert result["transport"] == "websocket"
+    # Without a token the upgrade is refused by the auth stage (no in-band hello in this mode).
+    url = f"ws://127.0.0.1:{gw.port}/engine.io/?EIO=4&transport=websocket"
+    assert run(handshake_status(url)) == 401
+    assert run(handshake_status(url + "&token=" + make_token("eio2"))) == 101

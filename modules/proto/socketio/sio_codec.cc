@@ -14,7 +14,8 @@ namespace {
 using websocket::Opcode;
 using websocket::serverFrame;
 
-constexpr uint64_t kSharedKeyTag = uint64_t{0x53494f31} << 32;  // "SIO1"
+constexpr uint64_t kSharedKeyTag = uint64_t{0x53494f31} << 32;     // "SIO1"
+constexpr uint64_t kEngineIoKeyTag = uint64_t{0x45494f31} << 32;  // "EIO1"
 
 std::string_view metaValue(const Message& message, std::string_view key) {
   for (const auto& [k, v] : message.meta) {
@@ -218,6 +219,10 @@ Result<size_t> SioWsCodec::decode(std::string_view in, CodecSink& sink, OutBuffe
 }
 
 Status SioWsCodec::onFrame(Message&& frame, CodecSink& sink, OutBuffer& out) {
+  if (settings_->engineio_only && frame.type == PayloadType::kBinary) {
+    sink.onMessage(std::move(frame));  // a binary Engine.IO message is the payload itself
+    return {};
+  }
   if (frame.type == PayloadType::kBinary) {
     if (!opened_) {
       return fail(Errc::kProtocolError, "binary data before CONNECT");
@@ -243,6 +248,12 @@ Status SioWsCodec::onFrame(Message&& frame, CodecSink& sink, OutBuffer& out) {
       sink.onPeerClose(Errc::kNone, "client closed the transport");
       return {};
     case EioType::kMessage: {
+      if (settings_->engineio_only) {
+        Message message;
+        message.payload = makeBytes(std::move(packet->data));
+        sink.onMessage(std::move(message));
+        return {};
+      }
       if (hello_sent_ && !opened_) {
         return {};  // the core stopped decoding at the hello; nothing else may come before open
       }
@@ -375,6 +386,9 @@ void SioWsCodec::onOpened(const SessionOpened& opened, OutBuffer& out) {
   auto sid = newSessionId();
   sid_ = sid ? *sid : std::to_string(opened.session_id);
   opened_ = true;
+  if (settings_->engineio_only) {
+    return;  // no Socket.IO CONNECT to answer
+  }
   connected_.insert(hello_nsp_);
   sendText(eioMessage(connectAnswer(hello_nsp_)), out);
 }
@@ -402,6 +416,9 @@ void SioWsCodec::sendSio(const SioPacket& packet, OutBuffer& out,
 Status SioWsCodec::encode(const Message& message, OutBuffer& out) {
   if (closed_ || !opened_ || ws_.closeSent()) {
     return {};
+  }
+  if (settings_->engineio_only) {
+    return encodeEngineIo(message, out);
   }
   if (message.kind == MessageKind::kAck) {
     // "<id>" answers an event of "/", "<id>@<namespace>" one of another namespace.
@@ -463,6 +480,11 @@ Status SioWsCodec::encode(const Message& message, OutBuffer& out) {
 }
 
 uint64_t SioWsCodec::sharedEncodingKey(const Message& message) const {
+  if (settings_->engineio_only) {
+    return closed_ || !opened_ || ws_.closeSent() || message.kind == MessageKind::kAck
+               ? 0
+               : kEngineIoKeyTag | (message.type == PayloadType::kBinary ? 1 : 0);
+  }
   if (closed_ || !opened_ || ws_.closeSent() || message.kind == MessageKind::kAck ||
       isReservedEvent(message.event) ||
       namespaceOf(message) != "/" || connected_.count("/") == 0) {
@@ -472,12 +494,50 @@ uint64_t SioWsCodec::sharedEncodingKey(const Message& message) const {
 }
 
 Bytes SioWsCodec::encodeShared(const Message& message) const {
+  if (settings_->engineio_only) {
+    return makeBytes(message.type == PayloadType::kBinary
+                         ? serverFrame(Opcode::kBinary, message.data())
+                         : serverFrame(Opcode::kText, eioMessage(message.data())));
+  }
   const SioPacket packet = eventPacket(message);
   std::string bytes = serverFrame(Opcode::kText, eioMessage(encodeSioPacket(packet)));
   if (packet.type == SioType::kBinaryEvent) {
     bytes.append(serverFrame(Opcode::kBinary, message.data()));
   }
   return makeBytes(std::move(bytes));
+}
+
+// Plain Engine.IO: a data message is one Engine.IO message; an ok ack with a payload is sent as
+// a message (there are no acks on the wire), an error ack as a JSON error text, as the WebSocket
+// module does.
+Status SioWsCodec::encodeEngineIo(const Message& message, OutBuffer& out) {
+  if (message.kind == MessageKind::kAck) {
+    const std::string_view status = metaValue(message, "status");
+    if (!status.empty() && status != "ok") {
+      std::string json = "{\"type\":\"error\",\"id\":";
+      appendJsonString(json, message.id);
+      json.append(",\"event\":");
+      appendJsonString(json, message.event);
+      json.append(",\"error\":");
+      appendJsonString(json, status);
+      json.append(",\"reason\":");
+      appendJsonString(json, metaValue(message, "reason"));
+      json.push_back('}');
+      sendText(eioMessage(json), out);
+      return {};
+    }
+    if (message.data().empty()) {
+      return {};
+    }
+  }
+  if (message.type == PayloadType::kBinary) {
+    Message frame;
+    frame.type = PayloadType::kBinary;
+    frame.payload = message.payload;
+    return ws_.encode(frame, out);
+  }
+  sendText(eioMessage(message.data()), out);
+  return {};
 }
 
 void SioWsCodec::encodePing(OutBuffer& out) {
@@ -492,7 +552,9 @@ void SioWsCodec::encodeClose(Errc code, std::string_view reason, OutBuffer& out)
   }
   closed_ = true;
   if (!ws_.closeSent()) {
-    if (!opened_) {
+    if (settings_->engineio_only) {
+      sendText(encodeEioFrame(EioPacket{EioType::kClose, false, {}}), out);
+    } else if (!opened_) {
       if (hello_sent_) {
         SioPacket error{SioType::kConnectError, hello_nsp_, std::nullopt, "{\"message\":", 0};
         appendJsonString(error.data, code == Errc::kInternal ? std::string_view("internal error")

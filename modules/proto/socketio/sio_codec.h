@@ -40,6 +40,10 @@ struct SocketIoSettings {
   uint32_t max_payload = 1'000'000;  // Engine.IO maxPayload: largest message, either way
   std::vector<std::string> namespaces = {"/"};
   SioLimits limits;
+  // Plain Engine.IO (engine.io-client without Socket.IO): each Engine.IO message is one Message
+  // (text or binary payload as is), the session opens at the upgrade (auth from the handshake's
+  // query or headers), no namespaces, events or acks.
+  bool engineio_only = false;
 
   bool knownNamespace(std::string_view nsp) const;
 };
@@ -75,6 +79,7 @@ class SioWsCodec final : public Codec {
   [[nodiscard]] Status onFrame(Message&& frame, CodecSink& sink, OutBuffer& out);
   [[nodiscard]] Status onSioPacket(SioAssembled&& assembled, CodecSink& sink, OutBuffer& out);
   [[nodiscard]] Status onConnect(const SioPacket& packet, CodecSink& sink, OutBuffer& out);
+  [[nodiscard]] Status encodeEngineIo(const Message& message, OutBuffer& out);
   void sendSio(const SioPacket& packet, OutBuffer& out, const std::vector<std::string>* buffers);
   void sendText(std::string text, OutBuffer& out);
   std::string connectAnswer(std::string_view nsp) const;

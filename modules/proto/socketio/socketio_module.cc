@@ -13,6 +13,8 @@
 namespace imgate::mod::socketio {
 namespace {
 
+constexpr std::array<std::string_view, 2> kModes = {"socketio", "engineio"};
+
 constexpr ParamSpec kSchema[] = {
     {.key = "ping_interval", .type = ParamType::kDuration, .default_value = "25s", .min = 1'000,
      .max = 600'000,
@@ -32,6 +34,10 @@ constexpr ParamSpec kSchema[] = {
              "to another one gets CONNECT_ERROR \"Invalid namespace\""},
     {.key = "max_attachments", .type = ParamType::kInt, .default_value = "10", .min = 1,
      .max = 1'000, .help = "most binary attachments in one packet"},
+    {.key = "mode", .type = ParamType::kEnum, .default_value = "socketio", .choices = kModes,
+     .help = "socketio: Socket.IO over Engine.IO (socket.io-client); engineio: plain Engine.IO "
+             "for engine.io-client, each Engine.IO message one message, auth from the "
+             "handshake's query or headers (no CONNECT packet)"},
 };
 
 class SocketIoConfig final : public ProtocolConfig {
@@ -43,7 +49,7 @@ class SocketIoConfig final : public ProtocolConfig {
     ws_.deflate.enabled = false;  // as the reference server (perMessageDeflate: false)
   }
 
-  bool handshakeInBand() const override { return true; }
+  bool handshakeInBand() const override { return !settings_->engineio_only; }
   Heartbeat heartbeat() const override { return {settings_->ping_interval, true}; }
 
   void onHttpRequest(const HttpExchangePtr& exchange) const override {
@@ -110,6 +116,7 @@ class SocketIoFactory final : public ProtocolFactory {
     settings->limits.max_attachments = static_cast<uint32_t>(config.getInt("max_attachments"));
     settings->limits.max_packet_bytes = settings->max_payload;
     settings->namespaces = config.getStringList("namespaces");
+    settings->engineio_only = config.getString("mode") == "engineio";
     for (const std::string& nsp : settings->namespaces) {
       if (nsp.empty() || nsp[0] != '/' || nsp.size() > settings->limits.max_namespace_bytes) {
         return fail(Errc::kInvalidConfig,

@@ -998,5 +998,52 @@ TEST(SioWsCodecSplit, UnknownNamespaceThenHello) {
                              R"(40/chat,{"sid":"SID"})"}));
 }
 
+
+// ---- mode: engineio (plain Engine.IO) ----------------------------------------------------------
+
+TEST(SioWsCodecEngineIo, MessagesAreEngineIoMessages) {
+  auto settings = std::make_shared<SocketIoSettings>();
+  settings->engineio_only = true;
+  SioWsCodec codec(settings, upgradeRequest(), wsOptions());
+  SioSink sink;
+  FakeOut out;
+  // No in-band hello: the core opens the session at the upgrade, then decodes.
+  codec.onOpened(sessionOpened(), out);
+  EXPECT_TRUE(out.data.empty());  // no Socket.IO CONNECT answer
+  const std::string input = textFrame("4hello") + binaryFrame(std::string("\x01\x02", 2)) +
+                            textFrame("2probe") + textFrame("42[\"not\",\"socketio\"]");
+  auto r = codec.decode(input, sink, out);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, input.size());
+  EXPECT_EQ(sink.hellos, 0);
+  ASSERT_EQ(sink.messages.size(), 3u);
+  EXPECT_EQ(sink.messages[0].data(), "hello");
+  EXPECT_EQ(sink.messages[0].type, PayloadType::kText);
+  EXPECT_EQ(sink.messages[1].type, PayloadType::kBinary);
+  EXPECT_EQ(sink.messages[1].data(), std::string("\x01\x02", 2));
+  EXPECT_EQ(sink.messages[2].data(), R"(2["not","socketio"])");  // opaque text
+  EXPECT_EQ(serverFrames(out.data), (std::vector<std::string>{"3probe"}));
+  out.data.clear();
+
+  ASSERT_TRUE(codec.encode(dataMessage("ignored", "hi"), out));
+  ASSERT_TRUE(codec.encode(dataMessage("", std::string("\xff", 1), "", PayloadType::kBinary), out));
+  ASSERT_TRUE(codec.encode(ackMessage("1", "{}", {{"status", "permission_denied"}, {"reason", "no"}}),
+                           out));
+  EXPECT_EQ(serverFrames(out.data),
+            (std::vector<std::string>{"4hi", "bin:\xff",
+                                      R"(4{"type":"error","id":"1","event":"","error":"permission_denied","reason":"no"})"}));
+  const Message shared = dataMessage("", "fan");
+  ASSERT_NE(codec.sharedEncodingKey(shared), 0u);
+  out.data.clear();
+  ASSERT_TRUE(codec.encode(shared, out));
+  EXPECT_EQ(*codec.encodeShared(shared), out.data);
+  out.data.clear();
+  codec.encodeClose(Errc::kShutdown, "bye", out);
+  const auto frames = serverFrames(out.data);
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0], "1");
+  EXPECT_EQ(frames[1].rfind("close:1001", 0), 0u);
+}
+
 }  // namespace
 }  // namespace imgate::mod::socketio

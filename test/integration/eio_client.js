@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: Apache-2.0
+// npm engine.io-client (plain Engine.IO, no Socket.IO) against imgate's proto.socketio in
+// `mode: engineio`: connects over WebSocket with the token in the query, sends a text and a
+// binary message, prints "ready", collects `count` messages, prints them as JSON.
+'use strict';
+const { Socket } = require('engine.io-client');
+
+const [base, token, count] = process.argv.slice(2);
+const socket = new Socket(base, { transports: ['websocket'], query: { token } });
+const got = [];
+setTimeout(() => { console.log(JSON.stringify({ error: 'timeout', got })); process.exit(0); }, 10000);
+socket.on('open', () => {
+  socket.send('hello engine');
+  socket.send(Buffer.from([1, 2, 3]));
+  console.log('ready');
+});
+socket.on('message', (data) => {
+  got.push(typeof data === 'string' ? data : { hex: Buffer.from(data).toString('hex') });
+  if (got.length >= Number(count)) {
+    socket.close();
+    console.log(JSON.stringify({ got, transport: socket.transport ? socket.transport.name : null }));
+    process.exit(0);
+  }
+});
+socket.on('error', (err) => { console.log(JSON.stringify({ error: String(err) })); process.exit(0); });
