@@ -108,11 +108,21 @@ class Sink final : public imgate::CodecSink {
     check(opened);
     check(message.payload != nullptr);
     check(message.kind == MessageKind::kData);
-    for (char c : message.id) {
+    // Ack ids: "<digits>" on "/", "<digits>@<namespace>" elsewhere (the meta's namespace).
+    const std::string_view id = message.id;
+    const size_t at = id.find('@');
+    for (char c : id.substr(0, at)) {
       check(c >= '0' && c <= '9');
     }
+    std::string_view nsp = "/";
     for (const auto& [key, value] : message.meta) {
       check(key == "nsp" && value != "/" && !value.empty() && value[0] == '/');
+      nsp = value;
+    }
+    if (at != std::string_view::npos) {
+      check(at > 0 && id.substr(at + 1) == nsp);
+    } else if (!id.empty()) {
+      check(nsp == "/");
     }
     if (message.type == PayloadType::kText) {
       check(scanJson(message.data()).has_value());
