@@ -20,9 +20,12 @@ const [url, token, want] = process.argv.slice(2);
       const ws = new WebSocket(url, ['imgate', 'bearer.' + token]);
       const messages = [];
       const timer = setTimeout(() => resolve({ error: 'timeout', messages }), 15000);
-      ws.onopen = () => { console.log('ready'); ws.send('from the browser'); };
+      // "ready" once the echo of our own message is back, so the test's push comes after it
+      // (a push sent earlier could overtake the echo: they are independent streams).
+      ws.onopen = () => { ws.send('from the browser'); };
       ws.onmessage = (e) => {
         messages.push(e.data);
+        if (messages.length === 1) console.log('ready');
         if (messages.length >= Number(want)) {
           clearTimeout(timer);
           resolve({ protocol: ws.protocol, extensions: ws.extensions, messages });
