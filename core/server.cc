@@ -87,6 +87,7 @@ void Server::publish(std::shared_ptr<const Generation> gen,
   }
   sockets_ = std::move(next);  // sockets no longer listed close once the workers drop them
   current_ = gen;
+  registry_->configure(gen->delivery);
   if (health_) {
     health_->setUpstreams(gen->upstreams);
   }
@@ -165,11 +166,36 @@ void Server::requestReload(std::function<void(bool, std::string)> done) {
   });
 }
 
+void Server::scheduleHistorySweep() {
+  sweep_timer_ = main_.schedule(std::chrono::milliseconds(250), [this] {
+    registry_->streams().sweep(main_.wallMs());
+    main_.post([this] { scheduleHistorySweep(); });  // re-arm outside the timer's callback
+  });
+}
+
 std::string Server::metricsText() {
   std::string out;
   out.reserve(8192);
   StatsRegistry::instance().render(out, registry_ ? registry_->totalUsers() : 0,
                                    registry_ ? registry_->totalRooms() : 0, Log::instance().errors());
+  if (registry_) {
+    const StreamStoreStats h = registry_->streams().stats();
+    out.append("# HELP imgate_history_streams Streams with a seq counter (users, rooms, all).\n"
+               "# TYPE imgate_history_streams gauge\nimgate_history_streams ");
+    out.append(std::to_string(h.streams));
+    out.append("\n# HELP imgate_history_messages Messages kept for recovery.\n"
+               "# TYPE imgate_history_messages gauge\nimgate_history_messages ");
+    out.append(std::to_string(h.messages));
+    out.append("\n# HELP imgate_history_bytes Bytes of history (approximate).\n"
+               "# TYPE imgate_history_bytes gauge\nimgate_history_bytes ");
+    out.append(std::to_string(h.bytes));
+    out.append("\n# HELP imgate_history_dropped_total Messages dropped from history, by "
+               "cause.\n# TYPE imgate_history_dropped_total counter\n"
+               "imgate_history_dropped_total{cause=\"limit\"} ");
+    out.append(std::to_string(h.evicted));
+    out.append("\nimgate_history_dropped_total{cause=\"age\"} ");
+    out.append(std::to_string(h.expired)).append("\n");
+  }
   upstream::renderUpstreamMetrics(out);
   return out;
 }
@@ -274,6 +300,7 @@ int Server::run() {
     raw.push_back(workers_.back().get());
   }
   registry_->setWorkers(raw);
+  registry_->configure((*built)->delivery);
   auto sockets = openSockets(**built);
   if (!sockets) {
     fprintf(stderr, "imgate: %s: %s\n", config_path_.c_str(), sockets.error().c_str());
@@ -305,6 +332,7 @@ int Server::run() {
   sockets->clear();  // the workers and sockets_ own them now; a reload may drop them
   health_ = std::make_unique<upstream::HealthChecker>(main_);
   health_->setUpstreams(first->upstreams);
+  scheduleHistorySweep();
   signal(SIGPIPE, SIG_IGN);
   for (int sig : {SIGHUP, SIGQUIT, SIGTERM, SIGINT}) {
     event* ev = evsignal_new(main_.base(), sig, &Server::signalCallback, this);
@@ -325,6 +353,7 @@ int Server::run() {
   for (auto& w : workers_) {
     w->join();
   }
+  sweep_timer_.reset();
   health_.reset();
   if (!current_->pid_file.empty()) {
     ::unlink(current_->pid_file.c_str());

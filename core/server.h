@@ -52,6 +52,9 @@ class Server final : public ServerControl {
   EventLoop main_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<upstream::HealthChecker> health_;
+  // Expires history (delivery.history ttl / idle_ttl) a slice at a time.
+  void scheduleHistorySweep();
+  TimerPtr sweep_timer_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::shared_ptr<const Generation> current_;
   std::map<std::string, std::shared_ptr<ListenSocket>> sockets_;

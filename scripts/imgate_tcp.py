@@ -4,12 +4,17 @@
 
 As a program:   scripts/imgate_tcp.py 127.0.0.1:7100 --token "$JWT" --device laptop
   Prints HELLO_ACK and every frame the server sends (pushes as `push seq=.. event=..: data`),
-  answers server pings, acks pushes that ask for it, and sends each stdin line as a SEND
-  ("event: text" sends with that event; a plain line sends with --event). "/join room",
-  "/leave room", "/ping" and "/quit" are commands.
-As a module:    from imgate_tcp import TcpFrameClient (the integration tests do).
+  answers server pings, acks pushes that ask for it (per stream, cumulative), drops duplicate
+  pushes (same stream and seq, e.g. retransmitted after a lost ack), and sends each stdin line
+  as a SEND ("event: text" sends with that event; a plain line sends with --event). "/join room",
+  "/leave room", "/read [stream] seq", "/ping" and "/quit" are commands. --resume FILE keeps the
+  stream positions in FILE (JSON) and resumes from them on the next run.
+As a module:    from imgate_tcp import TcpFrameClient (the integration tests do); Streams keeps
+  positions, drops duplicates and builds the HELLO's resume field.
 """
 import argparse
+import json
+import os
 import socket
 import struct
 import sys
@@ -21,11 +26,11 @@ MAGIC = b"\xB7\x46"
 VERSION = 1
 HEADER = struct.Struct(">2sBBB3xQI")  # magic, version, type, flags, reserved, id, length
 
-HELLO, HELLO_ACK, PING, PONG, SEND, SEND_ACK, PUSH, PUSH_ACK, JOIN, LEAVE, ERROR, GOAWAY, CLOSE = \
-    range(1, 14)
+(HELLO, HELLO_ACK, PING, PONG, SEND, SEND_ACK, PUSH, PUSH_ACK, JOIN, LEAVE, ERROR, GOAWAY, CLOSE,
+ READ) = range(1, 15)
 TYPE_NAMES = {1: "HELLO", 2: "HELLO_ACK", 3: "PING", 4: "PONG", 5: "SEND", 6: "SEND_ACK",
               7: "PUSH", 8: "PUSH_ACK", 9: "JOIN", 10: "LEAVE", 11: "ERROR", 12: "GOAWAY",
-              13: "CLOSE"}
+              13: "CLOSE", 14: "READ"}
 
 F_COMPRESSED, F_ACK_REQUIRED, F_BINARY = 0x01, 0x02, 0x04
 
@@ -37,13 +42,28 @@ TAGS = {
     0x0A: ("user", "str"), 0x0B: ("app", "str"), 0x0C: ("event", "str"), 0x0D: ("data", "bytes"),
     0x0E: ("status", 2), 0x0F: ("reason", "str"), 0x10: ("code", 2), 0x11: ("room", "str"),
     0x12: ("reconnect_hint", "str"), 0x13: ("retry_after_ms", 4), 0x14: ("msg_id", "str"),
-    0x15: ("ping_interval_ms", 4), 0x16: ("kind", 1),
+    0x15: ("ping_interval_ms", 4), 0x16: ("kind", 1), 0x17: ("stream", "str"),
+    0x18: ("epoch", 8), 0x19: ("resume", "str"), 0x1A: ("streams", "str"),
 }
 TAG_OF = {name: (tag, kind) for tag, (name, kind) in TAGS.items()}
 
 
 class ProtocolError(Exception):
     pass
+
+
+def epoch_hex(epoch):
+    """Epochs as text: lower-case hex without leading zeros ("0" for 0)."""
+    return format(epoch, "x")
+
+
+def resume_json(positions):
+    """The HELLO's resume field from {stream: (epoch, seq)} (epoch an int or a hex string)."""
+    out = {}
+    for stream, (epoch, seq) in positions.items():
+        out[stream] = {"epoch": epoch if isinstance(epoch, str) else epoch_hex(epoch),
+                       "seq": int(seq)}
+    return json.dumps(out, separators=(",", ":"))
 
 
 def tlv(**fields):
@@ -109,8 +129,58 @@ class Frame:
     def get(self, key, default=None):
         return self.fields.get(key, default)
 
+    @property
+    def stream(self):
+        """PUSH (seq != 0), READ: the stream named; "" when absent (the user stream)."""
+        return self.fields.get("stream", "")
+
+    @property
+    def streams(self):
+        """HELLO_ACK: {stream: {"epoch": int, "seq": N, "recovery": str, "replayed": K}}."""
+        raw = self.fields.get("streams")
+        if raw is None:
+            return {}
+        out = json.loads(raw)
+        for v in out.values():
+            v["epoch"] = int(v["epoch"], 16)
+        return out
+
     def __repr__(self):
         return f"<{self.name} id={self.id} flags={self.flags:#x} {self.fields}>"
+
+
+class Streams:
+    """Client-side stream positions: what a reliable client keeps across reconnects.
+
+    accept(push) returns False for a duplicate (same stream, epoch and a seq already seen; the
+    server retransmits unacked pushes with the same seq) and True otherwise; a new epoch means
+    the stream's history was lost and counting restarts. opened(hello_ack) applies the HELLO_ACK
+    streams answer and returns the streams whose recovery is "impossible" (resync those from
+    the backend). resume() is the HELLO's resume JSON."""
+
+    def __init__(self, positions=None):
+        self.positions = dict(positions or {})  # stream -> (epoch, seq)
+
+    def accept(self, push):
+        if push.id == 0:
+            return True
+        epoch, seq = self.positions.get(push.stream, (None, 0))
+        new_epoch = push.get("epoch", 0)
+        if epoch == new_epoch and push.id <= seq:
+            return False
+        self.positions[push.stream] = (new_epoch, push.id)
+        return True
+
+    def opened(self, hello_ack):
+        impossible = []
+        for stream, s in hello_ack.streams.items():
+            self.positions[stream] = (s["epoch"], s["seq"])
+            if s["recovery"] == "impossible":
+                impossible.append(stream)
+        return impossible
+
+    def resume(self):
+        return resume_json(self.positions) if self.positions else None
 
 
 class TcpFrameClient:
@@ -134,9 +204,14 @@ class TcpFrameClient:
         self.sock.sendall(data)
 
     def hello(self, token=None, device=None, sdk_version="imgate_tcp.py/1", resume_session=None,
-              last_seq=None, wait=True):
+              last_seq=None, wait=True, epoch=None, resume=None):
+        """`epoch` (int) with `last_seq`: the user stream's position. `resume`: a JSON string,
+        or {stream: (epoch, seq)} (see resume_json), for any streams."""
+        if resume is not None and not isinstance(resume, (str, bytes)):
+            resume = resume_json(resume)
         self.send_raw(frame(HELLO, tlv(token=token, device=device, sdk_version=sdk_version,
-                                       resume_session=resume_session, last_seq=last_seq),
+                                       resume_session=resume_session, last_seq=last_seq,
+                                       epoch=epoch, resume=resume),
                             self._id()))
         return self.recv() if wait else None
 
@@ -149,8 +224,13 @@ class TcpFrameClient:
                             compress))
         return fid
 
-    def push_ack(self, seq):
-        self.send_raw(frame(PUSH_ACK, b"", seq))
+    def push_ack(self, seq, stream=None):
+        """Acks every seq <= `seq` of `stream` (None or "": the user stream)."""
+        self.send_raw(frame(PUSH_ACK, tlv(stream=stream or None), seq))
+
+    def read(self, seq, stream=None):
+        """Marks `stream` read up to `seq` (> 0) for the user's other devices."""
+        self.send_raw(frame(READ, tlv(stream=stream or None), seq))
 
     def join(self, room):
         self.send_raw(frame(JOIN, tlv(room=room), self._id()))
@@ -237,7 +317,10 @@ def describe(f):
     if f.type == PUSH:
         data = f.get("data", b"")
         text = data.hex() if f.flags & F_BINARY else data.decode(errors="replace")
-        return f"push seq={f.id} event={f.get('event', '')}: {text}"
+        where = f" stream={f.stream} epoch={epoch_hex(f.get('epoch', 0))}" if f.id else ""
+        return f"push seq={f.id}{where} event={f.get('event', '')}: {text}"
+    if f.type == READ:
+        return f"read stream={f.stream} seq={f.id} device={f.get('device', '')}"
     if f.type == SEND_ACK:
         return (f"ack id={f.id} status={f.get('status', 0)} "
                 f"{f.get('reason', '')} {f.get('data', b'').decode(errors='replace')}").rstrip()
@@ -252,10 +335,23 @@ def main(argv=None):
     p.add_argument("--event", default="message", help="event for plain stdin lines")
     p.add_argument("--heartbeat", type=float, default=None,
                    help="ping every N seconds (default: the server's heartbeat hint)")
+    p.add_argument("--resume", metavar="FILE", default=None,
+                   help="keep stream positions in FILE and resume from them when it exists")
     args = p.parse_args(argv)
     host, _, port = args.address.rpartition(":")
+    streams = Streams()
+    if args.resume and os.path.exists(args.resume):
+        with open(args.resume) as fh:
+            saved = json.load(fh)
+        streams = Streams({k: (int(v["epoch"], 16), v["seq"]) for k, v in saved.items()})
+
+    def save():
+        if args.resume:
+            with open(args.resume, "w") as fh:
+                fh.write(streams.resume() or "{}")
+
     c = TcpFrameClient(host or "127.0.0.1", int(port))
-    ack = c.hello(token=args.token, device=args.device)
+    ack = c.hello(token=args.token, device=args.device, resume=streams.resume())
     if ack is None or ack.type != HELLO_ACK:
         print(describe(ack) if ack else "connection closed", flush=True)
         for f in c.recv_eof():
@@ -263,6 +359,11 @@ def main(argv=None):
         return 1
     print(f"connected: session {ack['session_id']} user {ack.get('user')!r} "
           f"heartbeat {ack.get('heartbeat_ms')}ms", flush=True)
+    for name, s in ack.streams.items():
+        print(f"stream {name}: epoch {epoch_hex(s['epoch'])} seq {s['seq']} {s['recovery']}, "
+              f"{s['replayed']} replayed", flush=True)
+    for name in streams.opened(ack):
+        print(f"stream {name}: history lost, resync it from the backend", flush=True)
     lock = threading.Lock()
     done = threading.Event()
 
@@ -276,10 +377,13 @@ def main(argv=None):
             if f is None:
                 print("connection closed", flush=True)
                 break
+            fresh = f.type != PUSH or streams.accept(f)
             if f.type == PUSH and f.flags & F_ACK_REQUIRED:
                 with lock:
-                    c.push_ack(f.id)
-            if f.type != PONG:
+                    c.push_ack(f.id, f.stream)  # duplicates too: our first ack was lost
+            if not fresh:
+                print(f"duplicate push seq={f.id} stream={f.stream} dropped", flush=True)
+            elif f.type != PONG:
                 print(describe(f), flush=True)
         done.set()
 
@@ -306,6 +410,12 @@ def main(argv=None):
                 c.join(line[6:])
             elif line.startswith("/leave "):
                 c.leave(line[7:])
+            elif line.startswith("/read "):
+                parts = line.split()
+                if len(parts) in (2, 3) and parts[-1].isdigit() and int(parts[-1]) > 0:
+                    c.read(int(parts[-1]), parts[1] if len(parts) == 3 else None)
+                else:
+                    print("usage: /read [stream] seq", flush=True)
             elif ": " in line:
                 event, _, text = line.partition(": ")
                 c.send(text, event=event)
@@ -313,6 +423,7 @@ def main(argv=None):
                 c.send(line, event=args.event)
     done.wait(1.0)
     c.shutdown()
+    save()
     return 0
 
 

@@ -130,6 +130,45 @@ void StatsRegistry::render(std::string& out, uint64_t users, uint64_t rooms,
     out.append("imgate_session_closes_total{reason=\"").append(errcName(static_cast<Errc>(i)));
     out.append("\"} ").append(std::to_string(n)).append("\n");
   }
+  {
+    const DeliveryCounters& d = delivery_;
+    auto header = [&](std::string_view name, std::string_view help) {
+      out.append("# HELP ").append(name).append(" ").append(help).append("\n# TYPE ");
+      out.append(name).append(" counter\n");
+    };
+    auto sample = [&](std::string_view name, std::string_view labels, uint64_t value) {
+      out.append(name).append(labels).append(" ").append(std::to_string(value)).append("\n");
+    };
+    auto counter = [&](std::string_view name, std::string_view help, uint64_t value) {
+      header(name, help);
+      sample(name, "", value);
+    };
+    counter("imgate_delivery_acks_total", "Acks of sequenced messages received from clients.",
+            v(d.acks));
+    counter("imgate_delivery_retransmits_total",
+            "Reliable messages sent again after the ack timeout.", v(d.retransmits));
+    counter("imgate_delivery_ack_timeouts_total",
+            "Sessions closed because a reliable message was never acked.", v(d.ack_timeouts));
+    header("imgate_delivery_resumes_total",
+           "Streams a reconnecting client asked to resume, by outcome.");
+    sample("imgate_delivery_resumes_total", "{outcome=\"recovered\"}", v(d.resumes_recovered));
+    sample("imgate_delivery_resumes_total", "{outcome=\"impossible\"}",
+           v(d.resumes_impossible));
+    counter("imgate_delivery_replayed_total",
+            "Messages sent from history at session open (resumed or stored offline).",
+            v(d.replayed));
+    counter("imgate_delivery_offline_delivered_total",
+            "Messages stored while their user was offline, delivered at the next connect.",
+            v(d.offline_delivered));
+    counter("imgate_delivery_duplicates_total",
+            "Live copies not sent because a replay had already sent them.", v(d.duplicates));
+    header("imgate_delivery_gaps_total",
+           "Out-of-order arrivals: filled from history, or lost (history gone).");
+    sample("imgate_delivery_gaps_total", "{result=\"filled\"}", v(d.gaps_filled));
+    sample("imgate_delivery_gaps_total", "{result=\"lost\"}", v(d.gaps_lost));
+    counter("imgate_delivery_read_marks_total",
+            "Read positions relayed to a user's other devices.", v(d.read_marks));
+  }
   push_latency_.render(out, "imgate_push_latency_seconds",
                        "Push accepted by the API to written to the client socket.");
   std::lock_guard lock(mu_);

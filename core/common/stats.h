@@ -57,11 +57,27 @@ struct CoreCounters {
   std::atomic<uint64_t> outbound_dropped{0};    // pushes dropped for slow consumers (drop_new)
 };
 
+// Reliable delivery (docs/reliability.md).
+struct DeliveryCounters {
+  std::atomic<uint64_t> acks{0};                // acks received from clients
+  std::atomic<uint64_t> retransmits{0};         // reliable messages sent again
+  std::atomic<uint64_t> ack_timeouts{0};        // sessions closed: retransmissions exhausted
+  std::atomic<uint64_t> resumes_recovered{0};   // streams resumed exactly
+  std::atomic<uint64_t> resumes_impossible{0};  // epoch changed or history too short
+  std::atomic<uint64_t> replayed{0};            // messages sent from history at open
+  std::atomic<uint64_t> offline_delivered{0};   // of which stored while the user was offline
+  std::atomic<uint64_t> duplicates{0};          // live copies skipped (already replayed)
+  std::atomic<uint64_t> gaps_filled{0};         // out-of-order arrivals completed from history
+  std::atomic<uint64_t> gaps_lost{0};           // ... whose missing messages were gone
+  std::atomic<uint64_t> read_marks{0};          // read positions relayed to other devices
+};
+
 class StatsRegistry {
  public:
   static StatsRegistry& instance();
 
   CoreCounters& core() { return core_; }
+  DeliveryCounters& delivery() { return delivery_; }
   Histogram& pushLatency() { return push_latency_; }
   // Session closes by reason.
   void countClose(Errc code) { closes_[static_cast<size_t>(code) % closes_.size()].fetch_add(1, std::memory_order_relaxed); }
@@ -74,6 +90,7 @@ class StatsRegistry {
 
  private:
   CoreCounters core_;
+  DeliveryCounters delivery_;
   Histogram push_latency_;
   std::array<std::atomic<uint64_t>, 32> closes_{};
   mutable std::mutex mu_;

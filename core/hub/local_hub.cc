@@ -35,6 +35,7 @@ void LocalHub::joinRoom(Connection& connection, const std::string& room_key) {
   }
   keys.push_back(room_key);
   rooms_[room_key].push_back(&connection);
+  connection.roomJoined(room_key);
 }
 
 void LocalHub::leaveRoom(Connection& connection, const std::string& room_key) {
@@ -44,6 +45,7 @@ void LocalHub::leaveRoom(Connection& connection, const std::string& room_key) {
     return;
   }
   keys.erase(k);
+  connection.roomLeft(room_key);
   auto it = rooms_.find(room_key);
   if (it != rooms_.end()) {
     std::erase(it->second, &connection);

@@ -22,45 +22,118 @@ int64_t steadyUs() {
       .count();
 }
 
-// Shared by the workers taking part in one push; the last one to finish reports to the origin.
-struct PushJob {
+}  // namespace
+
+// Shared by the workers taking part in one push; the last one to finish reports to the origin
+// (with wait_ack: once every awaited user acked, or at the deadline, whichever comes first).
+struct PushJob : std::enable_shared_from_this<PushJob> {
   std::atomic<size_t> remaining{0};
   std::atomic<uint64_t> delivered{0};
   std::atomic<uint64_t> dropped{0};
   std::mutex mu;
-  std::vector<std::string> offline;  // guarded by mu once workers run
+  // Guarded by mu once workers run.
+  std::vector<std::string> offline;
+  std::vector<std::string> offline_stored;
+  std::vector<PushResult::Position> positions;
+  std::vector<std::string> acked;
+  std::vector<std::string> awaited;  // users whose first ack is still awaited
+  bool written = false;              // every worker has delivered
   std::function<void(PushResult)> done;
   Dispatcher* origin = nullptr;
+  std::chrono::milliseconds wait_ack{0};
+  Registry* registry = nullptr;
+  // On the origin thread only.
+  bool reported = false;
+  TimerPtr deadline;
 
   void finishOne() {
     if (remaining.fetch_sub(1) != 1) {
       return;
     }
+    bool wait = false;
+    {
+      std::lock_guard lock(mu);
+      written = true;
+      wait = !awaited.empty() && origin != nullptr;
+    }
+    if (!wait) {
+      report();
+      return;
+    }
+    origin->post([self = shared_from_this()] {
+      if (self->reported) {
+        return;
+      }
+      self->deadline = self->origin->schedule(self->wait_ack, [self] {
+        self->origin->post([self] { self->reportNow(); });  // never inside the timer's own callback
+      });
+    });
+  }
+
+  // A user's device acked (any thread).
+  void userAcked(const std::string& user) {
+    bool all = false;
+    {
+      std::lock_guard lock(mu);
+      auto it = std::find(awaited.begin(), awaited.end(), user);
+      if (it == awaited.end()) {
+        return;
+      }
+      awaited.erase(it);
+      acked.push_back(user);
+      all = awaited.empty() && written;
+    }
+    if (all) {
+      report();
+    }
+  }
+
+  // Completes the job on the origin thread (where `reported` and `deadline` live); a caller
+  // without an event loop gets it where the job finished.
+  void report() {
+    if (origin != nullptr) {
+      origin->post([self = shared_from_this()] { self->reportNow(); });
+    } else {
+      reportNow();
+    }
+  }
+
+  void reportNow() {
+    if (reported) {
+      return;
+    }
+    reported = true;
+    deadline.reset();
     PushResult result;
     result.sessions = delivered.load();
     result.dropped = dropped.load();
     {
       std::lock_guard lock(mu);
       result.offline = std::move(offline);
+      result.offline_stored = std::move(offline_stored);
+      result.positions = std::move(positions);
+      result.acked = std::move(acked);
+      result.unacked = std::move(awaited);
     }
-    auto cb = std::move(done);
-    if (cb) {
-      if (origin != nullptr) {
-        origin->post([cb = std::move(cb), result = std::move(result)]() mutable { cb(std::move(result)); });
-      } else {
-        cb(std::move(result));  // caller has no event loop: complete where the job finished
-      }
+    if (registry != nullptr && wait_ack.count() > 0) {
+      registry->forgetWaiter(this);
+    }
+    if (auto cb = std::move(done)) {
+      cb(std::move(result));
     }
   }
 };
 
+namespace {
 thread_local Dispatcher* tls_dispatcher = nullptr;
-
 }  // namespace
 
 void setCurrentDispatcher(Dispatcher* dispatcher) { tls_dispatcher = dispatcher; }
 
-Registry::Registry(std::vector<Worker*> workers) : workers_(std::move(workers)) {}
+Registry::Registry(std::vector<Worker*> workers)
+    : workers_(std::move(workers)), store_(std::make_unique<MemoryStreamStore>()) {}
+
+Registry::~Registry() = default;
 
 std::string Registry::key(const std::string& app, const std::string& name) {
   std::string k;
@@ -77,6 +150,7 @@ Registry::AddResult Registry::add(const std::string& app, const std::string& use
   UserShard& shard = userShard(k);
   std::lock_guard lock(shard.mu);
   UserEntry& entry = shard.users[k];
+  result.first = entry.sessions.empty();
   entry.sessions.push_back(ref);
   if (max_per_user > 0) {
     while (entry.sessions.size() > max_per_user) {
@@ -105,6 +179,9 @@ void Registry::remove(const std::string& app, const std::string& user, uint64_t 
     }
     left_rooms.assign(it->second.rooms.begin(), it->second.rooms.end());
     shard.users.erase(it);
+    // Still under the user's lock, so no push for the user slips between: what follows the
+    // current head is stored for the user's next session.
+    store_->markOffline(streamKey(app, "user", user));
   }
   for (const std::string& room : left_rooms) {
     const std::string rk = key(app, room);
@@ -120,36 +197,110 @@ void Registry::remove(const std::string& app, const std::string& user, uint64_t 
   }
 }
 
+void Registry::configure(const DeliverySettings& settings) {
+  {
+    std::lock_guard lock(delivery_mu_);
+    delivery_ = settings;
+  }
+  store_->setLimits(settings.limits);
+}
+
+DeliverySettings Registry::delivery() const {
+  std::lock_guard lock(delivery_mu_);
+  return delivery_;
+}
+
 void Registry::push(const std::string& app, PushTarget target, Message message,
                     std::function<void(PushResult)> done) {
   StatsRegistry::instance().core().pushes.fetch_add(1, std::memory_order_relaxed);
   auto job = std::make_shared<PushJob>();
   job->done = module::pinned(std::move(done));
   job->origin = tls_dispatcher;
+  job->registry = this;
   message.app = app;
   message.to_kind = target.kind;
-  auto shared = std::make_shared<const Message>(std::move(message));
+  const DeliverySettings settings = delivery();
+  // Only data gets a seq: control and presence notices are not part of any stream.
+  const bool sequenced = settings.enabled && message.kind == MessageKind::kData;
+  if (!sequenced && message.kind == MessageKind::kData) {
+    message.seq = 0;  // data outside any stream (delivery.enabled: false)
+    message.epoch = 0;
+    message.stream.clear();
+  }
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
   const int64_t start = steadyUs();
   const size_t n = workers_.size();
 
-  std::vector<std::vector<uint64_t>> per_worker(n);
+  // Per worker: (message, sessions) batches. A user push gives each user its own copy (its
+  // own seq); rooms and broadcasts share one message among all recipients.
+  struct Batch {
+    MessagePtr message;
+    std::vector<uint64_t> ids;
+    std::vector<std::string> room_keys;
+  };
+  std::vector<std::vector<Batch>> per_worker(n);
+  auto shared = std::make_shared<const Message>(message);
   switch (target.kind) {
-    case TargetKind::kUser:
+    case TargetKind::kUser: {
+      if (target.wait_ack.count() > 0 && sequenced) {
+        job->wait_ack = target.wait_ack;
+      }
       for (const std::string& user : target.ids) {
         const std::string k = key(app, user);
         UserShard& shard = userShard(k);
+        // Under the user's lock: a session added after this gets the next seq live, one added
+        // before it is in this lookup (Connection reads the stream head after add()).
         std::lock_guard lock(shard.mu);
+        MessagePtr m = shared;
+        if (sequenced) {
+          m = store_->append(streamKey(app, "user", user), "user", message, now_ms);
+        }
         auto it = shard.users.find(k);
-        if (it == shard.users.end() || it->second.sessions.empty()) {
-          job->offline.push_back(user);
+        const bool online = it != shard.users.end() && !it->second.sessions.empty();
+        {
+          std::lock_guard job_lock(job->mu);
+          if (sequenced) {
+            job->positions.push_back({user, "user", m->epoch, m->seq});
+          }
+          if (!online) {
+            job->offline.push_back(user);
+            if (sequenced && settings.offline && settings.limits.max_messages > 0) {
+              job->offline_stored.push_back(user);
+              // The first message of a user never seen online starts the offline backlog.
+              store_->markOffline(streamKey(app, "user", user), m->seq - 1);
+            }
+          } else if (job->wait_ack.count() > 0) {
+            job->awaited.push_back(user);
+          }
+        }
+        if (!online) {
           continue;
         }
+        if (job->wait_ack.count() > 0) {
+          std::lock_guard wl(waiters_mu_);
+          waiters_.emplace(streamKey(app, "user", user), AckWaiter{m->epoch, m->seq, user, job});
+        }
+        std::vector<Batch*> batches(n, nullptr);
         for (const SessionRef& ref : it->second.sessions) {
-          per_worker[workerOf(ref.id) % n].push_back(ref.id);
+          const size_t w = workerOf(ref.id) % n;
+          if (batches[w] == nullptr) {
+            per_worker[w].push_back(Batch{m, {}, {}});
+            batches[w] = &per_worker[w].back();
+          }
+          batches[w]->ids.push_back(ref.id);
         }
       }
       break;
-    case TargetKind::kSession:
+    }
+    case TargetKind::kSession: {
+      // Session-targeted messages belong to no stream.
+      if (sequenced) {
+        Message copy = message;
+        copy.seq = 0;
+        shared = std::make_shared<const Message>(std::move(copy));
+      }
       for (const std::string& id : target.ids) {
         char* end = nullptr;
         const uint64_t sid = std::strtoull(id.c_str(), &end, 10);
@@ -157,20 +308,51 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
           job->offline.push_back(id);
           continue;
         }
-        per_worker[workerOf(sid)].push_back(sid);
+        auto& batches = per_worker[workerOf(sid)];
+        if (batches.empty()) {
+          batches.push_back(Batch{shared, {}, {}});
+        }
+        batches.front().ids.push_back(sid);
       }
       break;
+    }
     case TargetKind::kRoom:
-    case TargetKind::kAll:
+      for (const std::string& room : target.ids) {
+        MessagePtr m = shared;
+        if (sequenced) {
+          m = store_->append(streamKey(app, roomStream(room), ""), roomStream(room), message,
+                             now_ms);
+          std::lock_guard job_lock(job->mu);
+          job->positions.push_back({room, roomStream(room), m->epoch, m->seq});
+        }
+        for (size_t w = 0; w < n; ++w) {
+          per_worker[w].push_back(Batch{m, {}, {key(app, room)}});
+        }
+      }
       break;
+    case TargetKind::kAll: {
+      MessagePtr m = shared;
+      if (sequenced && settings.broadcast_stream) {
+        m = store_->append(streamKey(app, "all", ""), "all", message, now_ms);
+        std::lock_guard job_lock(job->mu);
+        job->positions.push_back({app, "all", m->epoch, m->seq});
+      } else if (sequenced) {
+        Message copy = message;
+        copy.seq = 0;
+        m = std::make_shared<const Message>(std::move(copy));
+      }
+      for (size_t w = 0; w < n; ++w) {
+        per_worker[w].push_back(Batch{m, {}, {}});
+      }
+      break;
+    }
     case TargetKind::kNone:
       break;
   }
 
   std::vector<size_t> involved;
   for (size_t w = 0; w < n; ++w) {
-    if (target.kind == TargetKind::kRoom || target.kind == TargetKind::kAll ||
-        !per_worker[w].empty()) {
+    if (!per_worker[w].empty()) {
       involved.push_back(w);
     }
   }
@@ -180,43 +362,67 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
     return;
   }
   job->remaining = involved.size();
-  auto room_keys = std::make_shared<std::vector<std::string>>();
-  if (target.kind == TargetKind::kRoom) {
-    for (const std::string& room : target.ids) {
-      room_keys->push_back(key(app, room));
-    }
-  }
   for (size_t w : involved) {
     Worker* worker = workers_[w];
-    worker->post([worker, job, shared, start, ids = std::move(per_worker[w]), room_keys,
-                  kind = target.kind, app]() {
-      Delivery delivery;
-      delivery.message = shared;
-      delivery.start_us = start;
+    worker->post([worker, job, start, batches = std::move(per_worker[w]), kind = target.kind,
+                  app]() {
       LocalHub& hub = worker->hub();
-      if (kind == TargetKind::kRoom) {
-        for (const std::string& rk : *room_keys) {
-          hub.deliverToRoom(delivery, rk);
-        }
-      } else if (kind == TargetKind::kAll) {
-        hub.deliverToAll(delivery, app);
-      } else {
-        if (kind == TargetKind::kSession) {
-          std::lock_guard lock(job->mu);
-          for (uint64_t id : ids) {
-            const Connection* c = hub.find(id);
-            if (c == nullptr || c->identity().app != app) {
-              job->offline.push_back(std::to_string(id));
+      for (const Batch& batch : batches) {
+        Delivery delivery;
+        delivery.message = batch.message;
+        delivery.start_us = start;
+        if (kind == TargetKind::kRoom) {
+          for (const std::string& rk : batch.room_keys) {
+            hub.deliverToRoom(delivery, rk);
+          }
+        } else if (kind == TargetKind::kAll) {
+          hub.deliverToAll(delivery, app);
+        } else {
+          if (kind == TargetKind::kSession) {
+            std::lock_guard lock(job->mu);
+            for (uint64_t id : batch.ids) {
+              const Connection* c = hub.find(id);
+              if (c == nullptr || c->identity().app != app) {
+                job->offline.push_back(std::to_string(id));
+              }
             }
           }
+          hub.deliverToSessions(delivery, batch.ids, app);
         }
-        hub.deliverToSessions(delivery, ids, app);
+        job->delivered.fetch_add(delivery.delivered);
+        job->dropped.fetch_add(delivery.dropped);
       }
-      job->delivered.fetch_add(delivery.delivered);
-      job->dropped.fetch_add(delivery.dropped);
       job->finishOne();
     });
   }
+}
+
+void Registry::streamAcked(const std::string& app, const std::string& user, uint64_t epoch,
+                           uint64_t seq) {
+  std::vector<std::pair<std::shared_ptr<PushJob>, std::string>> fired;
+  {
+    std::lock_guard lock(waiters_mu_);
+    if (waiters_.empty()) {
+      return;
+    }
+    auto [b, e] = waiters_.equal_range(streamKey(app, "user", user));
+    for (auto it = b; it != e;) {
+      if (it->second.epoch == epoch && it->second.seq <= seq) {
+        fired.emplace_back(it->second.job, it->second.user);
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& [job, u] : fired) {
+    job->userAcked(u);
+  }
+}
+
+void Registry::forgetWaiter(const PushJob* job) {
+  std::lock_guard lock(waiters_mu_);
+  std::erase_if(waiters_, [job](const auto& kv) { return kv.second.job.get() == job; });
 }
 
 std::vector<SessionInfo> Registry::userSessions(const std::string& app, const std::string& user) {

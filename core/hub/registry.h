@@ -8,18 +8,21 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "hub/stream_store.h"
 #include "imgate/sdk/hub.h"
 #include "imgate/sdk/runtime.h"
 
 namespace imgate::core {
 
 class Worker;
+struct PushJob;
 
 struct SessionRef {
   uint64_t id = 0;
@@ -38,6 +41,7 @@ inline uint32_t workerOf(uint64_t session_id) { return static_cast<uint32_t>(ses
 class Registry final : public Hub {
  public:
   explicit Registry(std::vector<Worker*> workers);
+  ~Registry();
   // Called once, before any worker runs.
   void setWorkers(std::vector<Worker*> workers) { workers_ = std::move(workers); }
 
@@ -47,10 +51,19 @@ class Registry final : public Hub {
   struct AddResult {
     std::vector<std::string> rooms;
     std::vector<uint64_t> evict;
+    bool first = false;  // the user had no other live session
   };
   AddResult add(const std::string& app, const std::string& user, const SessionRef& ref,
                 uint32_t max_per_user);
   void remove(const std::string& app, const std::string& user, uint64_t session_id);
+
+  // Reliable delivery.
+  void configure(const DeliverySettings& settings);
+  DeliverySettings delivery() const;
+  StreamStore& streams() { return *store_; }
+  // A session of `user` acked up to `seq` of its user stream (fires wait_ack pushes).
+  void streamAcked(const std::string& app, const std::string& user, uint64_t epoch, uint64_t seq);
+  void forgetWaiter(const PushJob* job);
 
   // imgate::Hub (thread-safe; completions run on the calling worker).
   void push(const std::string& app, PushTarget target, Message message,
@@ -98,6 +111,17 @@ class Registry final : public Hub {
   RoomShard& roomShard(const std::string& k) { return rooms_[std::hash<std::string>{}(k) % kShards]; }
 
   std::vector<Worker*> workers_;
+  mutable std::mutex delivery_mu_;
+  DeliverySettings delivery_;
+  std::unique_ptr<StreamStore> store_;
+  struct AckWaiter {
+    uint64_t epoch = 0;
+    uint64_t seq = 0;
+    std::string user;
+    std::shared_ptr<PushJob> job;
+  };
+  std::mutex waiters_mu_;
+  std::unordered_multimap<std::string, AckWaiter> waiters_;  // by user stream key
   std::array<UserShard, kShards> users_;
   std::array<RoomShard, kShards> rooms_;
 };

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <rapidjson/document.h>
+
 #include "common/log.h"
 #include "common/stats.h"
 #include "event/worker.h"
@@ -623,6 +625,7 @@ void Connection::acceptSession() {
   if (accept_ && accept_->status != 0) {
     writeResponse(*accept_, true, false);
   }
+  const std::vector<ResumePoint> resume = resumeRequest();  // before the handshake is dropped
   accept_.reset();
   handshake_.reset();
   parser_.reset();
@@ -637,10 +640,12 @@ void Connection::acceptSession() {
   counters().sessions_opened.fetch_add(1, std::memory_order_relaxed);
   worker_.hub().add(*this);
   registered_ = true;
+  bool first_of_user = false;
   if (!identity_.user.empty()) {
     SessionRef ref{id_, identity_.device, protocol_, listener_name_, peer_, opened_at_ms_};
     auto added = worker_.registry().add(identity_.app, identity_.user, ref,
                                         settings().max_conns_per_user);
+    first_of_user = added.first;
     for (const std::string& room : added.rooms) {
       std::string rk = identity_.app;
       rk.push_back('\0');
@@ -670,7 +675,12 @@ void Connection::acceptSession() {
   opened.idle_timeout = settings().idle_timeout;
   opened.ping_interval = pingInterval();
   opened.identity = identity_;
+  std::vector<MessagePtr> replay;
+  openStreams(resume, first_of_user, opened, replay);
   codec_->onOpened(opened, *this);
+  for (const MessagePtr& m : replay) {
+    sendSequenced(m);
+  }
   if (Log::instance().accessLog()) {
     LOG_INFO("session ", id_, " open ", protocol_, " ", listener_name_, " peer ", peer_, " app ",
              quote(identity_.app), " user ", quote(identity_.user));
@@ -697,6 +707,14 @@ void Connection::onMessage(Message&& message) {
     return;
   }
   counters().messages_in.fetch_add(1, std::memory_order_relaxed);
+  if (message.kind == MessageKind::kAck && message.seq != 0) {
+    onStreamAck(message);  // the core's business: stages never see downlink acks
+    return;
+  }
+  if (message.kind == MessageKind::kControl && message.event == "read") {
+    onReadMark(message);
+    return;
+  }
   message.app = identity_.app;
   message.from = identity_.user;
   message.ts_ms = worker_.wallMs();
@@ -762,7 +780,37 @@ void Connection::deliver(Delivery& delivery) {
     ++delivery.dropped;
     return;
   }
+  // Control notices (read marks) may carry a seq too: they are about a stream, not in it.
+  const bool sequenced = message.seq != 0 && message.kind == MessageKind::kData;
+  if (message.kind == MessageKind::kControl && message.event == "read" &&
+      !codec_->acksDownlink()) {
+    return;  // read sync is for clients that speak seqs; a plain client would see noise
+  }
+  if (sequenced) {
+    if (!streams_) {
+      streams_ = std::make_unique<SessionStreams>();
+    }
+    switch (streams_->check(message)) {
+      case SessionStreams::Check::kDuplicate:
+        // A replay from history already carried it (resume, gap fill): the live copy is late.
+        StatsRegistry::instance().delivery().duplicates.fetch_add(1, std::memory_order_relaxed);
+        ++delivery.delivered;
+        return;
+      case SessionStreams::Check::kGap:
+        fillGap(message);
+        if (closing_) {
+          ++delivery.dropped;
+          return;
+        }
+        break;
+      case SessionStreams::Check::kSend:
+        break;
+    }
+  }
   if (!runner_.outboundAllowed(message)) {
+    if (sequenced) {
+      streams_->sent(delivery.message, false, 0, {});  // filtered for this session: never sent
+    }
     ++delivery.dropped;
     return;
   }
@@ -800,6 +848,9 @@ void Connection::deliver(Delivery& delivery) {
       }
       counters().messages_out.fetch_add(1, std::memory_order_relaxed);
       ++delivery.delivered;
+      if (sequenced) {
+        markSent(delivery.message);
+      }
       flush();
       return;
     }
@@ -812,6 +863,12 @@ void Connection::deliver(Delivery& delivery) {
   }
   counters().messages_out.fetch_add(1, std::memory_order_relaxed);
   ++delivery.delivered;
+  if (sequenced) {
+    markSent(delivery.message);
+    if (closing_) {
+      return;
+    }
+  }
   if (pending() > settings().max_outbound) {
     counters().outbound_overflows.fetch_add(1, std::memory_order_relaxed);
     LOG_INFO("session ", id_, ": outbound buffer over ", settings().max_outbound,
@@ -1165,6 +1222,352 @@ void Connection::finalClose(std::string_view why) {
     event_del(write_ev_);
   }
   worker_.retire(this);
+}
+
+// ---- Reliable delivery --------------------------------------------------------------------
+
+namespace {
+
+std::optional<uint64_t> parseHex(std::string_view s) {
+  if (s.empty() || s.size() > 16) {
+    return std::nullopt;
+  }
+  uint64_t v = 0;
+  for (char c : s) {
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (d < 0) {
+      return std::nullopt;
+    }
+    v = (v << 4) | static_cast<uint64_t>(d);
+  }
+  return v;
+}
+
+std::optional<uint64_t> parseDecimal(std::string_view s) {
+  if (s.empty() || s.size() > 19) {
+    return std::nullopt;
+  }
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
+DeliveryCounters& deliveryCounters() { return StatsRegistry::instance().delivery(); }
+
+}  // namespace
+
+std::vector<Connection::ResumePoint> Connection::resumeRequest() const {
+  std::vector<ResumePoint> out;
+  std::optional<std::string> json;
+  if (auto h = handshakeHeader("x-imgate-resume")) {
+    json = std::string(*h);
+  } else if (auto q = handshakeQuery("resume")) {
+    json = std::move(*q);
+  }
+  if (json && !json->empty()) {
+    rapidjson::Document doc;
+    doc.Parse(json->data(), json->size());
+    if (doc.HasParseError() || !doc.IsObject()) {
+      LOG_DEBUG("session ", id_, ": resume is not a JSON object: ignored");
+    } else {
+      for (const auto& m : doc.GetObject()) {
+        if (!m.value.IsObject() || out.size() >= 64) {
+          continue;
+        }
+        const auto epoch = m.value.FindMember("epoch");
+        const auto seq = m.value.FindMember("seq");
+        if (epoch == m.value.MemberEnd() || seq == m.value.MemberEnd() ||
+            !epoch->value.IsString() || !seq->value.IsUint64()) {
+          continue;
+        }
+        auto e = parseHex(std::string_view(epoch->value.GetString(),
+                                           epoch->value.GetStringLength()));
+        if (!e) {
+          continue;
+        }
+        out.push_back(ResumePoint{std::string(m.name.GetString(), m.name.GetStringLength()), *e,
+                                  seq->value.GetUint64()});
+      }
+    }
+  }
+  std::optional<std::string> epoch;
+  std::optional<std::string> last;
+  if (auto h = handshakeHeader("x-epoch")) {
+    epoch = std::string(*h);
+  } else {
+    epoch = handshakeQuery("epoch");
+  }
+  if (auto h = handshakeHeader("x-last-seq")) {
+    last = std::string(*h);
+  } else {
+    last = handshakeQuery("last_seq");
+  }
+  if (epoch && last) {
+    auto e = parseHex(*epoch);
+    auto q = parseDecimal(*last);
+    const bool listed = std::any_of(out.begin(), out.end(),
+                                    [](const ResumePoint& p) { return p.stream == "user"; });
+    if (e && q && !listed) {
+      out.push_back(ResumePoint{"user", *e, *q});
+    }
+  }
+  return out;
+}
+
+std::string Connection::streamStoreKey(std::string_view stream) const {
+  return streamKey(identity_.app, stream, identity_.user);
+}
+
+void Connection::openStreams(const std::vector<ResumePoint>& resume, bool first_of_user,
+                             SessionOpened& opened, std::vector<MessagePtr>& replay) {
+  const DeliverySettings& d = generation_->delivery;
+  if (!d.enabled) {
+    return;
+  }
+  std::vector<std::string> names;
+  if (!identity_.user.empty()) {
+    names.push_back("user");
+  }
+  for (const std::string& rk : room_keys_) {
+    names.push_back(roomStream(std::string_view(rk).substr(identity_.app.size() + 1)));
+  }
+  if (d.broadcast_stream) {
+    names.push_back("all");
+  }
+  if (names.empty()) {
+    return;
+  }
+  if (!streams_) {
+    streams_ = std::make_unique<SessionStreams>();
+  }
+  StreamStore& store = worker_.registry().streams();
+  const int64_t now = worker_.wallMs();
+  for (const std::string& name : names) {
+    const std::string key = streamStoreKey(name);
+    const StreamHead head = store.head(key);
+    StreamStart start;
+    start.stream = name;
+    start.epoch = head.epoch;
+    start.seq = head.seq;
+    auto asked = std::find_if(resume.begin(), resume.end(),
+                              [&](const ResumePoint& p) { return p.stream == name; });
+    if (asked != resume.end()) {
+      HistoryRead r = store.read(key, asked->epoch, asked->seq, size_t{d.max_replay} + 1, now);
+      if (r.status == HistoryRead::Status::kOk && r.messages.size() <= d.max_replay) {
+        start.outcome = StreamStart::Outcome::kRecovered;
+        start.seq = asked->seq;
+        if (r.head.epoch != 0) {
+          start.epoch = r.head.epoch;
+        }
+        start.replayed = r.messages.size();
+        replay.insert(replay.end(), r.messages.begin(), r.messages.end());
+        deliveryCounters().resumes_recovered.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        start.outcome = StreamStart::Outcome::kImpossible;
+        deliveryCounters().resumes_impossible.fetch_add(1, std::memory_order_relaxed);
+      }
+    } else if (name == "user" && d.offline && head.epoch != 0) {
+      // No position from the client: the device's last ack, else (for the user's first live
+      // session) what was pushed while the user was offline.
+      std::optional<uint64_t> from = store.devicePosition(key, identity_.device, head.epoch);
+      if (!from && first_of_user) {
+        from = store.offlineSince(key, head.epoch);
+      }
+      if (from && *from < head.seq) {
+        HistoryRead r = store.read(key, head.epoch, *from, size_t{d.max_replay} + 1, now);
+        if (r.status == HistoryRead::Status::kOk && r.messages.size() <= d.max_replay) {
+          start.seq = *from;
+          start.replayed = r.messages.size();
+          replay.insert(replay.end(), r.messages.begin(), r.messages.end());
+          deliveryCounters().offline_delivered.fetch_add(r.messages.size(),
+                                                         std::memory_order_relaxed);
+        }
+      }
+    }
+    streams_->setPosition(name, start.epoch, start.seq);
+    opened.streams.push_back(std::move(start));
+  }
+  deliveryCounters().replayed.fetch_add(replay.size(), std::memory_order_relaxed);
+}
+
+bool Connection::tracks(const Message& message) const {
+  return (message.reliable || generation_->delivery.reliable) && codec_->acksDownlink();
+}
+
+void Connection::markSent(const MessagePtr& message) {
+  const bool track = tracks(*message);
+  streams_->sent(message, track, worker_.wallMs(), generation_->delivery.ack_timeout);
+  if (!track) {
+    return;
+  }
+  if (streams_->unacked() > generation_->delivery.max_unacked) {
+    LOG_INFO("session ", id_, ": more than ", generation_->delivery.max_unacked,
+             " reliable messages unacked, closing");
+    closeWith(Errc::kSlowConsumer, "too many unacked messages");
+    return;
+  }
+  armRetransmit();
+}
+
+void Connection::sendSequenced(const MessagePtr& message) {
+  if (state_ != State::kSession || closing_) {
+    return;
+  }
+  if (!streams_) {
+    streams_ = std::make_unique<SessionStreams>();
+  }
+  if (!runner_.outboundAllowed(*message)) {
+    streams_->sent(message, false, 0, {});
+    return;
+  }
+  if (!codec_->encode(*message, *this)) {
+    return;
+  }
+  counters().messages_out.fetch_add(1, std::memory_order_relaxed);
+  markSent(message);
+}
+
+void Connection::fillGap(const Message& message) {
+  const SessionStreams::Position* p = streams_->position(message.stream);
+  if (p == nullptr) {
+    return;
+  }
+  const uint64_t from = p->seq;
+  HistoryRead r = worker_.registry().streams().read(
+      streamKey(message.app, message.stream, identity_.user), message.epoch, from,
+      static_cast<size_t>(message.seq - from - 1), worker_.wallMs());
+  if (r.status != HistoryRead::Status::kOk) {
+    // Gone from history: the client sees the jump in seq and resyncs (docs/reliability.md).
+    deliveryCounters().gaps_lost.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  deliveryCounters().gaps_filled.fetch_add(1, std::memory_order_relaxed);
+  for (const MessagePtr& m : r.messages) {
+    if (m->seq >= message.seq) {
+      break;
+    }
+    sendSequenced(m);
+  }
+}
+
+void Connection::onStreamAck(const Message& ack) {
+  deliveryCounters().acks.fetch_add(1, std::memory_order_relaxed);
+  if (!streams_) {
+    return;
+  }
+  const std::string_view stream = ack.stream.empty() ? std::string_view("user") : ack.stream;
+  const SessionStreams::Position* p = streams_->position(stream);
+  if (p == nullptr || ack.seq > p->seq) {
+    LOG_DEBUG("session ", id_, ": ack of ", stream, " seq ", ack.seq, " never sent: ignored");
+    return;
+  }
+  const uint64_t epoch = p->epoch;
+  streams_->ack(stream, ack.seq);
+  if (stream == "user" && !identity_.user.empty()) {
+    worker_.registry().streams().setDevicePosition(streamStoreKey("user"), identity_.device,
+                                                    epoch, ack.seq);
+    worker_.registry().streamAcked(identity_.app, identity_.user, epoch, ack.seq);
+  }
+  if (streams_->unacked() == 0) {
+    retransmit_timer_.reset();
+    retransmit_at_ms_ = 0;
+  }
+}
+
+// A device read up to a seq: the user's other sessions are told (multi-device read sync), and
+// for the user stream it counts as an ack.
+void Connection::onReadMark(const Message& mark) {
+  if (identity_.user.empty() || mark.seq == 0) {
+    return;
+  }
+  Message ack = mark;
+  ack.kind = MessageKind::kAck;
+  onStreamAck(ack);
+  Message notice;
+  notice.kind = MessageKind::kControl;
+  notice.event = "read";
+  notice.stream = mark.stream.empty() ? "user" : mark.stream;
+  notice.seq = mark.seq;  // the read position (a notice about the stream, not in it)
+  notice.meta.emplace_back("device", identity_.device);
+  notice.payload = makeBytes(std::string());
+  PushTarget target;
+  target.kind = TargetKind::kSession;
+  for (const SessionInfo& s : worker_.registry().userSessions(identity_.app, identity_.user)) {
+    if (s.id != id_) {
+      target.ids.push_back(std::to_string(s.id));
+    }
+  }
+  if (target.ids.empty()) {
+    return;
+  }
+  deliveryCounters().read_marks.fetch_add(1, std::memory_order_relaxed);
+  worker_.registry().push(identity_.app, std::move(target), std::move(notice), nullptr);
+}
+
+void Connection::armRetransmit() {
+  const std::optional<int64_t> next = streams_ ? streams_->nextDeadline() : std::nullopt;
+  if (!next) {
+    retransmit_timer_.reset();
+    retransmit_at_ms_ = 0;
+    return;
+  }
+  if (retransmit_at_ms_ != 0 && retransmit_at_ms_ <= *next) {
+    return;  // already due earlier
+  }
+  retransmit_at_ms_ = *next;
+  const int64_t delay = std::max<int64_t>(*next - worker_.wallMs(), 1);
+  retransmit_timer_ =
+      worker_.schedule(std::chrono::milliseconds(delay), [this] { onRetransmitTimer(); });
+}
+
+void Connection::onRetransmitTimer() {
+  retransmit_at_ms_ = 0;
+  if (state_ != State::kSession || closing_ || !streams_) {
+    return;
+  }
+  const DeliverySettings& d = generation_->delivery;
+  bool exhausted = false;
+  const std::vector<MessagePtr> again =
+      streams_->due(worker_.wallMs(), d.ack_timeout, d.ack_backoff, d.max_retransmits, exhausted);
+  if (exhausted) {
+    deliveryCounters().ack_timeouts.fetch_add(1, std::memory_order_relaxed);
+    LOG_INFO("session ", id_, ": reliable message not acked after ", d.max_retransmits,
+             " retransmissions, closing");
+    closeWith(Errc::kTimeout, "ack timeout");
+    return;
+  }
+  for (const MessagePtr& m : again) {
+    if (codec_->encode(*m, *this)) {
+      deliveryCounters().retransmits.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  flush();
+  armRetransmit();
+}
+
+void Connection::roomJoined(const std::string& room_key) {
+  if (state_ != State::kSession || !generation_->delivery.enabled) {
+    return;
+  }
+  if (!streams_) {
+    streams_ = std::make_unique<SessionStreams>();
+  }
+  const std::string stream =
+      roomStream(std::string_view(room_key).substr(identity_.app.size() + 1));
+  const StreamHead head = worker_.registry().streams().head(streamStoreKey(stream));
+  streams_->setPosition(stream, head.epoch, head.seq);
+}
+
+void Connection::roomLeft(const std::string& room_key) {
+  if (streams_) {
+    streams_->erase(roomStream(std::string_view(room_key).substr(identity_.app.size() + 1)));
+  }
 }
 
 }  // namespace imgate::core

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "imgate/sdk/codec.h"
+#include "net/session_streams.h"
 #include "imgate/sdk/stage.h"
 #include "net/http_parser.h"
 #include "pipeline/stage_runner.h"
@@ -109,6 +110,9 @@ class Connection final : public Session,
   // Closes the session cleanly: the codec's close frame, then a lingering TCP close.
   void closeWith(Errc code, std::string reason);
   std::vector<std::string>& roomKeys() { return room_keys_; }
+  // The session joined / left a room (LocalHub): its position in the room's stream.
+  void roomJoined(const std::string& room_key);
+  void roomLeft(const std::string& room_key);
   bool isSession() const { return state_ == State::kSession; }
 
   // ---- HTTP exchanges (called through HttpExchangeImpl) ----
@@ -234,6 +238,32 @@ class Connection final : public Session,
   std::chrono::steady_clock::time_point request_start_;
   int64_t opened_at_ms_ = 0;
 
+  // ---- Reliable delivery (docs/reliability.md) ----
+  struct ResumePoint {
+    std::string stream;
+    uint64_t epoch = 0;
+    uint64_t seq = 0;
+  };
+  // The client's resume request from the handshake (x-imgate-resume / resume, epoch+last_seq).
+  std::vector<ResumePoint> resumeRequest() const;
+  // At open: the session's start in each of its streams; fills opened.streams and the history
+  // to send right after the codec's hello answer.
+  void openStreams(const std::vector<ResumePoint>& resume, bool first_of_user,
+                   SessionOpened& opened, std::vector<MessagePtr>& replay);
+  // Writes one sequenced message for this session alone (replay, gap fill).
+  void sendSequenced(const MessagePtr& message);
+  // Reads and writes the messages between the session's position and `message`.
+  void fillGap(const Message& message);
+  bool tracks(const Message& message) const;
+  void markSent(const MessagePtr& message);
+  void onStreamAck(const Message& ack);
+  void onReadMark(const Message& mark);
+  void armRetransmit();
+  void onRetransmitTimer();
+  std::string streamStoreKey(std::string_view stream) const;
+  std::unique_ptr<SessionStreams> streams_;  // null until the session has a stream
+  TimerPtr retransmit_timer_;
+  int64_t retransmit_at_ms_ = 0;  // when retransmit_timer_ fires (0: not armed)
 };
 
 }  // namespace imgate::core

@@ -183,7 +183,60 @@ constexpr std::array<ParamSpec, 5> kLimitsSchema = {{
              "and auth, in-band hello) at once (0: no limit)"},
 }};
 
-constexpr std::array<ParamSpec, 12> kRootSchema = {{
+constexpr std::array<ParamSpec, 6> kHistorySchema = {{
+    {.key = "max_messages", .type = ParamType::kInt, .default_value = "1000", .min = 0,
+     .max = 10'000'000,
+     .help = "messages kept per stream (0: no history; seqs are still given, nothing can be "
+             "recovered)"},
+    {.key = "max_bytes", .type = ParamType::kSize, .default_value = "1MiB", .min = 0,
+     .max = int64_t{1} << 40, .help = "bytes kept per stream (payload, event, id, ~96 bytes "
+                                      "of overhead per message)"},
+    {.key = "ttl", .type = ParamType::kDuration, .default_value = "24h", .min = 1000,
+     .max = int64_t{365} * 24 * 3600 * 1000, .help = "how long a message stays recoverable"},
+    {.key = "idle_ttl", .type = ParamType::kDuration, .default_value = "7d", .min = 1000,
+     .max = int64_t{365} * 24 * 3600 * 1000,
+     .help = "a stream with no new message for this long is forgotten with its epoch (a client "
+             "resuming it later is told recovery is impossible)"},
+    {.key = "max_total_bytes", .type = ParamType::kSize, .default_value = "256MiB", .min = 0,
+     .max = int64_t{1} << 44,
+     .help = "history of all streams together; over it, the least recently used streams lose "
+             "their oldest messages first (enforced per 1/64 shard, so approximate)"},
+    {.key = "max_streams", .type = ParamType::kInt, .default_value = "10000000", .min = 1,
+     .max = 1'000'000'000,
+     .help = "streams remembered; over it, the least recently used are forgotten"},
+}};
+
+constexpr std::array<ParamSpec, 10> kDeliverySchema = {{
+    {.key = "enabled", .type = ParamType::kBool, .default_value = "true",
+     .help = "give pushes to users, rooms and everyone a per-stream seq and keep them in "
+             "history (acks, retransmission, resume, offline storage); false: fire and forget"},
+    {.key = "broadcast_stream", .type = ParamType::kBool, .default_value = "true",
+     .help = "pushes to everyone (target all) form the app's \"all\" stream"},
+    {.key = "offline", .type = ParamType::kBool, .default_value = "true",
+     .help = "pushes to a user with no live session are delivered at their next connect (to "
+             "sessions without a resume position of their own)"},
+    {.key = "reliable", .type = ParamType::kBool, .default_value = "false",
+     .help = "every sequenced push is reliable (retransmitted until acked on protocols with "
+             "acks); false: only pushes that ask for it"},
+    {.key = "ack_timeout", .type = ParamType::kDuration, .default_value = "5s", .min = 10,
+     .max = 3'600'000, .help = "a reliable message not acked this long after it was sent is "
+                               "sent again"},
+    {.key = "ack_backoff", .type = ParamType::kInt, .default_value = "2", .min = 1, .max = 10,
+     .help = "each retransmission waits this many times longer than the previous wait"},
+    {.key = "max_retransmits", .type = ParamType::kInt, .default_value = "5", .min = 0,
+     .max = 100, .help = "retransmissions of one message; then the session is closed (4000, "
+                         "ack timeout) and the client resumes"},
+    {.key = "max_unacked", .type = ParamType::kInt, .default_value = "1024", .min = 1,
+     .max = 1'000'000, .help = "reliable messages awaiting an ack per session; more closes the "
+                               "session as a slow consumer (4008)"},
+    {.key = "max_replay", .type = ParamType::kInt, .default_value = "1000", .min = 0,
+     .max = 10'000'000, .help = "messages replayed per stream at resume; a client further "
+                                "behind is told recovery is impossible"},
+    {.key = "history", .type = ParamType::kMap, .help = "per-stream history limits",
+     .fields = kHistorySchema},
+}};
+
+constexpr std::array<ParamSpec, 13> kRootSchema = {{
     {.key = "version", .type = ParamType::kInt, .default_value = "1", .min = 1, .max = 1,
      .help = "config format version"},
     {.key = "workers", .type = ParamType::kString, .default_value = "auto", .reloadable = false,
@@ -200,6 +253,9 @@ constexpr std::array<ParamSpec, 12> kRootSchema = {{
      .help = "admission control, checked for every new connection before any TLS or HTTP work "
              "(reloadable; connections already open are kept)",
      .fields = kLimitsSchema},
+    {.key = "delivery", .type = ParamType::kMap,
+     .help = "reliable delivery: streams, history, acks and resume (docs/reliability.md)",
+     .fields = kDeliverySchema},
     {.key = "listeners", .type = ParamType::kMapList, .required = true, .min = 1,
      .help = "where clients and backends connect", .fields = kListenerSchema},
     {.key = "modules", .type = ParamType::kMap, .help = "third-party modules",
@@ -718,6 +774,23 @@ tl::expected<std::shared_ptr<Generation>, std::vector<std::string>> buildGenerat
   gen->admission.connect_rate = static_cast<uint32_t>(lim.getInt("connect_rate"));
   gen->admission.connect_burst = static_cast<uint32_t>(lim.getInt("connect_burst"));
   gen->admission.max_handshakes = static_cast<uint32_t>(lim.getInt("max_handshakes"));
+  const auto& del = static_cast<const ValidatedSection&>(r.child("delivery"));
+  gen->delivery.enabled = del.getBool("enabled");
+  gen->delivery.broadcast_stream = del.getBool("broadcast_stream");
+  gen->delivery.offline = del.getBool("offline");
+  gen->delivery.reliable = del.getBool("reliable");
+  gen->delivery.ack_timeout = del.getDuration("ack_timeout");
+  gen->delivery.ack_backoff = static_cast<double>(del.getInt("ack_backoff"));
+  gen->delivery.max_retransmits = static_cast<uint32_t>(del.getInt("max_retransmits"));
+  gen->delivery.max_unacked = static_cast<uint32_t>(del.getInt("max_unacked"));
+  gen->delivery.max_replay = static_cast<uint32_t>(del.getInt("max_replay"));
+  const auto& hist = static_cast<const ValidatedSection&>(del.child("history"));
+  gen->delivery.limits.max_messages = static_cast<size_t>(hist.getInt("max_messages"));
+  gen->delivery.limits.max_bytes = static_cast<size_t>(hist.getSize("max_bytes"));
+  gen->delivery.limits.ttl = hist.getDuration("ttl");
+  gen->delivery.limits.idle_ttl = hist.getDuration("idle_ttl");
+  gen->delivery.limits.max_total_bytes = static_cast<size_t>(hist.getSize("max_total_bytes"));
+  gen->delivery.limits.max_streams = static_cast<size_t>(hist.getInt("max_streams"));
 
   // Upstreams first: stages check the group names they use (LoadContext::hasUpstream).
   auto upstreams = upstream::compileUpstreams(r.raw("upstreams"), path);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "hub/stream_store.h"
 #include "imgate/sdk/codec.h"
 #include "imgate/sdk/module.h"
 #include "net/admission.h"
@@ -125,6 +126,7 @@ struct Generation {
   std::string pid_file;
   SessionSettings sessions;
   AdmissionLimits admission;
+  DeliverySettings delivery;
   std::vector<ListenerSpec> listeners;
   std::unique_ptr<config::ValidatedSection> root;  // for the non-reloadable key check
   std::shared_ptr<const upstream::UpstreamSet> upstreams;  // may be null: no groups

@@ -4,7 +4,9 @@
 //            hello with a token, a hello on /chat, an unknown namespace then a hello); bit 3
 //            refuse the hello (encodeClose before open) instead of opening; bits 4-7 the Errc
 //            of the final encodeClose;
-//   byte 1   seeds the split pattern (0: whole input at once);
+//   byte 1   bits 0-6 seed the split pattern (0: whole input at once); bit 7 turns on
+//            connection state recovery and pushes reliable sequenced messages right after the
+//            open, so the client bytes' ACKs can match their ack ids;
 //   rest     client bytes, or records [head][length][payload] each turned into one masked
 //            frame (head bits 0-2 pick text, binary, fragment, continuation, ping or close;
 //            bit 3 puts "4" in front of the payload, making it an Engine.IO message).
@@ -12,7 +14,10 @@
 // appended, onOpened after the hello and the kept bytes decoded at once). Then the decoded
 // messages are answered (acks), a few messages encoded, and the session closed.
 // Invariants: decode never claims more than it got; at most one hello, no message before the
-// session opened, every message has a payload, ids are decimal; every byte the server writes
+// session opened, every message has a payload, ids are decimal, acks name a stream and seq we
+// pushed reliably; with recovery, the hello's auth has no pid/offset and its resume header is
+// a JSON object, and every server EVENT without an ack id ends with an offset that decodes
+// (or the unrecoverable marker); every byte the server writes
 // parses as whole unmasked frames, text frames are UTF-8 Engine.IO packets, Socket.IO packets
 // in them parse back, binary packets are followed by exactly their attachments, nothing follows
 // the close frame and a second encodeClose writes nothing; encodeShared() equals encode()
@@ -29,6 +34,7 @@
 #include "modules/proto/socketio/json_string.h"
 #include "modules/proto/socketio/sio_codec.h"
 #include "modules/proto/socketio/sio_packet.h"
+#include "modules/proto/socketio/sio_recovery.h"
 #include "test/fuzz/fuzz_codec_support.h"
 
 namespace {
@@ -102,11 +108,50 @@ std::string framesFromRecords(std::string_view body) {
   return bytes;
 }
 
+// The member names of a valid JSON object (strings at depth 1 followed by ':').
+std::vector<std::string> topLevelKeys(std::string_view json) {
+  std::vector<std::string> keys;
+  int depth = 0;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (c == '"') {
+      size_t j = i + 1;
+      while (j < json.size() && json[j] != '"') {
+        j += json[j] == '\\' ? 2 : 1;
+      }
+      size_t k = j + 1;
+      while (k < json.size() && (json[k] == ' ' || json[k] == '\t' || json[k] == '\n' ||
+                                 json[k] == '\r')) {
+        ++k;
+      }
+      if (depth == 1 && k < json.size() && json[k] == ':') {
+        auto key = parseJsonString(json.substr(i, j + 1 - i));
+        check(key.has_value());
+        keys.push_back(std::move(*key));
+      }
+      i = j;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return keys;
+}
+
 class Sink final : public imgate::CodecSink {
  public:
   void onMessage(Message&& message) override {
     check(opened);
     check(message.payload != nullptr);
+    if (message.kind == MessageKind::kAck) {
+      // Only for what was pushed reliably: the "user" stream, seqs 1-3, or "room:r" seq 1.
+      check(message.data().empty() && message.id.empty());
+      check((message.stream == "user" && message.seq >= 1 && message.seq <= 3) ||
+            (message.stream == "room:r" && message.seq == 1));
+      ++acks;
+      return;
+    }
     check(message.kind == MessageKind::kData);
     // Ack ids: "<digits>" on "/", "<digits>@<namespace>" elsewhere (the meta's namespace).
     const std::string_view id = message.id;
@@ -136,18 +181,42 @@ class Sink final : public imgate::CodecSink {
     ++hellos;
     if (auto auth = hello.header("x-socketio-auth")) {
       check(scanJson(*auth).has_value());
+      if (recovery) {
+        for (const std::string& key : topLevelKeys(*auth)) {
+          check(key != "pid" && key != "offset");
+        }
+      }
     } else {
       check(!hello.header("authorization"));
     }
+    if (auto resume = hello.header("x-imgate-resume")) {
+      check(recovery);
+      auto shape = scanJson(*resume);
+      check(shape.has_value() && shape->root == imgate::mod::socketio::JsonKind::kObject);
+    }
   }
   std::vector<Message> messages;
+  bool recovery = false;
+  int acks = 0;
   int hellos = 0;
   bool opened = false;
   bool peer_closed = false;
 };
 
+// With recovery on, an EVENT without an ack id ends with the session's offset.
+// An offset holds no quote or backslash: the last argument is the text between the last two
+// quotes.
+void checkOffset(const SioPacket& packet) {
+  const std::string_view data = packet.data;
+  check(data.size() >= 4 && data.substr(data.size() - 2) == "\"]");
+  const size_t open = data.rfind('"', data.size() - 3);
+  check(open != std::string_view::npos && open > 0 && data[open - 1] == ',');
+  const std::string_view offset = data.substr(open + 1, data.size() - 2 - (open + 1));
+  check(offset == kUnrecoverableOffset || decodeRecoveryOffset(offset, 1000).has_value());
+}
+
 // Everything the server wrote, checked as a socket.io client would read it.
-void checkServerOutput(std::string_view b) {
+void checkServerOutput(std::string_view b, bool recovery) {
   SioLimits lenient;
   lenient.max_packet_bytes = size_t{1} << 30;
   lenient.max_depth = 1024;  // the codec wraps payloads, which may already be at the limit
@@ -201,6 +270,10 @@ void checkServerOutput(std::string_view b) {
     auto sio = parseSioPacket(eio->data, lenient);
     check(sio.has_value());
     check(encodeSioPacket(*sio) == eio->data);
+    if (recovery && !sio->id &&
+        (sio->type == SioType::kEvent || sio->type == SioType::kBinaryEvent)) {
+      checkOffset(*sio);
+    }
     if (isBinaryType(sio->type)) {
       attachments_due = sio->attachments;
     }
@@ -257,7 +330,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const uint8_t flags = data[0];
   uint32_t rng = 0x9E3779B9u ^ (uint32_t{data[1]} * 0x01000193u);
-  const bool whole = data[1] == 0;
+  const bool whole = (data[1] & 0x7F) == 0;
+  const bool recovery = (data[1] & 0x80) != 0;
   const std::string_view body(reinterpret_cast<const char*>(data + 2), size - 2);
 
   auto settings = std::make_shared<SocketIoSettings>();
@@ -265,10 +339,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   settings->max_payload = 4096;
   settings->limits.max_packet_bytes = 4096;
   settings->limits.max_binary_bytes = 8192;
+  settings->recovery = recovery;
+  settings->recovery_max_streams = 3;  // small, so the unrecoverable offset shows up
   imgate::mod::websocket::WsCodecOptions ws;
   ws.max_message = 4096;
   SioWsCodec codec(settings, upgradeRequest(), ws);
   Sink sink;
+  sink.recovery = recovery;
   Out out;
 
   std::string input;
@@ -308,7 +385,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         sink.opened = true;
         imgate::SessionOpened opened;
         opened.session_id = 7;
+        if (recovery) {
+          using Outcome = imgate::StreamStart::Outcome;
+          const auto outcome = static_cast<Outcome>(rng % 3);
+          opened.streams = {{"user", 0xab, 0, outcome, 0},
+                            {"room:r|x", 1, 5, Outcome::kRecovered, 0}};
+        }
         codec.onOpened(opened, out);
+        if (recovery) {
+          for (uint64_t seq = 1; seq <= 3; ++seq) {
+            Message push = dataMessage("r", std::to_string(seq), PayloadType::kText);
+            push.stream = "user";
+            push.epoch = 0xab;
+            push.seq = seq;
+            push.reliable = true;
+            encodeChecked(codec, push, out);
+          }
+          Message room = dataMessage("r", "{}", PayloadType::kText, "/chat");
+          room.stream = "room:r";
+          room.epoch = 2;
+          room.seq = 1;
+          room.reliable = true;
+          encodeChecked(codec, room, out);
+        }
         continue;  // the core decodes the kept bytes at once
       }
       break;
@@ -338,6 +437,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     encodeChecked(codec, dataMessage("", std::string(body.substr(0, 16)),
                                      PayloadType::kBinary), out);
     encodeChecked(codec, dataMessage("room", "{\"a\":[1]}", PayloadType::kText, "/chat"), out);
+    for (uint64_t i = 0; i < 3; ++i) {  // streams beyond recovery_max_streams
+      Message m = dataMessage("s", "1", PayloadType::kText);
+      m.stream = "room:" + std::string(body.substr(0, i * 4));
+      m.epoch = i;
+      m.seq = i + 1;
+      encodeChecked(codec, m, out);
+    }
     codec.encodePing(out);
     codec.encodeClose(kCloseCodes[flags >> 4], "bye", out);
   }
@@ -345,6 +451,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   codec.encodeClose(Errc::kNone, "again", out);
   codec.encodePing(out);
   check(out.data.size() == after_close);
-  checkServerOutput(out.data);
+  checkServerOutput(out.data, recovery);
   return 0;
 }

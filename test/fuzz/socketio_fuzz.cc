@@ -9,7 +9,9 @@
 //  - the JSON string functions: stringify output is always valid UTF-8 and valid JSON, and
 //    parse∘stringify is the identity on valid UTF-8;
 //  - scanJson against rapidjson: they must agree except where rapidjson knowingly departs
-//    from JSON.parse (numbers beyond double range, lone high surrogate escapes).
+//    from JSON.parse (numbers beyond double range, lone high surrogate escapes);
+//  - recovery offsets: what decodes re-encodes to the same text and gives valid resume JSON;
+//    any bytes as a stream name survive encode then decode.
 #include <rapidjson/error/error.h>
 #include <rapidjson/reader.h>
 
@@ -18,10 +20,12 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "modules/proto/socketio/eio_packet.h"
 #include "modules/proto/socketio/json_string.h"
 #include "modules/proto/socketio/sio_packet.h"
+#include "modules/proto/socketio/sio_recovery.h"
 
 namespace {
 
@@ -178,11 +182,30 @@ void fuzzJson(std::string_view in) {
 
 }  // namespace
 
+void fuzzOffset(std::string_view in) {
+  auto positions = decodeRecoveryOffset(in, 64);
+  if (positions) {
+    check(encodeRecoveryOffset(*positions) == in);
+    auto shape = scanJson(resumeJson(*positions));
+    check(shape.has_value() && shape->root == JsonKind::kObject);
+  }
+  const size_t half = in.size() / 2;
+  const std::vector<StreamPosition> made = {{std::string(in.substr(0, half)), in.size(), half},
+                                            {"user" + std::string(in.substr(half)), 1, 0}};
+  if (made[0].stream != made[1].stream && !made[0].stream.empty()) {
+    const std::string offset = encodeRecoveryOffset(made);
+    auto back = decodeRecoveryOffset(offset, 2);
+    check(back.has_value() && *back == made);
+    check(jsonString(offset) == "\"" + offset + "\"");
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   fuzzEio(in);
   fuzzSio(in);
   fuzzAssembler(in);
   fuzzJson(in);
+  fuzzOffset(in);
   return 0;
 }

@@ -2,12 +2,17 @@
 // libFuzzer target for the tcp_frame codec. The first input byte picks the options, whether the
 // HELLO is already done (so every frame type is reachable) and the split pattern; the rest is
 // fed as client bytes the way the core feeds them. Every inbound message is pushed back out with
-// encode() and encodeShared() and must parse with the client library to the same data.
+// encode() and encodeShared() (PUSH_ACKs as sequenced reliable PUSHes, READs as READs) and must
+// parse back to the same id, stream and data. The streams and events seen also become a
+// HELLO_ACK streams answer, whose JSON must parse back to the same names.
+#include <rapidjson/document.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "modules/proto/tcp_frame/frame.h"
 #include "modules/proto/tcp_frame/tcp_frame_codec.h"
@@ -41,6 +46,59 @@ void checkServerBytes(std::string_view bytes, uint32_t max_frame) {
     }
     (void)max_frame;
     pos += kHeaderSize + h.length;
+  }
+}
+
+// `bytes` is exactly one frame encoded from `m`: its id, stream and data must survive.
+void checkRoundTrip(std::string_view bytes, const Message& m) {
+  auto header = parseHeader(bytes, UINT32_MAX);
+  check(header.has_value() && header->has_value());
+  const FrameHeader h = **header;
+  check(bytes.size() == kHeaderSize + h.length);
+  std::string body(bytes.substr(kHeaderSize));
+  if ((h.flags & kFlagCompressed) != 0) {
+    std::string inflated;
+    check(inflateBody(body, UINT32_MAX, inflated).has_value());
+    body = std::move(inflated);
+  }
+  auto fields = parseFields(body);
+  check(fields.has_value());
+  check(h.id == m.seq);
+  const bool read = m.kind == MessageKind::kControl && m.event == "read";
+  check(h.type == (read ? FrameType::kRead : FrameType::kPush));
+  if (read || m.seq != 0) {
+    check(fields->str(Tag::kStream) == m.stream);
+  } else {
+    check(!fields->has(Tag::kStream) && !fields->has(Tag::kEpoch));
+  }
+  if (!read) {
+    check(fields->str(Tag::kData) == m.data());
+    check(((h.flags & kFlagAckRequired) != 0) == m.reliable);
+    if (m.seq != 0) {
+      auto epoch = fields->uint(Tag::kEpoch, 8);
+      check(epoch.has_value() && *epoch == m.epoch);
+    }
+  }
+}
+
+void checkStreamsJson(const std::vector<Message>& messages) {
+  std::vector<StreamStart> streams;
+  for (const Message& m : messages) {
+    streams.push_back({m.stream, m.seq * 7, m.seq, StreamStart::Outcome::kRecovered, m.seq});
+    streams.push_back({m.event, 0, 0, StreamStart::Outcome::kImpossible, 0});
+  }
+  const std::string json = streamsJson(streams);
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  check(!doc.HasParseError() && doc.IsObject());
+  const rapidjson::Document& root = doc;
+  check(root.MemberCount() == streams.size());
+  size_t i = 0;
+  for (const auto& member : root.GetObject()) {
+    const StreamStart& s = streams[i++];
+    check(std::string_view(member.name.GetString(), member.name.GetStringLength()) == s.stream);
+    check(member.value["seq"].GetUint64() == s.seq);
+    check(member.value["epoch"].GetString() == epochHex(s.epoch));
   }
 }
 
@@ -92,18 +150,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const Message& m : sink.messages) {
     check(m.data().size() <= options.max_frame);
     Message back = m;
-    back.seq = 0;
     if (back.kind == MessageKind::kAck) {
       back.kind = MessageKind::kData;
     }
+    back.reliable = back.seq != 0;
+    back.epoch = back.seq * 0x9E3779B97F4A7C15ull;
     Out once;
     check(codec.encode(back, once).has_value());
     if (!codec.closeSent()) {
       check(codec.sharedEncodingKey(back) != 0);
       check(*codec.encodeShared(back) == once.data);
+      checkRoundTrip(once.data, back);
     }
     checkServerBytes(once.data, options.max_frame);
   }
+  checkStreamsJson(sink.messages);
   codec.encodePing(out);
   checkServerBytes(out.data, options.max_frame);
   return 0;

@@ -20,6 +20,26 @@ function connect(path, auth, extra) {
   });
 }
 
+// One received event as printed: a trailing ack callback (the server asked for an ack: a
+// reliable push) is called unless options.no_ack, and reported as `acked`; with `strip_offset`,
+// a trailing string argument of an event without ack callback is the connection state recovery
+// offset (what socket.io-client keeps as its last offset) and is reported apart.
+function received(event, args, strip_offset) {
+  const rest = args.slice();
+  const entry = { event };
+  if (typeof rest[rest.length - 1] === 'function') {
+    const ack = rest.pop();
+    entry.acked = !options.no_ack;
+    if (entry.acked) {
+      ack('ok');
+    }
+  } else if (strip_offset && typeof rest[rest.length - 1] === 'string') {
+    entry.offset = rest.pop();
+  }
+  entry.args = rest.map((a) => (Buffer.isBuffer(a) ? { hex: a.toString('hex') } : a));
+  return entry;
+}
+
 function finish(result) {
   console.log(JSON.stringify(result));
   process.exit(0);
@@ -57,7 +77,7 @@ const scenarios = {
     socket.on('connect_error', (err) => fail('connect_error: ' + err.message));
     const events = [];
     socket.onAny((event, ...args) => {
-      events.push({ event, args: args.map((a) => (Buffer.isBuffer(a) ? { hex: a.toString('hex') } : a)) });
+      events.push(received(event, args, false));
       if (events.length >= (options.count || 1)) {
         socket.disconnect();
         finish({ events });
@@ -82,6 +102,51 @@ const scenarios = {
     chat.disconnect();
     bad.close();
     finish({ answer, refused });
+  },
+
+  // Connection state recovery (proto.socketio `recovery: true`), with the client options the
+  // Socket.IO docs use for it: automatic reconnection, auth as an object (socket.io-client adds
+  // {pid, offset} to it). Prints "ready <id> <recovered>" at each connect. After `drop_after`
+  // events it closes the transport as a network drop would (socket.io.engine.close()), prints
+  // "dropped", and reconnects after `reconnect_delay_ms` (default 1000: time for the test to push
+  // while it is away). Finishes after `count` events in all, or with `connects` connects.
+  // Events are printed without their trailing offset (reported as `offset`); reliable pushes
+  // are acked (see received()).
+  async recover() {
+    const delay = options.reconnect_delay_ms || 1000;
+    const socket = io(base + (options.namespace || ''), {
+      transports, auth: { token: options.token }, timeout: 5000,
+      reconnection: true, reconnectionDelay: delay, reconnectionDelayMax: delay,
+      randomizationFactor: 0,
+    });
+    const connects = [];
+    const events = [];
+    const reasons = [];
+    let dropped = false;
+    const done = () => {
+      socket.disconnect();
+      finish({ connects, events, reasons });
+    };
+    socket.on('connect_error', (err) => fail('connect_error: ' + err.message));
+    socket.on('disconnect', (reason) => reasons.push(reason));
+    socket.on('connect', () => {
+      connects.push({ id: socket.id, recovered: Boolean(socket.recovered) });
+      console.log('ready ' + socket.id + ' ' + Boolean(socket.recovered));
+      if (options.connects && connects.length >= options.connects) {
+        done();
+      }
+    });
+    socket.onAny((event, ...args) => {
+      events.push(received(event, args, Boolean(socket._pid)));
+      if (!dropped && options.drop_after && events.length >= options.drop_after) {
+        dropped = true;
+        socket.io.engine.close();
+        console.log('dropped');
+      }
+      if (events.length >= (options.count || 1)) {
+        done();
+      }
+    });
   },
 
   // The server closes the transport (idle timeout): the client reconnects by itself.

@@ -74,12 +74,12 @@ def test_hello_push_ping_and_session_id(gateway_factory):
     pid = c.ping(b"t0")
     pong = c.recv_type(tf.PONG)
     assert pong.id == pid and pong.body == b"t0"
-    # A push through the HTTP API arrives as PUSH (seq 0: a fan-out frame).
+    # A push through the HTTP API arrives as PUSH, numbered in alice's user stream.
     status, body, _ = gw.push({"users": ["alice"]}, "hello alice", event="news", id="p1")
     assert status == 200 and body["sessions"] == 1
     p = c.recv_type(tf.PUSH)
     assert p["data"] == b"hello alice" and p["event"] == "news" and p["msg_id"] == "p1"
-    assert p.id == 0 and not p.flags & tf.F_BINARY
+    assert p.id == 1 and p.stream == "user" and not p.flags & tf.F_BINARY
     # A large compressible push is compressed on the wire (compress_min_size: 512).
     big = "x" * 3000
     gw.push({"users": ["alice"]}, big)
@@ -173,8 +173,12 @@ def test_cli_script_prints_pushes(gateway_factory):
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().startswith("connected: session ")
+        # The HELLO_ACK's streams: the user's own and the app's broadcasts.
+        assert proc.stdout.readline().startswith("stream user: epoch 0 seq 0 fresh")
+        assert proc.stdout.readline().startswith("stream all: epoch 0 seq 0 fresh")
         proc.stdin.write("chat: hi there\n")
         proc.stdin.flush()
+        # The echo stage's reply belongs to no stream: seq 0.
         assert proc.stdout.readline().strip() == "push seq=0 event=chat: hi there"
         proc.stdin.write("/quit\n")
         proc.stdin.close()

@@ -7,6 +7,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <charconv>
 #include <cstdint>
 #include <functional>
@@ -317,6 +318,8 @@ ApiResult<std::vector<std::string>> idList(const rapidjson::Value& v, std::strin
 
 // ---- Push objects --------------------------------------------------------------------------
 
+constexpr uint64_t kMaxWaitAckMs = 60'000;
+
 struct PushItem {
   std::string app;
   PushTarget target;
@@ -392,7 +395,9 @@ ApiResult<PushItem> parsePushObject(const rapidjson::Value& object, const std::s
     return badRequest(where + "a push must be a json object");
   }
   if (auto ok = rejectUnknownFields(
-          object, {"to", "data", "data_base64", "event", "namespace", "app", "id"}, where);
+          object,
+          {"to", "data", "data_base64", "event", "namespace", "app", "id", "reliable", "wait_ack"},
+          where);
       !ok) {
     return tl::unexpected<ApiError>(std::move(ok.error()));
   }
@@ -477,15 +482,60 @@ ApiResult<PushItem> parsePushObject(const rapidjson::Value& object, const std::s
     }
     msg.meta.emplace_back("nsp", std::move(**nsp));
   }
+  // Reliable delivery (docs/reliability.md): retransmitted until acked; wait_ack (ms) holds the
+  // answer until one device of each user acked, or the time ran out.
+  if (const rapidjson::Value* reliable = member(object, "reliable")) {
+    if (!reliable->IsBool()) {
+      return badRequest(where + "\"reliable\" must be true or false");
+    }
+    msg.reliable = reliable->GetBool();
+  }
+  if (const rapidjson::Value* wait = member(object, "wait_ack")) {
+    if (!wait->IsUint64() || wait->GetUint64() > kMaxWaitAckMs) {
+      return badRequest(where + "\"wait_ack\" must be milliseconds from 0 to " +
+                        std::to_string(kMaxWaitAckMs));
+    }
+    if (item.target.kind != TargetKind::kUser && wait->GetUint64() > 0) {
+      return badRequest(where + "\"wait_ack\" needs a user target");
+    }
+    item.target.wait_ack = std::chrono::milliseconds(wait->GetUint64());
+    if (wait->GetUint64() > 0) {
+      msg.reliable = true;
+    }
+  }
   return item;
 }
 
-void writePushResult(JsonOut& out, const PushResult& result) {
+void writePushResult(JsonOut& out, const PushResult& result, bool waited) {
   out.key("sessions");
   out.u64(result.sessions);
   out.strings("offline", result.offline);
+  out.strings("offline_stored", result.offline_stored);
   out.key("dropped");
   out.u64(result.dropped);
+  if (waited) {
+    out.strings("acked", result.acked);
+    out.strings("unacked", result.unacked);
+  }
+  if (!result.positions.empty()) {
+    out.key("seq");
+    out.beginArray();
+    for (const PushResult::Position& p : result.positions) {
+      out.beginObject();
+      out.key("target");
+      out.str(p.target);
+      out.key("stream");
+      out.str(p.stream);
+      out.key("epoch");
+      char hex[17];
+      std::snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(p.epoch));
+      out.str(hex);
+      out.key("seq");
+      out.u64(p.seq);
+      out.endObject();
+    }
+    out.endArray();
+  }
 }
 
 // ---- Routing -------------------------------------------------------------------------------
@@ -907,11 +957,12 @@ ApiResult<void> Request::push(const std::string& query_app) {
     if (counters_.messages != nullptr) {
       counters_.messages->add();
     }
+    const bool waited = item->target.wait_ack.count() > 0;
     hub.push(item->app, std::move(item->target), std::move(item->message),
-             [exchange = exchange_, counters = counters_](PushResult result) {
+             [exchange = exchange_, counters = counters_, waited](PushResult result) {
                JsonOut out;
                out.beginObject();
-               writePushResult(out, result);
+               writePushResult(out, result, waited);
                out.endObject();
                respond(counters, exchange, HttpResponse::json(200, out.take()));
              });
@@ -966,9 +1017,13 @@ ApiResult<void> Request::push(const std::string& query_app) {
     PushApiCounters counters;
     std::vector<PushResult> results;
     size_t remaining;
+    std::vector<bool> waited;
   };
   auto gather = std::make_shared<Gather>(
-      Gather{exchange_, counters_, std::vector<PushResult>(items.size()), items.size()});
+      Gather{exchange_, counters_, std::vector<PushResult>(items.size()), items.size(), {}});
+  for (const PushItem& item : items) {
+    gather->waited.push_back(item.target.wait_ack.count() > 0);
+  }
   if (counters_.messages != nullptr) {
     counters_.messages->add(items.size());
   }
@@ -987,9 +1042,10 @@ ApiResult<void> Request::push(const std::string& query_app) {
                out.beginObject();
                out.key("results");
                out.beginArray();
-               for (const auto& r : gather->results) {
+               for (size_t k = 0; k < gather->results.size(); ++k) {
+                 const PushResult& r = gather->results[k];
                  out.beginObject();
-                 writePushResult(out, r);
+                 writePushResult(out, r, gather->waited[k]);
                  out.endObject();
                  total += r.sessions;
                }

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "json_string.h"
 
@@ -45,8 +47,10 @@ void appendArgument(std::string& out, std::string_view payload) {
   }
 }
 
-// The Socket.IO packet for an outbound data message, without its attachment.
-SioPacket eventPacket(const Message& message) {
+// The Socket.IO packet for an outbound data message, without its attachment: asking for an
+// ack with `ack_id`, and with `offset` (connection state recovery) as its last argument.
+SioPacket eventPacket(const Message& message, std::optional<uint64_t> ack_id = std::nullopt,
+                      const std::string* offset = nullptr) {
   SioPacket packet;
   packet.nsp = std::string(namespaceOf(message));
   const std::string_view event = message.event.empty() ? std::string_view("message")
@@ -63,6 +67,13 @@ SioPacket eventPacket(const Message& message) {
     appendArgument(packet.data, message.data());
     packet.data.push_back(']');
   }
+  packet.id = ack_id;
+  if (offset != nullptr) {
+    packet.data.pop_back();
+    packet.data.push_back(',');
+    appendJsonString(packet.data, *offset);
+    packet.data.push_back(']');
+  }
   return packet;
 }
 
@@ -76,14 +87,23 @@ bool isReservedEvent(std::string_view event) {
   return false;
 }
 
-// The string value of a top-level member of a JSON object, without a DOM: `json` has been
-// validated (scanJson) as an object. Values of other members are skipped by bracket counting
-// (strings are skipped whole, so brackets inside them do not count).
-std::optional<std::string> topLevelString(std::string_view json, std::string_view key) {
+bool isJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// One top-level member of a JSON object, as written.
+struct JsonMember {
+  std::string_view text;            // "name": value (no surrounding whitespace or commas)
+  std::optional<std::string> name;  // unescaped
+  std::string_view value;
+};
+
+// The members of a JSON object, without a DOM: `json` has been validated (scanJson) as an
+// object. Values are skipped by bracket counting (strings are skipped whole, so brackets
+// inside them do not count).
+std::vector<JsonMember> objectMembers(std::string_view json) {
+  std::vector<JsonMember> members;
   size_t i = 0;
   auto ws = [&] {
-    while (i < json.size() && (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' ||
-                               json[i] == '\r')) {
+    while (i < json.size() && isJsonSpace(json[i])) {
       ++i;
     }
   };
@@ -92,34 +112,30 @@ std::optional<std::string> topLevelString(std::string_view json, std::string_vie
     while (j < json.size() && json[j] != '"') {
       j += json[j] == '\\' ? 2 : 1;
     }
-    return j + 1;
+    return std::min(j + 1, json.size());
   };
   ws();
   if (i >= json.size() || json[i] != '{') {
-    return std::nullopt;
+    return members;
   }
   ++i;
-  std::optional<std::string> found;
   while (true) {
     ws();
     if (i >= json.size() || json[i] != '"') {
-      return found;
+      return members;
     }
-    const size_t key_end = stringEnd(i);
-    auto name = parseJsonString(json.substr(i, key_end - i));
-    i = key_end;
+    JsonMember member;
+    const size_t begin = i;
+    i = stringEnd(i);
+    if (auto name = parseJsonString(json.substr(begin, i - begin))) {
+      member.name = std::move(*name);
+    }
     ws();
-    ++i;  // ':'
+    i = std::min(i + 1, json.size());  // ':'
     ws();
     const size_t value_begin = i;
     if (i < json.size() && json[i] == '"') {
       i = stringEnd(i);
-      if (name && *name == key && !found) {  // the first, as rapidjson and most parsers do
-        auto value = parseJsonString(json.substr(value_begin, i - value_begin));
-        if (value) {
-          found = std::move(*value);
-        }
-      }
     } else {
       int depth = 0;
       while (i < json.size()) {
@@ -141,13 +157,34 @@ std::optional<std::string> topLevelString(std::string_view json, std::string_vie
         ++i;
       }
     }
+    size_t value_end = i;
+    while (value_end > value_begin && isJsonSpace(json[value_end - 1])) {
+      --value_end;
+    }
+    member.value = json.substr(value_begin, value_end - value_begin);
+    member.text = json.substr(begin, value_end - begin);
+    members.push_back(std::move(member));
     ws();
     if (i < json.size() && json[i] == ',') {
       ++i;
       continue;
     }
-    return found;
+    return members;
   }
+}
+
+// The first string value of a top-level member named `key` (values of other types are
+// skipped, so {"token":5} has no token).
+std::optional<std::string> stringMember(const std::vector<JsonMember>& members,
+                                        std::string_view key) {
+  for (const JsonMember& m : members) {
+    if (m.name && *m.name == key && !m.value.empty() && m.value[0] == '"') {
+      if (auto value = parseJsonString(m.value)) {
+        return std::move(*value);
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 std::string eioMessage(std::string_view sio_text) {
@@ -291,15 +328,20 @@ Status SioWsCodec::onConnect(const SioPacket& packet, CodecSink& sink, OutBuffer
   HttpRequest hello = upgrade_;
   hello.method = "CONNECT";
   if (!packet.data.empty()) {
-    hello.headers.push_back({"x-socketio-auth", packet.data});
+    // parseSioPacket accepts only an object as CONNECT data.
+    std::string resume;
+    std::string auth = settings_->recovery ? recoveryAuth(packet.data, resume) : packet.data;
     // {"token": "..."}: what auth.jwt and the other auth stages read as a bearer token.
-    JsonScanOptions options;
-    auto shape = scanJson(packet.data, options);
-    if (shape && shape->root == JsonKind::kObject) {
-      auto token = topLevelString(packet.data, "token");
-      if (token && !token->empty()) {
-        hello.headers.push_back({"authorization", "Bearer " + *token});
-      }
+    auto token = stringMember(objectMembers(auth), "token");
+    hello.headers.push_back({"x-socketio-auth", std::move(auth)});
+    if (token && !token->empty()) {
+      hello.headers.push_back({"authorization", "Bearer " + *token});
+    }
+    if (!resume.empty()) {
+      // Ours replaces whatever the upgrade request said: the offset is what the client saw.
+      std::erase_if(hello.headers,
+                    [](const HttpHeader& h) { return h.name == "x-imgate-resume"; });
+      hello.headers.push_back({"x-imgate-resume", std::move(resume)});
     }
   }
   hello_nsp_ = packet.nsp;
@@ -307,6 +349,41 @@ Status SioWsCodec::onConnect(const SioPacket& packet, CodecSink& sink, OutBuffer
   ws_.stopDecoding();
   sink.onHello(std::move(hello));
   return {};
+}
+
+std::string SioWsCodec::recoveryAuth(std::string_view auth, std::string& resume) {
+  const std::vector<JsonMember> members = objectMembers(auth);
+  // socket.io-client adds them to the app's auth ({pid, offset, ...auth}): they are the
+  // library's, not the app's, so stages never see them.
+  std::string stripped = "{";
+  for (const JsonMember& m : members) {
+    if (m.name && (*m.name == "pid" || *m.name == "offset")) {
+      continue;
+    }
+    if (stripped.size() > 1) {
+      stripped.push_back(',');
+    }
+    stripped.append(m.text);
+  }
+  stripped.push_back('}');
+  auto pid = stringMember(members, "pid");
+  auto offset = stringMember(members, "offset");
+  if (!pid || !offset || !plausibleSessionId(*pid)) {
+    return stripped;  // not ours to resume: a fresh session with a new pid
+  }
+  auto positions = decodeRecoveryOffset(*offset, settings_->recovery_max_streams);
+  if (!positions) {
+    return stripped;  // a malformed offset is not an error: the client just starts afresh
+  }
+  resume_asked_ = true;
+  resume_pid_ = std::move(*pid);
+  for (const StreamPosition& p : *positions) {
+    resume_streams_.insert(p.stream);
+  }
+  if (!positions->empty()) {
+    resume = resumeJson(*positions);
+  }
+  return stripped;
 }
 
 Status SioWsCodec::onSioPacket(SioAssembled&& assembled, CodecSink& sink, OutBuffer& out) {
@@ -360,10 +437,23 @@ Status SioWsCodec::onSioPacket(SioAssembled&& assembled, CodecSink& sink, OutBuf
       return {};
     }
     case SioType::kAck:
-    case SioType::kBinaryAck:
-      // Acks answer server emits that asked for one; the server does not ask yet (reliable
-      // delivery, issue 8), so there is nothing to match them with.
+    case SioType::kBinaryAck: {
+      // The client's ack callback ran for a reliable push. Its arguments mean nothing to the
+      // core; unknown or forgotten ids (and ids from another namespace) are ignored, as the
+      // reference server ignores acks it did not ask for.
+      auto it = packet.id ? pending_acks_.find(*packet.id) : pending_acks_.end();
+      if (it == pending_acks_.end() || it->second.nsp != packet.nsp) {
+        return {};
+      }
+      Message ack;
+      ack.kind = MessageKind::kAck;
+      ack.stream = std::move(it->second.stream);
+      ack.seq = it->second.seq;
+      ack.payload = makeBytes(std::string());
+      pending_acks_.erase(it);
+      sink.onMessage(std::move(ack));
       return {};
+    }
     case SioType::kConnect:
     case SioType::kConnectError:
       break;
@@ -377,20 +467,81 @@ std::string SioWsCodec::connectAnswer(std::string_view nsp) const {
   answer.nsp = std::string(nsp);
   answer.data = "{\"sid\":";
   appendJsonString(answer.data, sid_);
+  if (settings_->recovery && !settings_->engineio_only) {
+    answer.data.append(",\"pid\":");
+    appendJsonString(answer.data, pid_);
+  }
   answer.data.push_back('}');
   return encodeSioPacket(answer);
 }
 
 void SioWsCodec::onOpened(const SessionOpened& opened, OutBuffer& out) {
-  (void)opened;
   auto sid = newSessionId();
   sid_ = sid ? *sid : std::to_string(opened.session_id);
   opened_ = true;
   if (settings_->engineio_only) {
     return;  // no Socket.IO CONNECT to answer
   }
+  if (settings_->recovery) {
+    // Recovered: every stream the client named that the session still has resumed where the
+    // client left it. A stream it did not name (joined since) cannot have been missed; one it
+    // named that the session no longer has is gone either way.
+    bool recovered = resume_asked_;
+    size_t named = 0;
+    for (const StreamStart& start : opened.streams) {
+      notePosition(start.stream, start.epoch, start.seq);
+      if (resume_streams_.count(start.stream) != 0) {
+        ++named;
+        recovered = recovered && start.outcome == StreamStart::Outcome::kRecovered;
+      }
+    }
+    if (recovered && named > 0) {
+      pid_ = resume_pid_;
+    } else {
+      // The pid grants nothing (every CONNECT is authenticated): it only tells the client
+      // whether it recovered, so the session id is an acceptable fallback.
+      auto pid = newSessionId();
+      pid_ = pid ? *pid : std::to_string(opened.session_id);
+    }
+  }
   connected_.insert(hello_nsp_);
   sendText(eioMessage(connectAnswer(hello_nsp_)), out);
+}
+
+void SioWsCodec::notePosition(std::string_view stream, uint64_t epoch, uint64_t seq) {
+  if (stream.empty()) {
+    stream = "user";  // the SDK's default stream
+  }
+  auto it = positions_.find(stream);
+  if (it == positions_.end()) {
+    if (positions_.size() >= settings_->recovery_max_streams) {
+      positions_overflow_ = true;
+      offset_stale_ = true;
+      return;
+    }
+    it = positions_.emplace(std::string(stream), Position{}).first;
+  } else if (it->second.epoch == epoch && seq < it->second.seq) {
+    return;  // a retransmission of an older message: the client has seen further already
+  }
+  it->second = Position{epoch, seq};
+  offset_stale_ = true;
+}
+
+const std::string& SioWsCodec::offset() {
+  if (offset_stale_) {
+    if (positions_overflow_) {
+      offset_ = std::string(kUnrecoverableOffset);
+    } else {
+      std::vector<StreamPosition> positions;
+      positions.reserve(positions_.size());
+      for (const auto& [stream, p] : positions_) {
+        positions.push_back(StreamPosition{stream, p.epoch, p.seq});
+      }
+      offset_ = encodeRecoveryOffset(positions);
+    }
+    offset_stale_ = false;
+  }
+  return offset_;
 }
 
 void SioWsCodec::sendText(std::string text, OutBuffer& out) {
@@ -470,7 +621,29 @@ Status SioWsCodec::encode(const Message& message, OutBuffer& out) {
     // socket.io-parser refuses these names and drops the connection: never send them.
     return fail(Errc::kInvalidPayload, "reserved socket.io event name \"" + message.event + "\"");
   }
-  const SioPacket packet = eventPacket(message);
+  std::optional<uint64_t> ack_id;
+  if (message.reliable && message.seq != 0) {
+    ack_id = next_ack_id_;
+    next_ack_id_ = next_ack_id_ == kMaxAckId ? 0 : next_ack_id_ + 1;
+    pending_acks_[*ack_id] =
+        PendingAck{std::string(namespaceOf(message)), message.stream, message.seq};
+    if (pending_acks_.size() > kMaxPendingAcks) {
+      pending_acks_.erase(pending_acks_.begin());
+    }
+  }
+  const std::string* event_offset = nullptr;
+  if (settings_->recovery) {
+    if (message.seq != 0) {
+      notePosition(message.stream, message.epoch, message.seq);
+    }
+    // Not on events with an ack id, as the reference: the client passes the ack callback as
+    // the handler's last argument, so an offset there would take its place (and
+    // socket.io-client records offsets only from events without one).
+    if (!ack_id) {
+      event_offset = &offset();
+    }
+  }
+  const SioPacket packet = eventPacket(message, ack_id, event_offset);
   std::vector<std::string> buffers;
   if (packet.type == SioType::kBinaryEvent) {
     buffers.emplace_back(message.data());
@@ -486,8 +659,9 @@ uint64_t SioWsCodec::sharedEncodingKey(const Message& message) const {
                : kEngineIoKeyTag | (message.type == PayloadType::kBinary ? 1 : 0);
   }
   if (closed_ || !opened_ || ws_.closeSent() || message.kind == MessageKind::kAck ||
-      isReservedEvent(message.event) ||
-      namespaceOf(message) != "/" || connected_.count("/") == 0) {
+      settings_->recovery || (message.reliable && message.seq != 0) ||
+      isReservedEvent(message.event) || namespaceOf(message) != "/" ||
+      connected_.count("/") == 0) {
     return 0;
   }
   return kSharedKeyTag | (message.type == PayloadType::kBinary ? 1 : 0);

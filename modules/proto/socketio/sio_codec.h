@@ -18,9 +18,25 @@
 //                client's id) becomes ACK [payload], or [{"error","reason"}] when meta "status" is
 //                an error.
 // Further CONNECTs to other configured namespaces share the session (and its identity).
+//
+// Reliable delivery (docs/reliability.md, docs/protocol/socketio.md):
+//   acks      -> a reliable data Message with seq != 0 is sent as EVENT with an ack id the codec
+//                allocates (one counter per session, so ids are unique across namespaces); the
+//                client's ACK for that id (its handler called the ack callback) becomes
+//                Message{kAck, stream, seq}. Unknown ids are ignored, as the reference does.
+//                The last kMaxPendingAcks ids are remembered.
+//   recovery  -> with SocketIoSettings::recovery, CONNECT answers carry {"sid","pid"}, every
+//                EVENT without an ack id gets the session's offset (sio_recovery.h) as its last
+//                argument, and a hello CONNECT whose auth holds {pid, offset} asks the core to
+//                resume from the offset's positions (hello header x-imgate-resume). The answer
+//                echoes the client's pid (socket.recovered == true) only when the core reports
+//                kRecovered for every stream the offset names that the session has.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -31,6 +47,7 @@
 #include "imgate/sdk/codec.h"
 #include "modules/proto/websocket/ws_codec.h"
 #include "sio_packet.h"
+#include "sio_recovery.h"
 
 namespace imgate::mod::socketio {
 
@@ -44,9 +61,21 @@ struct SocketIoSettings {
   // (text or binary payload as is), the session opens at the upgrade (auth from the handshake's
   // query or headers), no namespaces, events or acks.
   bool engineio_only = false;
+  // Connection state recovery (module key `recovery`, Socket.IO mode only); see the top of
+  // this file. How long a client may stay away and still recover is how long the core keeps
+  // the streams' history.
+  bool recovery = false;
+  // Most streams one session's offset tracks (module key `recovery_max_streams`); a session in
+  // more cannot recover (kUnrecoverableOffset).
+  size_t recovery_max_streams = kDefaultRecoveryMaxStreams;
 
   bool knownNamespace(std::string_view nsp) const;
 };
+
+// Server -> client ack ids a session remembers: the oldest is forgotten beyond this, and its
+// ACK then ignored (the core retransmits what stays unacked). 1024 reliable pushes in flight to
+// one client is far beyond what an ack timeout lets pile up.
+inline constexpr size_t kMaxPendingAcks = 1024;
 
 class SioWsCodec final : public Codec {
  public:
@@ -58,11 +87,17 @@ class SioWsCodec final : public Codec {
   [[nodiscard]] Result<size_t> decode(std::string_view in, CodecSink& sink,
                                       OutBuffer& out) override;
   [[nodiscard]] Status encode(const Message& message, OutBuffer& out) override;
-  // Shared for data messages to the main namespace; zero otherwise and after close.
+  // Shared for data messages to the main namespace; zero otherwise, after close, for reliable
+  // sequenced messages (per-session ack ids) and for every message when recovery is on (the
+  // offset is per session).
   uint64_t sharedEncodingKey(const Message& message) const override;
   Bytes encodeShared(const Message& message) const override;
-  // Answers the hello's CONNECT with {"sid": ...}.
+  // Answers the hello's CONNECT with {"sid": ...} (and "pid" with recovery on), and starts
+  // tracking the positions in `opened.streams`.
   void onOpened(const SessionOpened& opened, OutBuffer& out) override;
+  // True in Socket.IO mode: clients ack reliable pushes with the ack callback. Plain
+  // Engine.IO has no acks.
+  bool acksDownlink() const override { return !settings_->engineio_only; }
   // Engine.IO ping ("2"); the client answers "3".
   void encodePing(OutBuffer& out) override;
   // Before the session opened: CONNECT_ERROR {"message": reason}. Kicked, evicted or a normal
@@ -83,6 +118,21 @@ class SioWsCodec final : public Codec {
   void sendSio(const SioPacket& packet, OutBuffer& out, const std::vector<std::string>* buffers);
   void sendText(std::string text, OutBuffer& out);
   std::string connectAnswer(std::string_view nsp) const;
+  // Recovery on: `auth` (the hello's CONNECT payload, a JSON object) without pid and offset.
+  // When they ask to resume, remembers them and sets `resume` to the x-imgate-resume value.
+  std::string recoveryAuth(std::string_view auth, std::string& resume);
+  void notePosition(std::string_view stream, uint64_t epoch, uint64_t seq);
+  const std::string& offset();
+
+  struct PendingAck {
+    std::string nsp;
+    std::string stream;
+    uint64_t seq = 0;
+  };
+  struct Position {
+    uint64_t epoch = 0;
+    uint64_t seq = 0;
+  };
 
   std::shared_ptr<const SocketIoSettings> settings_;
   HttpRequest upgrade_;
@@ -94,6 +144,19 @@ class SioWsCodec final : public Codec {
   bool hello_sent_ = false;
   bool opened_ = false;
   bool closed_ = false;
+  // Reliable pushes awaiting the client's ACK, by ack id (ids only grow, so the first entry is
+  // the oldest).
+  std::map<uint64_t, PendingAck> pending_acks_;
+  uint64_t next_ack_id_ = 0;
+  // Recovery: the pid sent in CONNECT answers; what the hello asked to resume.
+  std::string pid_;
+  std::string resume_pid_;
+  std::set<std::string, std::less<>> resume_streams_;
+  bool resume_asked_ = false;
+  std::map<std::string, Position, std::less<>> positions_;
+  bool positions_overflow_ = false;
+  std::string offset_;  // encodeRecoveryOffset(positions_), rebuilt when stale
+  bool offset_stale_ = true;
 };
 
 }  // namespace imgate::mod::socketio

@@ -38,6 +38,17 @@ constexpr ParamSpec kSchema[] = {
      .help = "socketio: Socket.IO over Engine.IO (socket.io-client); engineio: plain Engine.IO "
              "for engine.io-client, each Engine.IO message one message, auth from the "
              "handshake's query or headers (no CONNECT packet)"},
+    {.key = "recovery", .type = ParamType::kBool, .default_value = "false",
+     .help = "Socket.IO connection state recovery (socket.recovered on the client): CONNECT "
+             "answers carry a pid, events without an ack id carry the session's stream "
+             "positions as their last argument, and a reconnecting client resumes from them "
+             "for as long as the core keeps the streams' history. Off by default because "
+             "every event gets an extra argument and is encoded per session (socketio mode)"},
+    {.key = "recovery_max_streams", .type = ParamType::kInt, .default_value = "100", .min = 1,
+     .max = 10'000,
+     .help = "most streams (user, all, rooms) one recovery offset tracks; each costs about 30 "
+             "bytes plus its name on every event, and a session in more streams gets a fresh "
+             "session instead of a recovery when it reconnects"},
 };
 
 class SocketIoConfig final : public ProtocolConfig {
@@ -78,7 +89,8 @@ class SocketIoConfig final : public ProtocolConfig {
     }
     auto sid = newSessionId();
     if (!sid) {
-      exchange->respond(HttpResponse::json(500, R"({"error":"internal","reason":"no randomness"})"));
+      exchange->respond(
+          HttpResponse::json(500, R"({"error":"internal","reason":"no randomness"})"));
       return;
     }
     handshakes_.add();
@@ -117,6 +129,8 @@ class SocketIoFactory final : public ProtocolFactory {
     settings->limits.max_packet_bytes = settings->max_payload;
     settings->namespaces = config.getStringList("namespaces");
     settings->engineio_only = config.getString("mode") == "engineio";
+    settings->recovery = config.getBool("recovery");
+    settings->recovery_max_streams = static_cast<size_t>(config.getInt("recovery_max_streams"));
     for (const std::string& nsp : settings->namespaces) {
       if (nsp.empty() || nsp[0] != '/' || nsp.size() > settings->limits.max_namespace_bytes) {
         return fail(Errc::kInvalidConfig,

@@ -37,11 +37,13 @@ enum class FrameType : uint8_t {
   kError = 0x0B,     // server -> client, followed by CLOSE
   kGoaway = 0x0C,    // server -> client: draining, reconnect elsewhere; followed by CLOSE
   kClose = 0x0D,     // both ways: the last frame a side sends
+  kRead = 0x0E,      // both ways: a read mark (C->S: "read up to"; S->C: another device's)
 };
 
 // Flag bits (header byte 4). Any other bit set is a protocol error.
 inline constexpr uint8_t kFlagCompressed = 0x01;   // body is one zlib (RFC 1950) stream
 inline constexpr uint8_t kFlagAckRequired = 0x02;  // SEND: wants a SEND_ACK; PUSH: send PUSH_ACK
+                                                   // (the server retransmits it until acked)
 inline constexpr uint8_t kFlagBinary = 0x04;       // the data field is binary (else UTF-8 text)
 inline constexpr uint8_t kKnownFlags = kFlagCompressed | kFlagAckRequired | kFlagBinary;
 
@@ -51,7 +53,7 @@ enum class Tag : uint8_t {
   kDevice = 0x02,          // str  HELLO, HELLO_ACK
   kSdkVersion = 0x03,      // str  HELLO
   kResumeSession = 0x04,   // u64  HELLO: the session id the client had before
-  kLastSeq = 0x05,         // u64  HELLO: the last PUSH seq the client processed
+  kLastSeq = 0x05,         // u64  HELLO: the last seq the client processed in its user stream
   kSessionId = 0x06,       // u64  HELLO_ACK
   kHeartbeatMs = 0x07,     // u32  HELLO_ACK: ping at least this often
   kIdleTimeoutMs = 0x08,   // u32  HELLO_ACK: the server closes after this much silence
@@ -69,7 +71,12 @@ enum class Tag : uint8_t {
   kMsgId = 0x14,           // str  SEND, SEND_ACK, PUSH, PUSH_ACK: a string message id
   kPingIntervalMs = 0x15,  // u32  HELLO_ACK: the server pings this often (0: it does not)
   kKind = 0x16,            // u8   PUSH: 2 control, 3 presence (absent: data)
+  kStream = 0x17,          // str  PUSH (seq != 0), PUSH_ACK, READ: "user", "room:<name>", "all"
+  kEpoch = 0x18,           // u64  PUSH (seq != 0); HELLO: the user stream's epoch (with last_seq)
+  kResume = 0x19,          // str  HELLO: JSON {"<stream>":{"epoch":"<hex>","seq":N},...}
+  kStreams = 0x1A,         // str  HELLO_ACK: JSON, where the session starts in each stream
 };
+inline constexpr Tag kLastAssignedTag = Tag::kStreams;
 inline constexpr size_t kMaxTag = 0x1F;  // tags above this are skipped as unknown
 
 // Close and status codes: the WebSocket close codes imgate uses (docs/websocket.md).
@@ -133,6 +140,15 @@ class Fields {
 // Truncated records and a known tag given twice fail [kProtocolError]; tags above kMaxTag and
 // unassigned tags are skipped, so later versions can add fields.
 [[nodiscard]] Result<Fields> parseFields(std::string_view body);
+
+// ---- Reliable delivery (text forms) ------------------------------------------------------------
+
+// An epoch as text (HELLO's x-epoch header, the resume and streams JSON): lower-case hex without
+// leading zeros, "0" for 0.
+std::string epochHex(uint64_t epoch);
+// Appends `value` as a JSON string literal: \" \\ \b \f \n \r \t escaped, other bytes below 0x20
+// as \u00XX, every other byte as it is (callers pass UTF-8).
+void appendJsonString(std::string& out, std::string_view value);
 
 // ---- Compression ------------------------------------------------------------------------------
 

@@ -107,6 +107,26 @@ std::string percentEncode(std::string_view in) {
   return out;
 }
 
+std::string streamsJson(const std::vector<StreamStart>& streams) {
+  std::string out = "{";
+  for (const StreamStart& s : streams) {
+    if (out.size() > 1) {
+      out.push_back(',');
+    }
+    appendJsonString(out, s.stream);
+    out.append(":{\"epoch\":\"").append(epochHex(s.epoch)).append("\",\"seq\":");
+    out.append(std::to_string(s.seq)).append(",\"recovery\":\"");
+    switch (s.outcome) {
+      case StreamStart::Outcome::kFresh: out.append("fresh"); break;
+      case StreamStart::Outcome::kRecovered: out.append("recovered"); break;
+      case StreamStart::Outcome::kImpossible: out.append("impossible"); break;
+    }
+    out.append("\",\"replayed\":").append(std::to_string(s.replayed)).append("}");
+  }
+  out.push_back('}');
+  return out;
+}
+
 // ---- Decode -----------------------------------------------------------------------------------
 
 Result<size_t> TcpFrameCodec::decode(std::string_view in, CodecSink& sink, OutBuffer& out) {
@@ -203,7 +223,22 @@ Status TcpFrameCodec::onFrame(const FrameHeader& header, std::string_view wire_b
       Message m;
       m.kind = MessageKind::kAck;
       m.seq = header.id;
+      m.stream = std::string(fields->str(Tag::kStream).value_or(""));
       m.id = std::string(fields->str(Tag::kMsgId).value_or(""));
+      m.payload = makeBytes(std::string());
+      sink.onMessage(std::move(m));
+      return {};
+    }
+    case FrameType::kRead: {
+      // A read mark at 0 would mark nothing; refusing it catches clients that send the wrong id.
+      if (header.id == 0) {
+        return fail(Errc::kProtocolError, "READ without a seq");
+      }
+      Message m;
+      m.kind = MessageKind::kControl;
+      m.event = "read";
+      m.seq = header.id;
+      m.stream = std::string(fields->str(Tag::kStream).value_or(""));
       m.payload = makeBytes(std::string());
       sink.onMessage(std::move(m));
       return {};
@@ -246,7 +281,11 @@ Status TcpFrameCodec::onHello(const FrameHeader& header, const Fields& fields, C
   const std::string_view token = fields.str(Tag::kToken).value_or("");
   const std::string_view device = fields.str(Tag::kDevice).value_or("");
   const std::string_view sdk = fields.str(Tag::kSdkVersion).value_or("");
-  if (hasControlChars(token) || hasControlChars(device) || hasControlChars(sdk)) {
+  // The resume JSON becomes a header too, so it is held to the same rule: compact JSON has no
+  // raw control characters (inside strings they must be escaped anyway).
+  const std::string_view resume_json = fields.str(Tag::kResume).value_or("");
+  if (hasControlChars(token) || hasControlChars(device) || hasControlChars(sdk) ||
+      hasControlChars(resume_json)) {
     return fail(Errc::kInvalidPayload, "control characters in a HELLO field");
   }
   auto resume = fields.uint(Tag::kResumeSession, 8);
@@ -256,6 +295,10 @@ Status TcpFrameCodec::onHello(const FrameHeader& header, const Fields& fields, C
   auto last_seq = fields.uint(Tag::kLastSeq, 8);
   if (!last_seq) {
     return tl::unexpected(std::move(last_seq.error()));
+  }
+  auto epoch = fields.uint(Tag::kEpoch, 8);
+  if (!epoch) {
+    return tl::unexpected(std::move(epoch.error()));
   }
   HttpRequest hello;
   hello.method = "HELLO";
@@ -283,9 +326,17 @@ Status TcpFrameCodec::onHello(const FrameHeader& header, const Fields& fields, C
     param("resume_session", std::to_string(**resume));
     hello.headers.push_back({"x-resume-session", std::to_string(**resume)});
   }
+  if (*epoch) {
+    param("epoch", epochHex(**epoch));
+    hello.headers.push_back({"x-epoch", epochHex(**epoch)});
+  }
   if (*last_seq) {
     param("last_seq", std::to_string(**last_seq));
     hello.headers.push_back({"x-last-seq", std::to_string(**last_seq)});
+  }
+  if (!resume_json.empty()) {
+    param("resume", resume_json);
+    hello.headers.push_back({"x-imgate-resume", std::string(resume_json)});
   }
   hello.query = std::move(query);
   hello.target = hello.query.empty() ? "/" : "/?" + hello.query;
@@ -315,6 +366,10 @@ std::string TcpFrameCodec::encodeFrame(const Message& message) const {
     if (auto reason = metaValue(message, "reason")) {
       w.addString(Tag::kReason, cutReason(*reason));
     }
+  } else if (message.kind == MessageKind::kControl && message.event == "read") {
+    w.addString(Tag::kStream, message.stream);
+    w.addString(Tag::kDevice, metaValue(message, "device").value_or(""));
+    return buildFrame(FrameType::kRead, 0, message.seq, body);
   } else {
     if (message.kind == MessageKind::kControl) {
       w.addU8(Tag::kKind, kKindControl);
@@ -325,6 +380,10 @@ std::string TcpFrameCodec::encodeFrame(const Message& message) const {
       w.addString(Tag::kMsgId, message.id);
     }
     if (message.seq != 0) {
+      w.addString(Tag::kStream, message.stream);
+      w.addU64(Tag::kEpoch, message.epoch);
+    }
+    if (message.reliable) {
       flags |= kFlagAckRequired;
     }
   }
@@ -352,7 +411,7 @@ Status TcpFrameCodec::encode(const Message& message, OutBuffer& out) {
 }
 
 uint64_t TcpFrameCodec::sharedEncodingKey(const Message& message) const {
-  if (close_sent_ || failed_ || message.seq != 0 || message.kind == MessageKind::kAck) {
+  if (close_sent_ || failed_ || message.kind == MessageKind::kAck) {
     return 0;
   }
   uint64_t key = kSharedKeyTag;
@@ -381,6 +440,20 @@ void TcpFrameCodec::onOpened(const SessionOpened& opened, OutBuffer& out) {
   w.addString(Tag::kApp, opened.identity.app);
   w.addString(Tag::kUser, opened.identity.user);
   w.addString(Tag::kDevice, opened.identity.device);
+  size_t json_size = 0;
+  if (!opened.streams.empty()) {
+    const std::string json = streamsJson(opened.streams);
+    json_size = json.size();
+    w.addString(Tag::kStreams, json);
+  }
+  // A user in many rooms gets one entry per room: compress like a large PUSH.
+  if (options_->compression && json_size > 0 && json_size >= options_->compress_min_size) {
+    std::string packed;
+    if (deflateBody(body, options_->compression_level, packed) && packed.size() < body.size()) {
+      out.append(buildFrame(FrameType::kHelloAck, kFlagCompressed, hello_id_, packed));
+      return;
+    }
+  }
   out.append(buildFrame(FrameType::kHelloAck, 0, hello_id_, body));
 }
 

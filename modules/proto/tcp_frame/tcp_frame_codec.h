@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "frame.h"
 #include "imgate/sdk/codec.h"
@@ -43,14 +44,22 @@ bool sendsErrorFrame(Errc code);
 // Percent-encodes everything but RFC 3986 unreserved characters (for the HELLO's query).
 std::string percentEncode(std::string_view in);
 
+// HELLO_ACK's `streams` field: {"<stream>":{"epoch":"<hex>","seq":N,"recovery":"fresh|
+// recovered|impossible","replayed":K},...} in the order given, "{}" when empty. A stream listed
+// twice is written twice (the core lists each once).
+std::string streamsJson(const std::vector<StreamStart>& streams);
+
 // One session's codec.
 //
 // decode(): every frame calls onActivity(). Fails the session [Errc in brackets] on a bad
 // header (parseHeader), a server-only frame type, a frame other than HELLO/PING/CLOSE before
-// HELLO, a second HELLO, malformed TLV fields, a JOIN/LEAVE without a room [kProtocolError];
-// corrupt compressed bodies and control characters in HELLO strings [kInvalidPayload]; bodies
-// above max_frame, also after inflating [kMessageTooBig]. HELLO calls onHello() and decode()
-// returns right after it. A client CLOSE is answered with CLOSE 1000 and onPeerClose(kNone).
+// HELLO, a second HELLO, malformed TLV fields (integers of the wrong size included), a
+// JOIN/LEAVE without a room, a READ with id 0 [kProtocolError]; corrupt compressed bodies and
+// control characters in HELLO strings (token, device, sdk_version, resume) [kInvalidPayload];
+// bodies above max_frame, also after inflating [kMessageTooBig]. HELLO calls onHello() and
+// decode() returns right after it. A client CLOSE is answered with CLOSE 1000 and
+// onPeerClose(kNone). The resume JSON and stream names are passed through unparsed: the core
+// validates them (a stream it does not know is its business, not a framing error).
 //
 // Idle memory is sizeof(TcpFrameCodec): no buffer is kept between frames.
 class TcpFrameCodec final : public Codec {
@@ -63,16 +72,22 @@ class TcpFrameCodec final : public Codec {
 
   [[nodiscard]] Result<size_t> decode(std::string_view in, CodecSink& sink,
                                       OutBuffer& out) override;
-  // kData / kControl / kPresence -> PUSH (id = seq, ack-required when seq != 0); kAck ->
-  // SEND_ACK (id = the message id when it is a decimal u64, status from meta "status", reason
-  // from meta "reason"). Nothing after a close.
+  // kData / kControl / kPresence -> PUSH (id = seq; stream and epoch fields when seq != 0;
+  // ACK_REQUIRED iff message.reliable); kControl with event "read" -> READ (id = seq, stream,
+  // device from meta "device"); kAck -> SEND_ACK (id = the message id when it is a decimal u64,
+  // status from meta "status", reason from meta "reason"). Nothing after a close.
   [[nodiscard]] Status encode(const Message& message, OutBuffer& out) override;
-  // Non-zero only for PUSH frames with seq 0: fan-out bytes carry nothing per recipient.
+  // Non-zero for PUSH and READ frames, sequenced or not: their bytes depend only on the message
+  // and the listener's options, never on the session (a room's stream/epoch/seq is the same for
+  // every recipient). Zero for kAck (SEND_ACK answers one session) and after a close.
   uint64_t sharedEncodingKey(const Message& message) const override;
   // Thread-safe: reads only immutable options.
   Bytes encodeShared(const Message& message) const override;
-  // HELLO_ACK.
+  // HELLO_ACK, with the `streams` field when opened.streams is not empty (compressed like a
+  // PUSH when that JSON reaches compress_min_size).
   void onOpened(const SessionOpened& opened, OutBuffer& out) override;
+  // Clients answer ACK_REQUIRED pushes with PUSH_ACK (cumulative per stream).
+  bool acksDownlink() const override { return true; }
   void encodePing(OutBuffer& out) override;
   // kShutdown: GOAWAY then CLOSE 1001; sendsErrorFrame(code): ERROR then CLOSE; otherwise CLOSE.
   // Once only; the reason is omitted for kInternal.

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ws_envelope.h"
+
 namespace imgate::mod::websocket {
 
 namespace {
@@ -202,6 +204,9 @@ Result<size_t> WsCodec::decodeFrames(std::string_view in, CodecSink& sink, OutBu
       if (frame.rsv1 && !options_.deflate.enabled) {
         return fail(Errc::kProtocolError, "rsv1 set without permessage-deflate");
       }
+      if (options_.envelope && frame.opcode == Opcode::kBinary) {
+        return fail(Errc::kInvalidPayload, "binary message in imgate.v1 envelope mode");
+      }
       compressed = frame.rsv1;
     }
 
@@ -247,7 +252,7 @@ Result<size_t> WsCodec::decodeFrames(std::string_view in, CodecSink& sink, OutBu
     pos += header_len + frame.length;
     sink.onActivity();
     Status status = control ? onControlFrame(frame, payload, sink, out)
-                            : onDataFrame(frame, payload, sink);
+                            : onDataFrame(frame, payload, sink, out);
     frame_checked_ = 0;
     if (!status) {
       return tl::unexpected(std::move(status.error()));
@@ -315,7 +320,8 @@ Status WsCodec::inflatePayload(const FrameInfo& frame, std::string_view payload)
   }
 }
 
-Status WsCodec::onDataFrame(const FrameInfo& frame, std::string_view payload, CodecSink& sink) {
+Status WsCodec::onDataFrame(const FrameInfo& frame, std::string_view payload, CodecSink& sink,
+                            OutBuffer& out) {
   if (frame.opcode != Opcode::kContinuation) {
     message_opcode_ = frame.opcode;
     message_compressed_ = frame.rsv1;
@@ -341,10 +347,7 @@ Status WsCodec::onDataFrame(const FrameInfo& frame, std::string_view payload, Co
   if (text && !utf8_.complete()) {
     return fail(Errc::kInvalidPayload, "text message ends inside a utf-8 sequence");
   }
-  Message message;
-  message.kind = MessageKind::kData;
-  message.type = text ? PayloadType::kText : PayloadType::kBinary;
-  message.payload = makeBytes(std::move(message_));
+  std::string data = std::move(message_);
   if (message_compressed_ && inflater_) {
     if (options_.deflate.client_no_context_takeover) {
       inflater_.reset();
@@ -353,7 +356,34 @@ Status WsCodec::onDataFrame(const FrameInfo& frame, std::string_view payload, Co
     }
   }
   resetMessage();
+  if (options_.envelope) {
+    return onEnvelope(std::move(data), sink, out);
+  }
+  Message message;
+  message.kind = MessageKind::kData;
+  message.type = text ? PayloadType::kText : PayloadType::kBinary;
+  message.payload = makeBytes(std::move(data));
   sink.onMessage(std::move(message));
+  return {};
+}
+
+Status WsCodec::onEnvelope(std::string text, CodecSink& sink, OutBuffer& out) {
+  Result<Uplink> uplink = decodeEnvelope(std::move(text));
+  if (!uplink) {
+    return tl::unexpected(std::move(uplink.error()));
+  }
+  if (uplink->kind == Uplink::Kind::kPing) {
+    // Same rule as WebSocket pings: a client that pings without reading gets no more pongs.
+    if (out.pending() <= kPongBackpressureLimit) {
+      uint8_t pong[kMaxFrameHeader + kPongEnvelope.size()];
+      const size_t h = writeFrameHeader(pong, true, false, Opcode::kText, kPongEnvelope.size());
+      std::memcpy(pong + h, kPongEnvelope.data(), kPongEnvelope.size());
+      out.append(std::string_view(reinterpret_cast<const char*>(pong),
+                                  h + kPongEnvelope.size()));
+    }
+    return {};
+  }
+  sink.onMessage(std::move(uplink->message));
   return {};
 }
 
@@ -469,6 +499,13 @@ Status WsCodec::encode(const Message& message, OutBuffer& out) {
   if (close_sent_) {
     return {};
   }
+  if (options_.envelope) {
+    std::string json = encodeEnvelope(message);
+    // Large envelopes are handed over by reference, like large plain payloads.
+    Bytes owner = json.size() > kCopyThreshold ? makeBytes(std::move(json)) : nullptr;
+    const std::string_view payload = owner ? std::string_view(*owner) : std::string_view(json);
+    return writeMessage(Opcode::kText, payload, owner, encodesCompressed(message), out);
+  }
   if (message.kind == MessageKind::kAck) {
     const std::string_view status = metaValue(message, "status");
     if (status.empty() || status == "ok") {
@@ -493,9 +530,13 @@ Status WsCodec::encode(const Message& message, OutBuffer& out) {
     error.payload = makeBytes(std::move(json));
     return encode(error, out);
   }
-  const Opcode opcode = opcodeFor(message);
-  const std::string_view payload = message.data();
-  if (encodesCompressed(message)) {
+  return writeMessage(opcodeFor(message), message.data(), message.payload,
+                      encodesCompressed(message), out);
+}
+
+Status WsCodec::writeMessage(Opcode opcode, std::string_view payload, const Bytes& owner,
+                             bool compress, OutBuffer& out) {
+  if (compress) {
     Deflater* session = nullptr;
     if (usesSessionDeflater()) {
       if (!deflater_) {
@@ -524,7 +565,11 @@ Status WsCodec::encode(const Message& message, OutBuffer& out) {
     return {};
   }
   out.append(std::string_view(reinterpret_cast<const char*>(buf), h));
-  out.appendShared(message.payload);
+  if (owner) {
+    out.appendShared(owner);
+  } else {
+    out.append(payload);
+  }
   return {};
 }
 
@@ -539,7 +584,9 @@ uint64_t WsCodec::sharedEncodingKey(const Message& message) const {
     return 0;
   }
   uint64_t key = kSharedKeyTag;
-  if (message.type == PayloadType::kBinary) {
+  if (options_.envelope) {
+    key |= 4;  // the envelope is text whatever the payload
+  } else if (message.type == PayloadType::kBinary) {
     key |= 1;
   }
   if (compressed) {
@@ -551,9 +598,15 @@ uint64_t WsCodec::sharedEncodingKey(const Message& message) const {
 }
 
 Bytes WsCodec::encodeShared(const Message& message) const {
-  const Opcode opcode = opcodeFor(message);
-  const std::string_view payload = message.data();
-  if (encodesCompressed(message)) {
+  if (options_.envelope) {
+    const std::string json = encodeEnvelope(message);
+    return sharedFrame(Opcode::kText, json, encodesCompressed(message));
+  }
+  return sharedFrame(opcodeFor(message), message.data(), encodesCompressed(message));
+}
+
+Bytes WsCodec::sharedFrame(Opcode opcode, std::string_view payload, bool compress) const {
+  if (compress) {
     // A fresh deflate state makes the frame self-contained: it refers to nothing before it.
     // A client that keeps context (its inflater still holds earlier messages) decodes it, since
     // nothing in it points back into that window, and the sync-flush ending leaves its inflater
@@ -567,6 +620,13 @@ Bytes WsCodec::encodeShared(const Message& message) const {
     // zlib could not allocate: an uncompressed frame is valid for every client.
   }
   return makeBytes(serverFrame(opcode, payload));
+}
+
+void WsCodec::onOpened(const SessionOpened& opened, OutBuffer& out) {
+  if (!options_.envelope || close_sent_) {
+    return;
+  }
+  out.append(serverFrame(Opcode::kText, encodeWelcome(opened)));
 }
 
 void WsCodec::encodePing(OutBuffer& out) {

@@ -46,6 +46,10 @@ struct WsCodecOptions {
   // Off by default: it costs up to 2^(w+2) + 128 KiB per session that ever got a compressed
   // per-session message, and it forces per-session encoding of compressed fan-out.
   bool session_deflater = false;
+  // The client selected the "imgate.v1" subprotocol: every message in both directions is one
+  // JSON envelope in a text message (ws_envelope.h, docs/websocket.md "Envelope"). Off: plain
+  // payloads, as any WebSocket client expects.
+  bool envelope = false;
   DeflateParams deflate;
 };
 
@@ -81,6 +85,9 @@ std::string serverFrame(Opcode opcode, std::string_view payload, bool rsv1 = fal
 // - close frames: a 1-byte payload or an invalid code [kProtocolError], a reason that is not
 //   UTF-8 [kInvalidPayload]. A valid close is echoed (same code, no reason) and reported with
 //   CodecSink::onPeerClose(kNone, reason); decode() then ignores all further input.
+// - envelope mode only: a binary message, checked at its first frame header, and a text message
+//   that decodeEnvelope() refuses [kInvalidPayload]. {"t":"ping"} is answered with
+//   {"t":"pong"} (skipped under the same backpressure rule as pongs) and reaches no sink.
 //
 // Idle memory is sizeof(WsCodec) plus nothing: the message buffer is empty between messages
 // and zlib state exists only while a compressed message is in flight (or for the whole session
@@ -95,14 +102,22 @@ class WsCodec final : public Codec {
   // One unmasked FIN frame, text or binary per message.type; compressed (RSV1) when deflate was
   // negotiated and the payload has at least compress_min_size bytes. Uncompressed payloads are
   // appended by reference (no copy). Does nothing after a close was sent.
+  // Envelope mode: a text frame with encodeEnvelope(message), for every kind (acks included);
+  // the compress_min_size rule still looks at the message's payload, so that the decision, and
+  // with it sharedEncodingKey(), needs no encoding.
   [[nodiscard]] Status encode(const Message& message, OutBuffer& out) override;
-  // Distinguishes text/binary, compressed or not, and for compressed frames the server window
-  // and compression level; zero after a close was sent (so the core falls back to encode(),
-  // which drops the message) and, with session_deflater, once the session's deflate stream holds
-  // history that shared frames would desynchronise.
+  // Distinguishes plain from envelope mode, text/binary (plain only: the envelope is always
+  // text), compressed or not, and for compressed frames the server window and compression
+  // level; zero after a close was sent (so the core falls back to encode(), which drops the
+  // message) and, with session_deflater, once the session's deflate stream holds history that
+  // shared frames would desynchronise.
   uint64_t sharedEncodingKey(const Message& message) const override;
   // Thread-safe: reads only immutable options and uses a local z_stream.
   Bytes encodeShared(const Message& message) const override;
+  // Envelope mode: the {"t":"welcome"} message (encodeWelcome). Plain mode: nothing.
+  void onOpened(const SessionOpened& opened, OutBuffer& out) override;
+  // True in envelope mode, whose clients ack reliable pushes.
+  bool acksDownlink() const override { return options_.envelope; }
   void encodePing(OutBuffer& out) override;
   // Sends close(closeCodeFor(code), reason) once; the reason is cut to 123 bytes on a UTF-8
   // boundary and omitted for kInternal (it may describe internals). Later calls are ignored.
@@ -120,7 +135,8 @@ class WsCodec final : public Codec {
  private:
   struct FrameInfo;
   [[nodiscard]] Status onDataFrame(const FrameInfo& frame, std::string_view payload,
-                                   CodecSink& sink);
+                                   CodecSink& sink, OutBuffer& out);
+  [[nodiscard]] Status onEnvelope(std::string text, CodecSink& sink, OutBuffer& out);
   [[nodiscard]] Status onControlFrame(const FrameInfo& frame, std::string_view payload,
                                       CodecSink& sink, OutBuffer& out);
   [[nodiscard]] Status checkPartialText(const FrameInfo& frame, std::string_view available);
@@ -129,6 +145,9 @@ class WsCodec final : public Codec {
   void resetMessage();
   void releaseBuffers();
   bool encodesCompressed(const Message& message) const;
+  [[nodiscard]] Status writeMessage(Opcode opcode, std::string_view payload, const Bytes& owner,
+                                    bool compress, OutBuffer& out);
+  Bytes sharedFrame(Opcode opcode, std::string_view payload, bool compress) const;
   bool usesSessionDeflater() const;
 
   WsCodecOptions options_;

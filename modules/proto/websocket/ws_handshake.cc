@@ -2,7 +2,9 @@
 #include "ws_handshake.h"
 
 #include "modules/common/base64.h"
+#include "ws_envelope.h"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -225,16 +227,24 @@ tl::expected<WsAccept, HttpResponse> evaluateUpgrade(const HttpRequest& request,
       {"Sec-WebSocket-Accept", computeAcceptKey(key)},
   };
   accept.offered_subprotocols = offeredSubprotocols(request);
-  for (const std::string& offer : accept.offered_subprotocols) {
-    bool configured = false;
-    for (const std::string& name : settings.subprotocols) {
-      configured = configured || name == offer;
+  const std::vector<std::string>& offers = accept.offered_subprotocols;
+  if (settings.envelope &&
+      std::find(offers.begin(), offers.end(), kEnvelopeSubprotocol) != offers.end()) {
+    // The envelope wins over the client's order: a client that offers it can speak it, and
+    // it carries what the configured (application) subprotocols cannot: acks and resume.
+    accept.subprotocol = std::string(kEnvelopeSubprotocol);
+    accept.codec.envelope = true;
+  } else {
+    for (const std::string& offer : offers) {
+      if (std::find(settings.subprotocols.begin(), settings.subprotocols.end(), offer) !=
+          settings.subprotocols.end()) {
+        accept.subprotocol = offer;
+        break;
+      }
     }
-    if (configured) {
-      accept.subprotocol = offer;
-      accept.response.headers.push_back({"Sec-WebSocket-Protocol", offer});
-      break;
-    }
+  }
+  if (!accept.subprotocol.empty()) {
+    accept.response.headers.push_back({"Sec-WebSocket-Protocol", accept.subprotocol});
   }
   accept.codec.max_message = settings.max_message;
   accept.codec.compress_min_size = settings.compress_min_size;

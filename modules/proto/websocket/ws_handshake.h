@@ -26,6 +26,9 @@ struct WsSettings {
   uint32_t compress_min_size = kDefaultCompressMinSize;
   int compression_level = kDefaultCompressionLevel;
   bool session_deflater = false;
+  // Accept the "imgate.v1" envelope subprotocol. False here so that protocols layered on this
+  // handshake (Socket.IO) never select it; the module's `envelope` key defaults to true.
+  bool envelope = false;
 };
 
 // Everything needed to answer a valid upgrade request.
@@ -47,8 +50,10 @@ struct WsAccept {
 //     the base64 of exactly 16 bytes             -> 400
 //   no Host header                               -> 400
 // Errors carry a JSON body {"error":"<errc name>","reason":"..."}. On success returns the 101
-// with Sec-WebSocket-Accept, the selected subprotocol (the first client offer that is in
-// `settings.subprotocols`) and the negotiated permessage-deflate parameters.
+// with Sec-WebSocket-Accept, the selected subprotocol and the negotiated permessage-deflate
+// parameters. The subprotocol is "imgate.v1" when `settings.envelope` is set and the client
+// offers it anywhere in its list (codec.envelope is then set), else the first client offer that
+// is in `settings.subprotocols`.
 tl::expected<WsAccept, HttpResponse> evaluateUpgrade(const HttpRequest& request,
                                                      const WsSettings& settings);
 

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "imgate/sdk/module.h"
+#include "ws_envelope.h"
 #include "ws_handshake.h"
 
 namespace imgate::mod::websocket {
@@ -31,6 +32,12 @@ constexpr ParamSpec kSchema[] = {
      .max = 64,
      .help = "Sec-WebSocket-Protocol values the server accepts; the first client offer in this "
              "list is selected. Default none: offers such as bearer.<jwt> are never echoed"},
+    {.key = "envelope",
+     .type = ParamType::kBool,
+     .default_value = "true",
+     .help = "accept the imgate.v1 subprotocol (JSON envelope with ids, stream seqs, acks and "
+             "resume; docs/websocket.md) when the client offers it, ahead of `subprotocols`; "
+             "on by default because only clients that ask for it get it"},
     {.key = "permessage_deflate",
      .type = ParamType::kBool,
      .default_value = "true",
@@ -99,6 +106,14 @@ class WebSocketFactory final : public ProtocolFactory {
         return fail(Errc::kInvalidConfig, config.location("subprotocols") + ": subprotocol \"" +
                                               name + "\" is not an http token");
       }
+    }
+    settings.envelope = config.getBool("envelope");
+    if (!settings.envelope &&
+        std::find(settings.subprotocols.begin(), settings.subprotocols.end(),
+                  kEnvelopeSubprotocol) != settings.subprotocols.end()) {
+      return fail(Errc::kInvalidConfig,
+                  config.location("subprotocols") + ": \"" + std::string(kEnvelopeSubprotocol) +
+                      "\" is the envelope subprotocol, selected by `envelope` (false here)");
     }
     settings.deflate.enabled = config.getBool("permessage_deflate");
     settings.deflate.server_no_context_takeover = config.getBool("server_no_context_takeover");

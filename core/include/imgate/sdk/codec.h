@@ -54,6 +54,23 @@ class CodecSink {
   ~CodecSink() = default;
 };
 
+// Where a session starts in one of its streams (reliable delivery, docs/reliability.md). The
+// client asks to resume with handshake fields the codec maps from its wire form: header
+// `x-imgate-resume` or query `resume`, a JSON object {"<stream>": {"epoch": "<hex>", "seq": N}},
+// or, for the user stream alone, `epoch` + `last_seq` (headers x-epoch / x-last-seq).
+struct StreamStart {
+  enum class Outcome : uint8_t {
+    kFresh,       // no resume asked: live messages from `seq` on (plus what was stored offline)
+    kRecovered,   // the missed messages after the client's seq follow, before any new one
+    kImpossible,  // epoch changed or history too short: the client must resync from its backend
+  };
+  std::string stream;  // "user", "room:<name>", "all"
+  uint64_t epoch = 0;  // the stream's current epoch (0: no history yet)
+  uint64_t seq = 0;    // the last seq before what this session gets
+  Outcome outcome = Outcome::kFresh;
+  uint64_t replayed = 0;  // messages that follow at once (recovered or stored while offline)
+};
+
 // What the core tells a codec once its session is open (every onOpen hook passed).
 struct SessionOpened {
   uint64_t session_id = 0;
@@ -61,6 +78,9 @@ struct SessionOpened {
   std::chrono::milliseconds idle_timeout{0};    // the server closes after this much silence
   std::chrono::milliseconds ping_interval{0};   // server pings (0: the client must ping)
   Identity identity;                            // as set by the auth stage
+  // The session's streams with history (reliable delivery); the replayed messages are encoded
+  // right after onOpened, before any live one.
+  std::vector<StreamStart> streams;
 };
 
 // One per connection. No sockets, no event loop, no clocks: bytes in, messages out, and back.
@@ -94,6 +114,11 @@ class Codec {
     (void)opened;
     (void)out;
   }
+
+  // True when this session's client acks sequenced pushes (kAck with stream and seq, e.g. TCP
+  // PUSH_ACK or the WebSocket envelope's ack): the core then retransmits its unacked reliable
+  // messages and counts its acks for the push API's wait_ack. False: sent once.
+  virtual bool acksDownlink() const { return false; }
 
   // A keep-alive probe from the server (WebSocket ping). Optional.
   virtual void encodePing(OutBuffer& out) { (void)out; }

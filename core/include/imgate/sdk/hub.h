@@ -5,6 +5,7 @@
 // the call).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -18,12 +19,28 @@ namespace imgate {
 struct PushTarget {
   TargetKind kind = TargetKind::kNone;
   std::vector<std::string> ids;  // users, session ids (decimal) or rooms; empty for kAll
+  // kUser: wait up to this long for the first ack from one of each user's devices before
+  // `done` runs (PushResult::acked / unacked). Zero: `done` runs once the message is written.
+  std::chrono::milliseconds wait_ack{0};
 };
 
 struct PushResult {
   uint64_t sessions = 0;                  // sessions the message was written to
   std::vector<std::string> offline;       // target users / sessions with no live session
   uint64_t dropped = 0;                   // sessions that refused it (slow consumer, stage drop)
+  // Users in `offline` whose message was kept in their stream for their next connect.
+  std::vector<std::string> offline_stored;
+  // wait_ack: users one of whose devices acked in time / who got it on a session but did not.
+  std::vector<std::string> acked;
+  std::vector<std::string> unacked;
+  // Where the message went in each target's stream (users and rooms; the app for kAll).
+  struct Position {
+    std::string target;
+    std::string stream;
+    uint64_t epoch = 0;
+    uint64_t seq = 0;
+  };
+  std::vector<Position> positions;
 };
 
 struct SessionInfo {

@@ -63,6 +63,17 @@ struct Message {
   int64_t ts_ms = 0;  // server timestamp (ms since the epoch), assigned at ingress
   std::vector<std::pair<std::string, std::string>> meta;  // small and flat
   Bytes payload;      // never null once built by a codec or the core
+  // Reliable delivery (DESIGN.md §4, docs/reliability.md). Downlink: set by the core when the
+  // message belongs to a stream with history: "user" (the target user's own stream),
+  // "room:<name>", or "all" (the app's broadcasts); `seq` is its number in that stream and
+  // `epoch` the stream's epoch, which changes whenever the stream's history is lost.
+  // Uplink acks (kAck with seq != 0) and read marks (kControl, event "read") name the stream
+  // they are about; empty means "user".
+  std::string stream;
+  uint64_t epoch = 0;
+  // Downlink: retransmitted until the client acks it, on codecs that carry acks
+  // (Codec::acksDownlink()); sent once elsewhere.
+  bool reliable = false;
 
   std::string_view data() const { return payload ? std::string_view(*payload) : std::string_view(); }
 };

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "modules/proto/tcp_frame/client/tcp_frame_client.h"
 
+#include <rapidjson/document.h>
+
+#include <charconv>
 #include <utility>
 
 namespace imgate::mod::tcp_frame::client {
@@ -23,6 +26,23 @@ std::string withRoom(FrameType type, uint64_t id, std::string_view room) {
 
 std::string str(const Fields& f, Tag tag) { return std::string(f.str(tag).value_or("")); }
 
+std::string withStream(FrameType type, uint64_t seq, std::string_view stream) {
+  std::string body;
+  if (!stream.empty()) {
+    TlvWriter(body).addString(Tag::kStream, stream);
+  }
+  return buildFrame(type, 0, seq, body);
+}
+
+std::optional<uint64_t> parseHex(std::string_view s) {
+  uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value, 16);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
 }  // namespace
 
 // ---- Encoding ---------------------------------------------------------------------------------
@@ -44,6 +64,12 @@ std::string encodeHello(const Hello& hello, uint64_t id) {
   }
   if (hello.last_seq) {
     w.addU64(Tag::kLastSeq, *hello.last_seq);
+  }
+  if (hello.epoch) {
+    w.addU64(Tag::kEpoch, *hello.epoch);
+  }
+  if (!hello.resume.empty()) {
+    w.addString(Tag::kResume, hello.resume);
   }
   return buildFrame(FrameType::kHello, 0, id, body);
 }
@@ -75,7 +101,27 @@ std::string encodeSend(uint64_t id, std::string_view event, std::string_view dat
   return buildFrame(FrameType::kSend, flags, id, body);
 }
 
-std::string encodePushAck(uint64_t seq) { return buildFrame(FrameType::kPushAck, 0, seq, {}); }
+std::string encodePushAck(uint64_t seq, std::string_view stream) {
+  return withStream(FrameType::kPushAck, seq, stream);
+}
+
+std::string encodeRead(uint64_t seq, std::string_view stream) {
+  return withStream(FrameType::kRead, seq, stream);
+}
+
+std::string resumeJson(const std::vector<StreamPosition>& positions) {
+  std::string out = "{";
+  for (const StreamPosition& p : positions) {
+    if (out.size() > 1) {
+      out.push_back(',');
+    }
+    appendJsonString(out, p.stream);
+    out.append(":{\"epoch\":\"").append(epochHex(p.epoch)).append("\",\"seq\":");
+    out.append(std::to_string(p.seq)).append("}");
+  }
+  out.push_back('}');
+  return out;
+}
 
 std::string encodeJoin(uint64_t id, std::string_view room) {
   return withRoom(FrameType::kJoin, id, room);
@@ -183,7 +229,55 @@ Result<HelloAck> parseHelloAck(const Frame& frame) {
   ack.app = str(*f, Tag::kApp);
   ack.user = str(*f, Tag::kUser);
   ack.device = str(*f, Tag::kDevice);
+  if (auto json = f->str(Tag::kStreams)) {
+    auto streams = parseStreams(*json);
+    if (!streams) {
+      return tl::unexpected(std::move(streams.error()));
+    }
+    ack.streams = std::move(*streams);
+  }
   return ack;
+}
+
+Result<std::vector<StreamPosition>> parseStreams(std::string_view json) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(json.data(),
+                                                                                    json.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return fail(Errc::kInvalidPayload, "streams is not a JSON object");
+  }
+  std::vector<StreamPosition> out;
+  const rapidjson::Document& root = doc;  // const iterators: clang 14 flags the mixed compare
+  for (const auto& member : root.GetObject()) {
+    const rapidjson::Value& v = member.value;
+    if (!v.IsObject() || !v.HasMember("epoch") || !v["epoch"].IsString() ||
+        !v.HasMember("seq") || !v["seq"].IsUint64() || !v.HasMember("recovery") ||
+        !v["recovery"].IsString() || !v.HasMember("replayed") || !v["replayed"].IsUint64()) {
+      return fail(Errc::kInvalidPayload, "malformed streams entry");
+    }
+    StreamPosition p;
+    p.stream.assign(member.name.GetString(), member.name.GetStringLength());
+    const auto epoch =
+        parseHex(std::string_view(v["epoch"].GetString(), v["epoch"].GetStringLength()));
+    if (!epoch) {
+      return fail(Errc::kInvalidPayload, "streams epoch is not hex");
+    }
+    p.epoch = *epoch;
+    p.seq = v["seq"].GetUint64();
+    p.replayed = v["replayed"].GetUint64();
+    const std::string_view recovery(v["recovery"].GetString(), v["recovery"].GetStringLength());
+    if (recovery == "fresh") {
+      p.recovery = StreamPosition::Recovery::kFresh;
+    } else if (recovery == "recovered") {
+      p.recovery = StreamPosition::Recovery::kRecovered;
+    } else if (recovery == "impossible") {
+      p.recovery = StreamPosition::Recovery::kImpossible;
+    } else {
+      return fail(Errc::kInvalidPayload, "unknown streams recovery");
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
 Result<Push> parsePush(const Frame& frame) {
@@ -198,6 +292,10 @@ Result<Push> parsePush(const Frame& frame) {
   if (!kind) {
     return tl::unexpected(std::move(kind.error()));
   }
+  auto epoch = f->uint(Tag::kEpoch, 8);
+  if (!epoch) {
+    return tl::unexpected(std::move(epoch.error()));
+  }
   Push push;
   push.seq = frame.id;
   push.binary = (frame.flags & kFlagBinary) != 0;
@@ -207,7 +305,20 @@ Result<Push> parsePush(const Frame& frame) {
   push.msg_id = str(*f, Tag::kMsgId);
   push.event = str(*f, Tag::kEvent);
   push.data = str(*f, Tag::kData);
+  push.stream = str(*f, Tag::kStream);
+  push.epoch = epoch->value_or(0);
   return push;
+}
+
+Result<ReadMark> parseRead(const Frame& frame) {
+  if (Status s = expectType(frame, FrameType::kRead); !s) {
+    return tl::unexpected(std::move(s.error()));
+  }
+  auto f = parseFields(frame.body);
+  if (!f) {
+    return tl::unexpected(std::move(f.error()));
+  }
+  return ReadMark{frame.id, str(*f, Tag::kStream), str(*f, Tag::kDevice)};
 }
 
 Result<SendAck> parseSendAck(const Frame& frame) {

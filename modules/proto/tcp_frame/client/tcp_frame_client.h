@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "imgate/sdk/status.h"
 #include "modules/proto/tcp_frame/frame.h"
@@ -28,7 +29,20 @@ struct Hello {
   std::string device;
   std::string sdk_version;
   std::optional<uint64_t> resume_session;
-  std::optional<uint64_t> last_seq;
+  std::optional<uint64_t> last_seq;  // the user stream's position (with `epoch`)
+  std::optional<uint64_t> epoch;
+  std::string resume;  // JSON {"<stream>":{"epoch":"<hex>","seq":N},...}; see resumeJson()
+};
+
+// A position in one stream: what the client has processed (resume) or where the server starts
+// it (HELLO_ACK streams).
+struct StreamPosition {
+  enum class Recovery : uint8_t { kFresh, kRecovered, kImpossible };
+  std::string stream;
+  uint64_t epoch = 0;
+  uint64_t seq = 0;
+  Recovery recovery = Recovery::kFresh;  // HELLO_ACK only
+  uint64_t replayed = 0;                 // HELLO_ACK only
 };
 
 struct HelloAck {
@@ -41,6 +55,7 @@ struct HelloAck {
   std::string app;
   std::string user;
   std::string device;
+  std::vector<StreamPosition> streams;  // parsed from the streams field (absent: empty)
 };
 
 struct Push {
@@ -52,6 +67,15 @@ struct Push {
   std::string msg_id;
   std::string event;
   std::string data;
+  std::string stream;  // with epoch: present when seq != 0
+  uint64_t epoch = 0;
+};
+
+// READ from the server: another device of the user read `stream` up to `seq`.
+struct ReadMark {
+  uint64_t seq = 0;
+  std::string stream;
+  std::string device;
 };
 
 struct SendAck {
@@ -88,12 +112,17 @@ struct SendOptions {
 std::string encodeHello(const Hello& hello, uint64_t id = 1);
 std::string encodeSend(uint64_t id, std::string_view event, std::string_view data,
                        const SendOptions& options = {});
-std::string encodePushAck(uint64_t seq);
+// Cumulative: acks every seq <= `seq` of `stream` (empty: the user stream).
+std::string encodePushAck(uint64_t seq, std::string_view stream = {});
+// Marks `stream` read up to `seq` (non-zero) for the user's other devices.
+std::string encodeRead(uint64_t seq, std::string_view stream = {});
 std::string encodeJoin(uint64_t id, std::string_view room);
 std::string encodeLeave(uint64_t id, std::string_view room);
 std::string encodePing(uint64_t id, std::string_view body = {});
 std::string encodePong(uint64_t id, std::string_view body = {});
 std::string encodeClose(uint16_t code, std::string_view reason = {});
+// The resume JSON for Hello::resume from positions (stream, epoch, seq; the rest is ignored).
+std::string resumeJson(const std::vector<StreamPosition>& positions);
 
 // ---- Decoding ---------------------------------------------------------------------------------
 
@@ -118,6 +147,9 @@ class FrameDecoder {
 
 [[nodiscard]] Result<HelloAck> parseHelloAck(const Frame& frame);
 [[nodiscard]] Result<Push> parsePush(const Frame& frame);
+[[nodiscard]] Result<ReadMark> parseRead(const Frame& frame);
+// HELLO_ACK's streams JSON [kInvalidPayload when it is not the documented shape].
+[[nodiscard]] Result<std::vector<StreamPosition>> parseStreams(std::string_view json);
 [[nodiscard]] Result<SendAck> parseSendAck(const Frame& frame);
 [[nodiscard]] Result<CloseInfo> parseClose(const Frame& frame);  // ERROR or CLOSE
 [[nodiscard]] Result<GoAway> parseGoAway(const Frame& frame);

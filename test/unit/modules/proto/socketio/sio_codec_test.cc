@@ -148,14 +148,20 @@ Message ackMessage(std::string id, std::string payload,
   return m;
 }
 
-// The sid of a CONNECT answer `40[<nsp>,]{"sid":"<20 base64url chars>"}`; "" for any other
-// frame. `nsp_prefix` is "" for the main namespace, else e.g. "/chat,"; nullopt accepts any.
+// The sid of a CONNECT answer `40[<nsp>,]{"sid":"<20 base64url chars>"[,"pid":"..."]}`; ""
+// for any other frame. `nsp_prefix` is "" for the main namespace, else e.g. "/chat,"; nullopt
+// accepts any. The pid (recovery on) goes to `pid` when given.
 std::string connectAnswerSid(const std::string& frame,
-                             std::optional<std::string> nsp_prefix = std::string()) {
-  static const std::regex kAnswer(R"re(^40(/[^,]*,)?\{"sid":"([A-Za-z0-9_-]{20})"\}$)re");
+                             std::optional<std::string> nsp_prefix = std::string(),
+                             std::string* pid = nullptr) {
+  static const std::regex kAnswer(
+      R"re(^40(/[^,]*,)?\{"sid":"([A-Za-z0-9_-]{20})"(,"pid":"([^"]*)")?\}$)re");
   std::smatch m;
   if (!std::regex_match(frame, m, kAnswer) || (nsp_prefix && m[1].str() != *nsp_prefix)) {
     return {};
+  }
+  if (pid != nullptr) {
+    *pid = m[4].str();
   }
   return m[2].str();
 }
@@ -849,6 +855,9 @@ std::string render(const Message& m) {
   for (const auto& [k, v] : m.meta) {
     s += k + "=" + v + ",";
   }
+  if (!m.stream.empty() || m.seq != 0) {
+    s += " stream=" + m.stream + " seq=" + std::to_string(m.seq);
+  }
   s += " payload=";
   s += m.payload ? *m.payload : std::string("<null>");
   return s;
@@ -863,8 +872,16 @@ void replaceAll(std::string& s, const std::string& from, const std::string& to) 
 // Feeds `bytes` in pieces ending at each of `cuts`, as the core does: unconsumed bytes are kept
 // and the next piece appended; after the hello, onOpened runs and the kept bytes are decoded
 // at once.
-ConversationRun runConversation(std::string_view bytes, const std::vector<size_t>& cuts = {}) {
-  auto codec = makeCodec();
+// What a conversation runs with besides the client's bytes.
+struct ConversationSetup {
+  std::shared_ptr<const SocketIoSettings> settings = testSettings();
+  SessionOpened opened = sessionOpened();
+  std::vector<Message> pushes;  // encoded right after onOpened, before the kept bytes
+};
+
+ConversationRun runConversation(std::string_view bytes, const std::vector<size_t>& cuts = {},
+                                const ConversationSetup& setup = {}) {
+  auto codec = std::make_unique<SioWsCodec>(setup.settings, upgradeRequest(), wsOptions());
   SioSink sink;
   FakeOut out;
   ConversationRun run;
@@ -889,7 +906,12 @@ ConversationRun runConversation(std::string_view bytes, const std::vector<size_t
       buffer.erase(0, *r);
       if (sink.hellos > 0 && !opened) {
         opened = true;
-        codec->onOpened(sessionOpened(), out);
+        codec->onOpened(setup.opened, out);
+        for (const Message& push : setup.pushes) {
+          if (Status s = codec->encode(push, out); !s) {
+            run.error = s.error().code;
+          }
+        }
         continue;
       }
       break;
@@ -927,11 +949,12 @@ ConversationRun runConversation(std::string_view bytes, const std::vector<size_t
 }
 
 // Decodes `bytes` whole, one byte at a time and split at every offset; all runs must agree.
-ConversationRun runAllWays(std::string_view bytes) {
-  const ConversationRun whole = runConversation(bytes);
-  EXPECT_EQ(whole, runConversation(bytes, everyByte(bytes.size()))) << "byte-by-byte differs";
+ConversationRun runAllWays(std::string_view bytes, const ConversationSetup& setup = {}) {
+  const ConversationRun whole = runConversation(bytes, {}, setup);
+  EXPECT_EQ(whole, runConversation(bytes, everyByte(bytes.size()), setup))
+      << "byte-by-byte differs";
   for (size_t k = 1; k < bytes.size(); ++k) {
-    const ConversationRun split = runConversation(bytes, {k});
+    const ConversationRun split = runConversation(bytes, {k}, setup);
     EXPECT_EQ(whole, split) << "split at offset " << k << " differs";
     if (!(whole == split)) {
       break;
@@ -999,6 +1022,390 @@ TEST(SioWsCodecSplit, UnknownNamespaceThenHello) {
 }
 
 
+// ---- Server -> client acks (reliable delivery) ---------------------------------------------
+
+Message streamMessage(std::string event, std::string payload, std::string stream, uint64_t epoch,
+                      uint64_t seq, bool reliable = false, std::string nsp = {},
+                      PayloadType type = PayloadType::kText) {
+  Message m = dataMessage(std::move(event), std::move(payload), std::move(nsp), type);
+  m.stream = std::move(stream);
+  m.epoch = epoch;
+  m.seq = seq;
+  m.reliable = reliable;
+  return m;
+}
+
+std::string renderAck(const Message& m) {
+  return std::to_string(static_cast<int>(m.kind)) + " " + m.stream + " " +
+         std::to_string(m.seq) + " payload=" + (m.payload ? *m.payload : "<null>") +
+         " id=" + m.id + " event=" + m.event + " epoch=" + std::to_string(m.epoch);
+}
+
+TEST_F(SioWsCodecTest, AcksDownlinkInSocketIoModeOnly) {
+  EXPECT_TRUE(codec_->acksDownlink());
+  auto settings = std::make_shared<SocketIoSettings>();
+  settings->engineio_only = true;
+  SioWsCodec engineio(settings, upgradeRequest(), wsOptions());
+  EXPECT_FALSE(engineio.acksDownlink());
+}
+
+TEST_F(SioWsCodecTest, ReliableSequencedPushesAskForAnAck) {
+  ASSERT_NO_FATAL_FAILURE(open());
+  ASSERT_NO_FATAL_FAILURE(joinChat());
+  const Message first = streamMessage("news", R"({"x":1})", "user", 0xab, 5, true);
+  EXPECT_EQ(codec_->sharedEncodingKey(first), 0u) << "the ack id is per session";
+  EXPECT_EQ(encoded(first), Frames{R"(420["news",{"x":1}])"});
+  EXPECT_EQ(encoded(streamMessage("news", "2", "room:lobby", 1, 9, true, "/chat")),
+            Frames{R"(42/chat,1["news",2])"});
+  EXPECT_EQ(encoded(streamMessage("f", "b", "user", 0xab, 6, true, "", PayloadType::kBinary)),
+            (Frames{R"(451-2["f",)" + kPlaceholder0 + "]", "bin:b"}));
+  // Not reliable, or not sequenced: no ack id, and shared as before.
+  const Message plain = streamMessage("news", "3", "room:lobby", 1, 10);
+  EXPECT_NE(codec_->sharedEncodingKey(plain), 0u);
+  EXPECT_EQ(encoded(plain), Frames{R"(42["news",3])"});
+  const Message unsequenced = streamMessage("news", "4", "", 0, 0, true);
+  EXPECT_NE(codec_->sharedEncodingKey(unsequenced), 0u);
+  EXPECT_EQ(encoded(unsequenced), Frames{R"(42["news",4])"});
+  // The next id follows the last one allocated.
+  EXPECT_EQ(encoded(streamMessage("news", "5", "user", 0xab, 7, true)),
+            Frames{R"(423["news",5])"});
+}
+
+TEST_F(SioWsCodecTest, ClientAckOfAReliablePushBecomesAnAck) {
+  ASSERT_NO_FATAL_FAILURE(open());
+  ASSERT_NO_FATAL_FAILURE(joinChat());
+  (void)encoded(streamMessage("news", "1", "user", 0xab, 5, true));               // id 0
+  (void)encoded(streamMessage("news", "2", "room:lobby", 1, 9, true, "/chat"));   // id 1
+  (void)encoded(streamMessage("news", "3", "user", 0xab, 6, true));               // id 2
+  feed(sioFrame("30[]"));
+  ASSERT_EQ(sink_.messages.size(), 1u);
+  EXPECT_EQ(renderAck(sink_.messages[0]), "1 user 5 payload= id= event= epoch=0");
+  feed(sioFrame("30[]"));  // acked already
+  feed(sioFrame(R"(31["ok"])"));  // id 1 went to /chat
+  feed(sioFrame("377[]"));  // never sent
+  EXPECT_EQ(sink_.messages.size(), 1u);
+  feed(sioFrame(R"(3/chat,1["ok",{"a":1}])"));
+  feed(sioFrame("61-2[" + kPlaceholder0 + "]") + binaryFrame("b"));
+  ASSERT_EQ(sink_.messages.size(), 3u);
+  EXPECT_EQ(renderAck(sink_.messages[1]), "1 room:lobby 9 payload= id= event= epoch=0");
+  EXPECT_EQ(renderAck(sink_.messages[2]), "1 user 6 payload= id= event= epoch=0");
+  EXPECT_TRUE(sink_.messages[2].meta.empty());
+  EXPECT_TRUE(out_.data.empty());
+  EXPECT_TRUE(sink_.closes.empty());
+}
+
+TEST_F(SioWsCodecTest, PendingAckIdsAreBounded) {
+  ASSERT_NO_FATAL_FAILURE(open());
+  for (uint64_t i = 0; i <= kMaxPendingAcks; ++i) {
+    ASSERT_TRUE(codec_->encode(streamMessage("n", "1", "user", 1, i + 1, true), out_));
+  }
+  const auto frames = take();
+  ASSERT_EQ(frames.size(), kMaxPendingAcks + 1);
+  EXPECT_EQ(frames.back(), "42" + std::to_string(kMaxPendingAcks) + R"(["n",1])");
+  feed(sioFrame("30[]"));  // the oldest was forgotten
+  EXPECT_TRUE(sink_.messages.empty());
+  feed(sioFrame("31[]"));
+  feed(sioFrame("3" + std::to_string(kMaxPendingAcks) + "[]"));
+  ASSERT_EQ(sink_.messages.size(), 2u);
+  EXPECT_EQ(sink_.messages[0].seq, 2u);
+  EXPECT_EQ(sink_.messages[1].seq, kMaxPendingAcks + 1);
+}
+
+TEST(SioWsCodecEngineIo, ReliablePushesAreSentPlain) {
+  auto settings = std::make_shared<SocketIoSettings>();
+  settings->engineio_only = true;
+  settings->recovery = true;  // ignored in engineio mode
+  SioWsCodec codec(settings, upgradeRequest(), wsOptions());
+  SioSink sink;
+  FakeOut out;
+  codec.onOpened(sessionOpened(), out);
+  ASSERT_TRUE(codec.encode(streamMessage("e", "hi", "user", 1, 1, true), out));
+  EXPECT_EQ(serverFrames(out.data), Frames{"4hi"});
+}
+
+// ---- Connection state recovery --------------------------------------------------------------
+
+constexpr std::string_view kClientPid = "AAAAAAAAAAAAAAAAAAAB";
+
+std::shared_ptr<const SocketIoSettings> recoverySettings(size_t max_streams = 100) {
+  auto s = std::make_shared<SocketIoSettings>();
+  s->namespaces = {"/", "/chat"};
+  s->recovery = true;
+  s->recovery_max_streams = max_streams;
+  return s;
+}
+
+StreamStart streamStart(std::string stream, uint64_t epoch, uint64_t seq,
+                        StreamStart::Outcome outcome = StreamStart::Outcome::kFresh) {
+  StreamStart start;
+  start.stream = std::move(stream);
+  start.epoch = epoch;
+  start.seq = seq;
+  start.outcome = outcome;
+  return start;
+}
+
+// A hello CONNECT as socket.io-client sends it when it has a pid: {pid, offset, ...auth}.
+std::string resumeHello(std::string_view offset, std::string_view pid = kClientPid) {
+  return R"(0{"pid":")" + std::string(pid) + R"(","offset":")" + std::string(offset) +
+         R"(","token":"T"})";
+}
+
+class SioWsCodecRecoveryTest : public SioWsCodecTest {
+ protected:
+  SioWsCodecRecoveryTest() { useSettings(recoverySettings()); }
+
+  void useSettings(std::shared_ptr<const SocketIoSettings> settings) {
+    codec_ = std::make_unique<SioWsCodec>(std::move(settings), upgradeRequest(), wsOptions());
+    sink_ = SioSink();
+    out_.data.clear();
+  }
+
+  // The hello, then onOpened with `streams`; returns the pid of the CONNECT answer.
+  std::string openWith(std::string_view hello_packet, std::vector<StreamStart> streams) {
+    feed(sioFrame(hello_packet));
+    EXPECT_EQ(sink_.hellos, 1);
+    SessionOpened opened = sessionOpened();
+    opened.streams = std::move(streams);
+    codec_->onOpened(opened, out_);
+    const auto frames = take();
+    std::string pid;
+    sid_ = frames.size() == 1 ? connectAnswerSid(frames[0], "", &pid) : std::string();
+    EXPECT_FALSE(sid_.empty()) << (frames.empty() ? std::string("no answer") : frames[0]);
+    return pid;
+  }
+};
+
+TEST_F(SioWsCodecTest, NoPidWithoutRecovery) {
+  feed(sioFrame(resumeHello("user~ab~3")));
+  ASSERT_EQ(sink_.hellos, 1);
+  // Left as the client sent it: without recovery, pid and offset are just auth members.
+  EXPECT_EQ(sink_.hello->header("x-socketio-auth"),
+            R"({"pid":"AAAAAAAAAAAAAAAAAAAB","offset":"user~ab~3","token":"T"})");
+  EXPECT_FALSE(sink_.hello->header("x-imgate-resume"));
+  SessionOpened opened = sessionOpened();
+  opened.streams = {streamStart("user", 0xab, 3, StreamStart::Outcome::kRecovered)};
+  codec_->onOpened(opened, out_);
+  const auto frames = take();
+  ASSERT_EQ(frames.size(), 1u);
+  const std::string sid = connectAnswerSid(frames[0]);
+  ASSERT_FALSE(sid.empty());
+  EXPECT_EQ(frames[0], R"(40{"sid":")" + sid + "\"}");
+  EXPECT_EQ(encoded(streamMessage("news", "1", "user", 0xab, 4)), Frames{R"(42["news",1])"});
+}
+
+TEST_F(SioWsCodecRecoveryTest, ConnectAnswerCarriesANewPid) {
+  const std::string pid = openWith("0", {streamStart("user", 0, 0)});
+  EXPECT_TRUE(plausibleSessionId(pid)) << pid;
+  EXPECT_NE(pid, sid_);
+  // Every namespace gets the session's pid.
+  feed(sioFrame("0/chat,"));
+  EXPECT_EQ(take(), Frames{R"(40/chat,{"sid":")" + sid_ + R"(","pid":")" + pid + "\"}"});
+  // Another session, another pid.
+  useSettings(recoverySettings());
+  const std::string other = openWith("0", {});
+  EXPECT_TRUE(plausibleSessionId(other));
+  EXPECT_NE(other, pid);
+}
+
+TEST_F(SioWsCodecRecoveryTest, EventsCarryTheSessionsOffset) {
+  (void)openWith("0", {streamStart("user", 0xab, 3), streamStart("room:lobby", 1, 0)});
+  feed(sioFrame("0/chat,"));
+  ASSERT_EQ(take().size(), 1u);
+  const Message room = streamMessage("news", "1", "room:lobby", 1, 1);
+  EXPECT_EQ(codec_->sharedEncodingKey(room), 0u) << "the offset is per session";
+  EXPECT_EQ(encoded(room), Frames{R"(42["news",1,"room:lobby~1~1|user~ab~3"])"});
+  // Unsequenced events carry it too, so the client's last string argument is always an offset.
+  const Message direct = dataMessage("direct", "hi");
+  EXPECT_EQ(codec_->sharedEncodingKey(direct), 0u);
+  EXPECT_EQ(encoded(direct), Frames{R"(42["direct","hi","room:lobby~1~1|user~ab~3"])"});
+  // An event with an ack id has none (the ack callback is the handler's last argument), but
+  // its position counts from then on.
+  EXPECT_EQ(encoded(streamMessage("news", "2", "user", 0xab, 4, true)),
+            Frames{R"(420["news",2])"});
+  EXPECT_EQ(encoded(dataMessage("after", "null", "/chat")),
+            Frames{R"(42/chat,["after",null,"room:lobby~1~1|user~ab~4"])"});
+  // A stream joined since the open; an empty stream is the user's.
+  EXPECT_EQ(encoded(streamMessage("b", "3", "all", 0x9f, 7)),
+            Frames{R"(42["b",3,"all~9f~7|room:lobby~1~1|user~ab~4"])"});
+  EXPECT_EQ(encoded(streamMessage("u", "4", "", 0xab, 5)),
+            Frames{R"(42["u",4,"all~9f~7|room:lobby~1~1|user~ab~5"])"});
+  // A retransmission of an older message does not move back; a new epoch starts over.
+  EXPECT_EQ(encoded(streamMessage("news", "2", "user", 0xab, 4, true)),
+            Frames{R"(421["news",2])"});
+  EXPECT_EQ(encoded(streamMessage("n", "1", "room:lobby", 0xee, 1)),
+            Frames{R"(42["n",1,"all~9f~7|room:lobby~ee~1|user~ab~5"])"});
+  EXPECT_EQ(encoded(streamMessage("n", "1", "room:lobby", 1, 1)),
+            Frames{R"(42["n",1,"all~9f~7|room:lobby~1~1|user~ab~5"])"});
+  // Room names with separators, quotes or any byte are escaped.
+  EXPECT_EQ(encoded(streamMessage("o", "5", std::string("room:a|b~\"\xff", 11), 2, 1)),
+            Frames{R"(42["o",5,"all~9f~7|room:a%7Cb%7E%22%FF~2~1|room:lobby~1~1|user~ab~5"])"});
+  EXPECT_EQ(encoded(streamMessage("f", "b", "room:lobby", 1, 2, false, "",
+                                  PayloadType::kBinary)),
+            (Frames{R"(451-["f",)" + kPlaceholder0 +
+                        R"(,"all~9f~7|room:a%7Cb%7E%22%FF~2~1|room:lobby~1~2|user~ab~5"])",
+                    "bin:b"}));
+  // Acks for the client's own events are not events: no offset.
+  EXPECT_EQ(encoded(ackMessage("3", "1")), Frames{"433[1]"});
+}
+
+TEST_F(SioWsCodecRecoveryTest, DroppedEventsDoNotMoveTheOffset) {
+  (void)openWith("0", {streamStart("user", 1, 1)});
+  EXPECT_EQ(encoded(streamMessage("n", "1", "user", 1, 2, false, "/chat")), Frames{})
+      << "/chat not joined";
+  EXPECT_FALSE(codec_->encode(streamMessage("connect", "1", "user", 1, 3), out_));
+  EXPECT_EQ(encoded(dataMessage("n", "2")), Frames{R"(42["n",2,"user~1~1"])"});
+}
+
+TEST_F(SioWsCodecRecoveryTest, TooManyStreamsMakeTheOffsetUnrecoverable) {
+  useSettings(recoverySettings(2));
+  (void)openWith("0", {streamStart("user", 1, 1), streamStart("room:a", 2, 2)});
+  EXPECT_EQ(encoded(dataMessage("n", "1")), Frames{R"(42["n",1,"room:a~2~2|user~1~1"])"});
+  EXPECT_EQ(encoded(streamMessage("n", "2", "room:b", 3, 1)), Frames{R"(42["n",2,"-"])"});
+  EXPECT_EQ(encoded(streamMessage("n", "3", "user", 1, 2)), Frames{R"(42["n",3,"-"])"});
+  EXPECT_FALSE(decodeRecoveryOffset(kUnrecoverableOffset, 100));
+}
+
+TEST_F(SioWsCodecRecoveryTest, HelloAsksTheCoreToResume) {
+  feed(sioFrame(resumeHello("room:a%7Cb~1~2|user~ab~3")));
+  ASSERT_EQ(sink_.hellos, 1);
+  const HttpRequest& h = *sink_.hello;
+  EXPECT_EQ(h.header("x-socketio-auth"), R"({"token":"T"})") << "pid and offset are stripped";
+  EXPECT_EQ(h.header("authorization"), "Bearer T");
+  EXPECT_EQ(h.header("x-imgate-resume"),
+            R"({"room:a|b":{"epoch":"1","seq":2},"user":{"epoch":"ab","seq":3}})");
+  EXPECT_EQ(h.headers.size(), upgradeRequest().headers.size() + 3);
+}
+
+TEST_F(SioWsCodecRecoveryTest, ResumeFromTheOffsetReplacesTheUpgradesOwn) {
+  auto upgrade = upgradeRequest();
+  upgrade.headers.push_back({"x-imgate-resume", R"({"user":{"epoch":"1","seq":99}})"});
+  codec_ = std::make_unique<SioWsCodec>(recoverySettings(), upgrade, wsOptions());
+  feed(sioFrame(resumeHello("user~ab~3")));
+  ASSERT_EQ(sink_.hellos, 1);
+  size_t count = 0;
+  for (const HttpHeader& header : sink_.hello->headers) {
+    count += header.name == "x-imgate-resume" ? 1 : 0;
+  }
+  EXPECT_EQ(count, 1u);
+  EXPECT_EQ(sink_.hello->header("x-imgate-resume"), R"({"user":{"epoch":"ab","seq":3}})");
+}
+
+TEST_F(SioWsCodecRecoveryTest, AuthKeepsEverythingButPidAndOffset) {
+  feed(sioFrame(R"(0{ "a" : [1,{"pid":2}] , "pid":"AAAAAAAAAAAAAAAAAAAB","offset":"user~1~1",)"
+                R"("b":"x\"pid" })"));
+  ASSERT_EQ(sink_.hellos, 1);
+  EXPECT_EQ(sink_.hello->header("x-socketio-auth"), R"({"a" : [1,{"pid":2}],"b":"x\"pid"})");
+  EXPECT_EQ(sink_.hello->header("x-imgate-resume"), R"({"user":{"epoch":"1","seq":1}})");
+  EXPECT_FALSE(sink_.hello->header("authorization"));
+
+  useSettings(recoverySettings());
+  feed(sioFrame(R"(0{"pid":"AAAAAAAAAAAAAAAAAAAB","offset":"user~1~1"})"));
+  ASSERT_EQ(sink_.hellos, 1);
+  EXPECT_EQ(sink_.hello->header("x-socketio-auth"), "{}");
+}
+
+TEST_F(SioWsCodecRecoveryTest, PidIsEchoedWhenEveryNamedStreamRecovered) {
+  using Outcome = StreamStart::Outcome;
+  const std::string pid =
+      openWith(resumeHello("room:a%7Cb~1~2|room:left~5~5|user~ab~3"),
+               {streamStart("user", 0xab, 3, Outcome::kRecovered),
+                streamStart("room:a|b", 1, 2, Outcome::kRecovered),
+                streamStart("room:new", 7, 0, Outcome::kFresh)});  // joined since: not named
+  EXPECT_EQ(pid, kClientPid) << "socket.recovered is true on the client";
+  feed(sioFrame("0/chat,"));
+  EXPECT_EQ(take(), Frames{R"(40/chat,{"sid":")" + sid_ + R"(","pid":")" +
+                           std::string(kClientPid) + "\"}"});
+  // Positions start where the core says (room:left is gone).
+  EXPECT_EQ(encoded(streamMessage("n", "1", "user", 0xab, 4)),
+            Frames{R"(42["n",1,"room:a%7Cb~1~2|room:new~7~0|user~ab~4"])"});
+}
+
+TEST_F(SioWsCodecRecoveryTest, PidIsNewUnlessEveryNamedStreamRecovered) {
+  using Outcome = StreamStart::Outcome;
+  const std::vector<std::vector<StreamStart>> cases = {
+      {streamStart("user", 0xab, 3, Outcome::kRecovered),
+       streamStart("room:a", 2, 9, Outcome::kImpossible)},
+      {streamStart("user", 0xab, 3, Outcome::kFresh),
+       streamStart("room:a", 1, 2, Outcome::kRecovered)},
+      {streamStart("room:b", 1, 2, Outcome::kRecovered)},  // nothing the client named
+      {},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    useSettings(recoverySettings());
+    const std::string pid = openWith(resumeHello("room:a~1~2|user~ab~3"), cases[i]);
+    EXPECT_TRUE(plausibleSessionId(pid)) << i << ": " << pid;
+    EXPECT_NE(pid, kClientPid) << i;
+  }
+}
+
+TEST_F(SioWsCodecRecoveryTest, MalformedResumeStartsAfresh) {
+  const std::vector<std::string> hellos = {
+      resumeHello("garbage"),
+      resumeHello("user~AB~3"),
+      resumeHello("user~ab~03"),
+      resumeHello("user~ab"),
+      resumeHello("user~ab~3|user~ab~4"),
+      resumeHello("%zz~1~1"),
+      resumeHello("-"),
+      resumeHello(""),                        // a client that saw no event yet
+      resumeHello("user~ab~3", "short"),      // not a pid we issue
+      R"(0{"pid":"AAAAAAAAAAAAAAAAAAAB","offset":5,"token":"T"})",
+      R"(0{"pid":"AAAAAAAAAAAAAAAAAAAB","token":"T"})",  // socket.io-client: no offset yet
+      R"(0{"offset":"user~ab~3","token":"T"})",
+  };
+  for (const std::string& hello : hellos) {
+    useSettings(recoverySettings());
+    feed(sioFrame(hello));
+    ASSERT_EQ(sink_.hellos, 1) << hello;
+    EXPECT_FALSE(sink_.hello->header("x-imgate-resume")) << hello;
+    EXPECT_EQ(sink_.hello->header("x-socketio-auth"), R"({"token":"T"})") << hello;
+    EXPECT_EQ(sink_.hello->header("authorization"), "Bearer T") << hello;
+    SessionOpened opened = sessionOpened();
+    // Even were the core to say so, the client did not ask: a new pid.
+    opened.streams = {streamStart("user", 0xab, 3, StreamStart::Outcome::kRecovered)};
+    codec_->onOpened(opened, out_);
+    const auto frames = take();
+    ASSERT_EQ(frames.size(), 1u) << hello;
+    std::string pid;
+    EXPECT_FALSE(connectAnswerSid(frames[0], "", &pid).empty()) << frames[0];
+    EXPECT_TRUE(plausibleSessionId(pid)) << hello;
+    EXPECT_NE(pid, kClientPid) << hello;
+  }
+}
+
+TEST(SioWsCodecSplit, RecoveryConversationWithAcks) {
+  ConversationSetup setup;
+  setup.settings = recoverySettings();
+  setup.opened.streams = {streamStart("user", 0xab, 3, StreamStart::Outcome::kRecovered)};
+  setup.pushes = {streamMessage("news", "1", "user", 0xab, 4, true),
+                  streamMessage("news", "2", "user", 0xab, 5, true),
+                  streamMessage("n", "3", "user", 0xab, 6)};
+  const std::string conversation =
+      sioFrame(resumeHello("user~ab~3")) + sioFrame(R"(31["ok"])") +
+      sioFrame(R"(2["chat",1])") + sioFrame("30[]") + sioFrame("30[]") +
+      sioFrame("399[]") + sioFrame("0/chat,") + sioFrame("1/chat,") + sioFrame("1");
+  const ConversationRun run = runAllWays(conversation, setup);
+  EXPECT_EQ(run.hellos, 1);
+  EXPECT_EQ(run.hello_headers,
+            (std::vector<std::string>{"host: gw.test", "origin: https://app.test", "cookie: c=1",
+                                      R"(x-socketio-auth: {"token":"T"})",
+                                      "authorization: Bearer T",
+                                      R"(x-imgate-resume: {"user":{"epoch":"ab","seq":3}})"}));
+  EXPECT_EQ(run.messages, (std::vector<std::string>{
+                              "1/text event= id= meta= stream=user seq=5 payload=",
+                              "0/text event=chat id= meta= payload=[1]",
+                              "1/text event= id= meta= stream=user seq=4 payload=",
+                          }));
+  const std::string pid(kClientPid);
+  EXPECT_EQ(run.out, (Frames{R"(40{"sid":"SID","pid":")" + pid + "\"}", R"(420["news",1])",
+                             R"(421["news",2])", R"(42["n",3,"user~ab~6"])",
+                             R"(40/chat,{"sid":"SID","pid":")" + pid + "\"}"}));
+  EXPECT_EQ(run.closes, std::vector<std::string>{"none:client disconnected"});
+  EXPECT_FALSE(run.error);
+  EXPECT_EQ(run.leftover, 0u);
+}
+
 // ---- mode: engineio (plain Engine.IO) ----------------------------------------------------------
 
 TEST(SioWsCodecEngineIo, MessagesAreEngineIoMessages) {
@@ -1027,11 +1434,12 @@ TEST(SioWsCodecEngineIo, MessagesAreEngineIoMessages) {
 
   ASSERT_TRUE(codec.encode(dataMessage("ignored", "hi"), out));
   ASSERT_TRUE(codec.encode(dataMessage("", std::string("\xff", 1), "", PayloadType::kBinary), out));
-  ASSERT_TRUE(codec.encode(ackMessage("1", "{}", {{"status", "permission_denied"}, {"reason", "no"}}),
-                           out));
+  ASSERT_TRUE(codec.encode(
+      ackMessage("1", "{}", {{"status", "permission_denied"}, {"reason", "no"}}), out));
   EXPECT_EQ(serverFrames(out.data),
             (std::vector<std::string>{"4hi", "bin:\xff",
-                                      R"(4{"type":"error","id":"1","event":"","error":"permission_denied","reason":"no"})"}));
+                                      R"(4{"type":"error","id":"1","event":"",)"
+                                      R"("error":"permission_denied","reason":"no"})"}));
   const Message shared = dataMessage("", "fan");
   ASSERT_NE(codec.sharedEncodingKey(shared), 0u);
   out.data.clear();

@@ -47,12 +47,16 @@ TEST(ProtoTcpFrameClientTest, FullConversationRoundTrips) {
   Message push;
   push.event = "news";
   push.seq = 4;
+  push.stream = "room:r1";
+  push.epoch = 0x9f3a0c11d2e4b5a6ull;
+  push.reliable = true;
   push.payload = makeBytes("breaking");
   ASSERT_TRUE(server.encode(push, to_client));
-  ASSERT_TRUE(server.decode(client::encodePushAck(push.seq), sink, to_client));
+  ASSERT_TRUE(server.decode(client::encodePushAck(push.seq, push.stream), sink, to_client));
   ASSERT_EQ(sink.messages.size(), 2u);
   EXPECT_EQ(sink.messages[1].kind, MessageKind::kAck);
   EXPECT_EQ(sink.messages[1].seq, 4u);
+  EXPECT_EQ(sink.messages[1].stream, "room:r1");
   server.encodeClose(Errc::kShutdown, "bye", to_client);
   // After the close the server ignores the client's bytes.
   ASSERT_TRUE(server.decode(client::encodePushAck(push.seq), sink, to_client));
@@ -79,6 +83,8 @@ TEST(ProtoTcpFrameClientTest, FullConversationRoundTrips) {
   EXPECT_EQ(p->seq, 4u);
   EXPECT_TRUE(p->ack_required);
   EXPECT_EQ(p->data, "breaking");
+  EXPECT_EQ(p->stream, "room:r1");
+  EXPECT_EQ(p->epoch, 0x9f3a0c11d2e4b5a6ull);
   EXPECT_TRUE(client::parseGoAway(got[3]));
   EXPECT_EQ(client::parseClose(got[4])->code, 1001);
 }

@@ -143,12 +143,12 @@ TEST(ProtoTcpFrameCodecTest, EveryClientFrameTypeDecodesTheSameAtEverySplit) {
   EXPECT_EQ(o.hellos, 1);
   EXPECT_EQ(o.activity, 11);  // every frame up to and including CLOSE
   const std::vector<std::string> want = {
-      "0|0|0||chat|11|0|ack_required=1;|hello",
-      "0|1|0|||12|0||" + big,
-      "0|0|0||ev|m-1|0|ack_required=1;|",
-      "1|0|0||||31||",  // PUSH_ACK: kAck with seq 31 (id only from a msg_id field)
-      "2|0|3|room-1|join|13|0||",
-      "2|0|3|room-1|leave|14|0||",
+      "0|0|0||chat|11|0||ack_required=1;|hello",
+      "0|1|0|||12|0|||" + big,
+      "0|0|0||ev|m-1|0||ack_required=1;|",
+      "1|0|0||||31|||",  // PUSH_ACK: kAck with seq 31 (id only from a msg_id field)
+      "2|0|3|room-1|join|13|0|||",
+      "2|0|3|room-1|leave|14|0|||",
   };
   ASSERT_EQ(o.messages.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
@@ -256,7 +256,7 @@ TEST(ProtoTcpFrameCodecTest, EveryErrorFailsTheSameAtEverySplit) {
       {"bad magic 1", withByte(ping, 1, 'E'), Errc::kProtocolError},
       {"bad version", withByte(ping, 2, 2), Errc::kProtocolError},
       {"unknown type 0", withByte(ping, 3, 0), Errc::kProtocolError},
-      {"unknown type 14", withByte(ping, 3, 14), Errc::kProtocolError},
+      {"unknown type 15", withByte(ping, 3, 15), Errc::kProtocolError},
       {"reserved flag", withByte(ping, 4, 0x08), Errc::kProtocolError},
       {"reserved byte", withByte(ping, 6, 1), Errc::kProtocolError},
       {"too big (header only)", big_header, Errc::kMessageTooBig},
@@ -376,7 +376,9 @@ TEST(ProtoTcpFrameCodecTest, PushCarriesSeqEventIdAndTextOrBinary) {
   TcpFrameCodec codec(TcpFrameOptions{});
   FakeOut out;
   ASSERT_TRUE(codec.encode(push("hi", 0), out));
-  ASSERT_TRUE(codec.encode(push(std::string("\0\1", 2), 9, PayloadType::kBinary), out));
+  Message reliable = push(std::string("\0\1", 2), 9, PayloadType::kBinary);
+  reliable.reliable = true;
+  ASSERT_TRUE(codec.encode(reliable, out));
   const auto f = frames(out.data);
   ASSERT_EQ(f.size(), 2u);
   auto p0 = client::parsePush(f[0]);
@@ -439,7 +441,7 @@ TEST(ProtoTcpFrameCodecTest, LargePushesAreCompressedWhenItPays) {
   EXPECT_FALSE(client::parsePush(frames(out3.data)[0])->compressed);
 }
 
-TEST(ProtoTcpFrameCodecTest, FanOutSharesBytesOnlyWithoutPerRecipientFields) {
+TEST(ProtoTcpFrameCodecTest, FanOutSharesBytesOfEveryPushButNotAcks) {
   TcpFrameCodec a(TcpFrameOptions{});
   TcpFrameCodec b(TcpFrameOptions{});
   const Message m = push("hello");
@@ -450,7 +452,8 @@ TEST(ProtoTcpFrameCodecTest, FanOutSharesBytesOnlyWithoutPerRecipientFields) {
   EXPECT_EQ(*a.encodeShared(m), out.data);
   EXPECT_NE(a.sharedEncodingKey(push("hello", 0, PayloadType::kBinary)), a.sharedEncodingKey(m));
   EXPECT_NE(a.sharedEncodingKey(push(std::string(300, 'x'))), a.sharedEncodingKey(m));
-  EXPECT_EQ(a.sharedEncodingKey(push("hello", 5)), 0u);  // seq is per recipient
+  // stream/epoch/seq are the same for every recipient of a room or broadcast message.
+  EXPECT_NE(a.sharedEncodingKey(push("hello", 5)), 0u);
   Message ack = push("r");
   ack.kind = MessageKind::kAck;
   EXPECT_EQ(a.sharedEncodingKey(ack), 0u);

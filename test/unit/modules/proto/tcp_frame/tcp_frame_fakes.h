@@ -78,7 +78,7 @@ inline std::string describe(const Message& m) {
   std::string s = std::to_string(static_cast<int>(m.kind)) + "|" +
                   std::to_string(static_cast<int>(m.type)) + "|" +
                   std::to_string(static_cast<int>(m.to_kind)) + "|" + m.to + "|" + m.event +
-                  "|" + m.id + "|" + std::to_string(m.seq) + "|";
+                  "|" + m.id + "|" + std::to_string(m.seq) + "|" + m.stream + "|";
   for (const auto& [k, v] : m.meta) {
     s += k + "=" + v + ";";
   }
