@@ -1343,9 +1343,6 @@ void Connection::openStreams(const std::vector<ResumePoint>& resume, bool first_
   if (names.empty()) {
     return;
   }
-  if (!streams_) {
-    streams_ = std::make_unique<SessionStreams>();
-  }
   StreamStore& store = worker_.registry().streams();
   const int64_t now = worker_.wallMs();
   for (const std::string& name : names) {
@@ -1390,7 +1387,13 @@ void Connection::openStreams(const std::vector<ResumePoint>& resume, bool first_
         }
       }
     }
-    streams_->setPosition(name, start.epoch, start.seq);
+    // A stream with no message yet needs no state: its first epoch is all due (check()).
+    if (start.epoch != 0) {
+      if (!streams_) {
+        streams_ = std::make_unique<SessionStreams>();
+      }
+      streams_->setPosition(name, start.epoch, start.seq);
+    }
     opened.streams.push_back(std::move(start));
   }
   deliveryCounters().replayed.fetch_add(replay.size(), std::memory_order_relaxed);
@@ -1434,11 +1437,7 @@ void Connection::sendSequenced(const MessagePtr& message) {
 }
 
 void Connection::fillGap(const Message& message) {
-  const SessionStreams::Position* p = streams_->position(message.stream);
-  if (p == nullptr) {
-    return;
-  }
-  const uint64_t from = p->seq;
+  const uint64_t from = streams_->positionIn(message);
   HistoryRead r = worker_.registry().streams().read(
       streamKey(message.app, message.stream, identity_.user), message.epoch, from,
       static_cast<size_t>(message.seq - from - 1), worker_.wallMs());
@@ -1555,12 +1554,15 @@ void Connection::roomJoined(const std::string& room_key) {
   if (state_ != State::kSession || !generation_->delivery.enabled) {
     return;
   }
-  if (!streams_) {
-    streams_ = std::make_unique<SessionStreams>();
-  }
   const std::string stream =
       roomStream(std::string_view(room_key).substr(identity_.app.size() + 1));
   const StreamHead head = worker_.registry().streams().head(streamStoreKey(stream));
+  if (head.epoch == 0 && !streams_) {
+    return;  // no message yet: nothing to skip (SessionStreams::check)
+  }
+  if (!streams_) {
+    streams_ = std::make_unique<SessionStreams>();
+  }
   streams_->setPosition(stream, head.epoch, head.seq);
 }
 

@@ -24,17 +24,17 @@ const SessionStreams::Position* SessionStreams::position(std::string_view stream
   return nullptr;
 }
 
-SessionStreams::Check SessionStreams::check(const Message& message) const {
+uint64_t SessionStreams::positionIn(const Message& message) const {
   const Position* p = position(message.stream);
-  if (p == nullptr || p->epoch != message.epoch) {
-    // First message of a stream this session did not know, or the stream was recreated: the
-    // old positions mean nothing in the new epoch.
-    return Check::kSend;
-  }
-  if (message.seq <= p->seq) {
+  return p != nullptr && p->epoch == message.epoch ? p->seq : 0;
+}
+
+SessionStreams::Check SessionStreams::check(const Message& message) const {
+  const uint64_t at = positionIn(message);
+  if (message.seq <= at) {
     return Check::kDuplicate;
   }
-  return message.seq == p->seq + 1 ? Check::kSend : Check::kGap;
+  return message.seq == at + 1 ? Check::kSend : Check::kGap;
 }
 
 void SessionStreams::sent(const MessagePtr& message, bool track, int64_t now_ms,

@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,11 +26,18 @@ class SessionStreams {
 
   // What to do with a sequenced message about to be sent.
   enum class Check : uint8_t {
-    kSend,       // next in order (or the stream's first, or a new epoch): send it
+    kSend,       // next in order: send it
     kDuplicate,  // already sent (a replay overtook the live copy): skip it
     kGap,        // messages between the position and this one were not sent: send them first
   };
+  // A stream with no position, or whose epoch differs from the message's, counts as "before
+  // seq 1 of the message's epoch": a session records a position whenever it subscribes to a
+  // stream that exists, so an unknown stream (or a new epoch) began after it subscribed and all
+  // of it is due. (So sessions need no state for streams that have no message yet.)
   Check check(const Message& message) const;
+  // The seq the session is at in `message`'s epoch of its stream (0 when unknown or another
+  // epoch).
+  uint64_t positionIn(const Message& message) const;
 
   // The message was written: moves the position; with `track`, it waits for an ack.
   void sent(const MessagePtr& message, bool track, int64_t now_ms,
@@ -62,7 +68,7 @@ class SessionStreams {
   Position* find(std::string_view stream);
 
   std::vector<Position> positions_;
-  std::deque<Unacked> unacked_;  // in send order
+  std::vector<Unacked> unacked_;  // in send order; at most delivery.max_unacked
 };
 
 }  // namespace imgate::core

@@ -36,9 +36,14 @@ TEST(SessionStreamsTest, OrderDuplicatesAndGaps) {
   EXPECT_EQ(s.check(*msg("user", 7, 10)), SessionStreams::Check::kDuplicate);
   EXPECT_EQ(s.check(*msg("user", 7, 3)), SessionStreams::Check::kDuplicate);
   EXPECT_EQ(s.check(*msg("user", 7, 13)), SessionStreams::Check::kGap);
-  // Unknown stream or a new epoch: start over from whatever arrives.
-  EXPECT_EQ(s.check(*msg("room:a", 1, 40)), SessionStreams::Check::kSend);
+  // An unknown stream or a new epoch began after the session subscribed: all of it is due.
+  EXPECT_EQ(s.check(*msg("room:a", 1, 1)), SessionStreams::Check::kSend);
+  EXPECT_EQ(s.check(*msg("room:a", 1, 40)), SessionStreams::Check::kGap);
+  EXPECT_EQ(s.positionIn(*msg("room:a", 1, 40)), 0u);
   EXPECT_EQ(s.check(*msg("user", 8, 1)), SessionStreams::Check::kSend);
+  EXPECT_EQ(s.check(*msg("user", 8, 2)), SessionStreams::Check::kGap);
+  EXPECT_EQ(s.positionIn(*msg("user", 8, 2)), 0u);
+  EXPECT_EQ(s.positionIn(*msg("user", 7, 12)), 10u);
   s.sent(msg("user", 7, 11), false, 0, milliseconds(100));
   EXPECT_EQ(s.position("user")->seq, 11u);
   EXPECT_EQ(s.check(*msg("user", 7, 11)), SessionStreams::Check::kDuplicate);
