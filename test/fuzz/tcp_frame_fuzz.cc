@@ -4,7 +4,8 @@
 // fed as client bytes the way the core feeds them. Every inbound message is pushed back out with
 // encode() and encodeShared() (PUSH_ACKs as sequenced reliable PUSHes, READs as READs) and must
 // parse back to the same id, stream and data. The streams and events seen also become a
-// HELLO_ACK streams answer, whose JSON must parse back to the same names.
+// HELLO_ACK streams answer, whose JSON must be valid UTF-8 and parse back to the same names
+// (U+FFFD where a name was not UTF-8).
 #include <rapidjson/document.h>
 
 #include <cstddef>
@@ -14,8 +15,10 @@
 #include <string_view>
 #include <vector>
 
+#include "modules/common/json_text.h"
 #include "modules/proto/tcp_frame/frame.h"
 #include "modules/proto/tcp_frame/tcp_frame_codec.h"
+#include "modules/proto/websocket/utf8.h"
 #include "test/fuzz/fuzz_codec_support.h"
 
 namespace {
@@ -23,6 +26,8 @@ namespace {
 using imgate::fuzz::check;
 using namespace imgate;                  // NOLINT: fuzz target brevity
 using namespace imgate::mod::tcp_frame;  // NOLINT
+using imgate::mod::appendStreamsJson;
+using imgate::mod::epochHex;
 
 using Out = imgate::fuzz::StringOut;
 using Sink = imgate::fuzz::RecordingSink;
@@ -87,16 +92,20 @@ void checkStreamsJson(const std::vector<Message>& messages) {
     streams.push_back({m.stream, m.seq * 7, m.seq, StreamStart::Outcome::kRecovered, m.seq});
     streams.push_back({m.event, 0, 0, StreamStart::Outcome::kImpossible, 0});
   }
-  const std::string json = streamsJson(streams);
+  std::string json;
+  appendStreamsJson(json, streams);
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
   check(!doc.HasParseError() && doc.IsObject());
   const rapidjson::Document& root = doc;
   check(root.MemberCount() == streams.size());
   size_t i = 0;
   for (const auto& member : root.GetObject()) {
     const StreamStart& s = streams[i++];
-    check(std::string_view(member.name.GetString(), member.name.GetStringLength()) == s.stream);
+    const std::string_view name(member.name.GetString(), member.name.GetStringLength());
+    // Names come back as sent where they are UTF-8; other bytes become U+FFFD.
+    check(mod::websocket::isValidUtf8(s.stream) ? name == s.stream
+                                                : name.find("\xEF\xBF\xBD") != name.npos);
     check(member.value["seq"].GetUint64() == s.seq);
     check(member.value["epoch"].GetString() == epochHex(s.epoch));
   }

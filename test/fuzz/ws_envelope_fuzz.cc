@@ -4,7 +4,8 @@
 //           (ws_envelope.h), and its fields must survive encodeEnvelope() as valid JSON that an
 //           independent parser reads back unchanged.
 //   mode 1: the rest split at 0xFF bytes into id, event, stream, meta values and payload (kept
-//           when valid UTF-8): every downlink shape is encoded and parsed back.
+//           when valid UTF-8): every downlink shape is encoded and parsed back; the raw parts
+//           as a text push must still give valid UTF-8 JSON.
 //   mode 2: the rest is client bytes for an envelope-mode WsCodec, fed in pseudo-random pieces;
 //           every delivered message is encoded back with encode() and encodeShared().
 #include <rapidjson/reader.h>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "modules/common/base64.h"
+#include "modules/common/json_text.h"
 #include "modules/proto/websocket/utf8.h"
 #include "modules/proto/websocket/ws_codec.h"
 #include "modules/proto/websocket/ws_envelope.h"
@@ -33,9 +35,9 @@ using imgate::MessageKind;
 using imgate::PayloadType;
 using imgate::TargetKind;
 using imgate::fuzz::check;
+using imgate::mod::epochHex;
 using imgate::mod::websocket::decodeEnvelope;
 using imgate::mod::websocket::encodeEnvelope;
-using imgate::mod::websocket::epochHex;
 using imgate::mod::websocket::isValidUtf8;
 using imgate::mod::websocket::kMaxEnvelopeSeq;
 using imgate::mod::websocket::Uplink;
@@ -247,6 +249,14 @@ void fuzzEncoder(uint8_t config, std::string_view input) {
   m.kind = MessageKind::kControl;
   m.event = "read";
   checkDownlink(m);
+  // Any bytes at all still give valid UTF-8 JSON (invalid sequences become U+FFFD).
+  Message raw;
+  raw.id = parts[0];
+  raw.event = parts[1];
+  raw.stream = parts[2];
+  raw.seq = 1;
+  raw.payload = makeBytes(parts[4]);
+  parseFlat(encodeEnvelope(raw));
 }
 
 class Sink final : public imgate::CodecSink {

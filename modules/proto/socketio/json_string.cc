@@ -1,60 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "json_string.h"
 
-#include <array>
 #include <charconv>
 #include <vector>
 
 namespace imgate::mod::socketio {
 
 namespace {
-
-constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
-constexpr char kHex[] = "0123456789abcdef";
-
-// One step of UTF-8 decoding (RFC 3629 table 3-7). `len` is the sequence length when `ok`;
-// otherwise the length of the maximal subpart to replace with one U+FFFD (WHATWG "UTF-8
-// decode": the bytes before the one that made the sequence impossible, at least one).
-struct Utf8Step {
-  size_t len;
-  bool ok;
-};
-
-Utf8Step utf8Step(const unsigned char* p, size_t avail) {
-  const unsigned char c = p[0];
-  size_t need = 0;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    need = 1;
-  } else if (c == 0xE0) {
-    need = 2;
-    lo = 0xA0;
-  } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-    need = 2;
-  } else if (c == 0xED) {
-    need = 2;
-    hi = 0x9F;  // no UTF-16 surrogates
-  } else if (c == 0xF0) {
-    need = 3;
-    lo = 0x90;
-  } else if (c >= 0xF1 && c <= 0xF3) {
-    need = 3;
-  } else if (c == 0xF4) {
-    need = 3;
-    hi = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return {1, false};
-  }
-  for (size_t i = 1; i <= need; ++i) {
-    if (i >= avail || p[i] < lo || p[i] > hi) {
-      return {i, false};
-    }
-    lo = 0x80;
-    hi = 0xBF;
-  }
-  return {need + 1, true};
-}
 
 void appendUtf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
@@ -102,17 +54,6 @@ int32_t hex4(std::string_view s, size_t pos) {
   }
   return v;
 }
-
-// Bytes that JSON.stringify copies unchanged and that need no UTF-8 check.
-constexpr std::array<bool, 256> kPlainAscii = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0x20; c < 0x80; ++c) {
-    t[c] = c != '"' && c != '\\';
-  }
-  return t;
-}();
-
-inline bool plainAscii(unsigned char c) { return kPlainAscii[c]; }
 
 std::string offsetReason(std::string_view what, size_t offset) {
   std::string r(what);
@@ -200,7 +141,7 @@ Status Scanner::string(std::string_view* raw) {
   const auto* const u = reinterpret_cast<const unsigned char*>(s_.data());
   for (;;) {
     size_t p = pos_;  // a local: stores through pos_ could alias the byte loads
-    while (p < n_ && plainAscii(u[p])) {
+    while (p < n_ && jsonPlainByte(u[p])) {
       ++p;
     }
     pos_ = p;
@@ -490,52 +431,6 @@ Result<JsonShape> Scanner::run() {
 
 }  // namespace
 
-void appendJsonString(std::string& out, std::string_view utf8) {
-  const auto* const u = reinterpret_cast<const unsigned char*>(utf8.data());
-  const size_t n = utf8.size();
-  out.reserve(out.size() + n + 2);
-  out.push_back('"');
-  size_t i = 0;
-  while (i < n) {
-    const size_t run = i;
-    while (i < n && plainAscii(u[i])) {
-      ++i;
-    }
-    out.append(utf8.data() + run, i - run);
-    if (i >= n) {
-      break;
-    }
-    const unsigned char c = u[i];
-    if (c >= 0x80) {
-      const Utf8Step step = utf8Step(u + i, n - i);
-      if (step.ok) {
-        out.append(utf8.data() + i, step.len);
-      } else {
-        out.append(kReplacement);
-      }
-      i += step.len;
-      continue;
-    }
-    out.push_back('\\');
-    switch (c) {
-      case '"': out.push_back('"'); break;
-      case '\\': out.push_back('\\'); break;
-      case '\b': out.push_back('b'); break;
-      case '\f': out.push_back('f'); break;
-      case '\n': out.push_back('n'); break;
-      case '\r': out.push_back('r'); break;
-      case '\t': out.push_back('t'); break;
-      default:
-        out.append("u00");
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 0xF]);
-        break;
-    }
-    ++i;
-  }
-  out.push_back('"');
-}
-
 bool validUtf8(std::string_view bytes) {
   const auto* const u = reinterpret_cast<const unsigned char*>(bytes.data());
   const size_t n = bytes.size();
@@ -571,7 +466,7 @@ Result<std::string> parseJsonString(std::string_view json) {
   size_t i = 1;
   for (;;) {
     const size_t run = i;
-    while (i < n && plainAscii(u[i])) {
+    while (i < n && jsonPlainByte(u[i])) {
       ++i;
     }
     out.append(json.data() + run, i - run);
@@ -627,7 +522,7 @@ Result<std::string> parseJsonString(std::string_view json) {
           }
         }
         if (cu >= 0xD800 && cu <= 0xDFFF) {
-          out.append(kReplacement);
+          out.append(kUtf8Replacement);
         } else {
           appendUtf8(out, static_cast<uint32_t>(cu));
         }

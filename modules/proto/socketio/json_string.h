@@ -2,7 +2,8 @@
 // JSON text helpers for the Socket.IO codec. Socket.IO peers are JavaScript programs that use
 // JSON.stringify and JSON.parse, so these follow ECMAScript exactly where it matters for
 // interoperability, with UTF-8 where JavaScript has UTF-16:
-//  - appendJsonString() produces the bytes JSON.stringify(string) produces, UTF-8 encoded;
+//  - appendJsonString() (modules/common/json_text.h, shared with the other protocol modules)
+//    produces the bytes JSON.stringify(string) produces, UTF-8 encoded;
 //  - parseJsonString() unescapes one string literal as JSON.parse does;
 //  - scanJson() accepts exactly the texts JSON.parse accepts (plus a nesting limit and a UTF-8
 //    check), without building a tree, and reports the few facts the codec needs.
@@ -15,6 +16,7 @@
 #include <string_view>
 
 #include "imgate/sdk/status.h"
+#include "modules/common/json_text.h"
 
 namespace imgate::mod::socketio {
 
@@ -22,16 +24,7 @@ namespace imgate::mod::socketio {
 // above what chat payloads use and keeps one packet's validation bounded and non-recursive.
 inline constexpr uint32_t kDefaultJsonMaxDepth = 32;
 
-// Appends `utf8` as a JSON string literal, quotes included, byte for byte what
-// JSON.stringify produces for the same string: escapes `"` `\` and \b \f \n \r \t, every other
-// C0 control as \u00xx with lower-case hex; leaves '/', DEL and all non-ASCII characters
-// (including U+2028/U+2029) as they are.
-// Invalid UTF-8 cannot occur in a JavaScript string; each maximal invalid subsequence is
-// replaced by U+FFFD (EF BF BD), as the WHATWG TextDecoder and Node's Buffer#toString do, so
-// the output is always valid UTF-8 and valid JSON.
-void appendJsonString(std::string& out, std::string_view utf8);
-
-// Same, returning a new string.
+// appendJsonString() into a new string.
 std::string jsonString(std::string_view utf8);
 
 // Decodes one JSON string literal: `json` must be exactly `"..."`, with no surrounding

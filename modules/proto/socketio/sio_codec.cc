@@ -688,16 +688,7 @@ Status SioWsCodec::encodeEngineIo(const Message& message, OutBuffer& out) {
   if (message.kind == MessageKind::kAck) {
     const std::string_view status = metaValue(message, "status");
     if (!status.empty() && status != "ok") {
-      std::string json = "{\"type\":\"error\",\"id\":";
-      appendJsonString(json, message.id);
-      json.append(",\"event\":");
-      appendJsonString(json, message.event);
-      json.append(",\"error\":");
-      appendJsonString(json, status);
-      json.append(",\"reason\":");
-      appendJsonString(json, metaValue(message, "reason"));
-      json.push_back('}');
-      sendText(eioMessage(json), out);
+      sendText(eioMessage(websocket::ackErrorJson(message)), out);
       return {};
     }
     if (message.data().empty()) {

@@ -4,14 +4,13 @@
 #include <limits>
 #include <set>
 
-#include "json_string.h"
+#include "modules/common/json_text.h"
 
 namespace imgate::mod::socketio {
 
 namespace {
 
 constexpr char kHexUpper[] = "0123456789ABCDEF";
-constexpr char kHexLower[] = "0123456789abcdef";
 
 bool isSafe(char c) {
   if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
@@ -100,20 +99,6 @@ bool parseLowerHex(std::string_view text, uint64_t& value) {
 
 }  // namespace
 
-std::string epochHex(uint64_t epoch) {
-  if (epoch == 0) {
-    return "0";
-  }
-  std::string hex;
-  for (int shift = 60; shift >= 0; shift -= 4) {
-    const auto nibble = static_cast<size_t>((epoch >> shift) & 0xF);
-    if (!hex.empty() || nibble != 0) {
-      hex.push_back(kHexLower[nibble]);
-    }
-  }
-  return hex;
-}
-
 std::string encodeRecoveryOffset(const std::vector<StreamPosition>& positions) {
   std::string offset;
   for (const StreamPosition& p : positions) {
@@ -183,19 +168,8 @@ Result<std::vector<StreamPosition>> decodeRecoveryOffset(std::string_view offset
 }
 
 std::string resumeJson(const std::vector<StreamPosition>& positions) {
-  std::string json = "{";
-  for (const StreamPosition& p : positions) {
-    if (json.size() > 1) {
-      json.push_back(',');
-    }
-    appendJsonString(json, p.stream);
-    json.append(":{\"epoch\":\"");
-    json.append(epochHex(p.epoch));
-    json.append("\",\"seq\":");
-    json.append(std::to_string(p.seq));
-    json.push_back('}');
-  }
-  json.push_back('}');
+  std::string json;
+  appendResumeJson(json, positions);
   return json;
 }
 

@@ -60,7 +60,4 @@ std::string encodeRecoveryOffset(const std::vector<StreamPosition>& positions);
 // {"<stream>":{"epoch":"<lower-case hex>","seq":N},...}.
 std::string resumeJson(const std::vector<StreamPosition>& positions);
 
-// Lower-case hex without leading zeros ("0" for zero), as epochs are written on the wire.
-std::string epochHex(uint64_t epoch);
-
 }  // namespace imgate::mod::socketio

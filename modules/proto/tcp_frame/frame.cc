@@ -4,7 +4,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <limits>
 
@@ -246,41 +245,6 @@ Result<Fields> parseFields(std::string_view body) {
     slot = value;
   }
   return fields;
-}
-
-// ---- Reliable delivery ------------------------------------------------------------------------
-
-std::string epochHex(uint64_t epoch) {
-  char buf[16];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), epoch, 16);
-  (void)ec;  // 16 hex digits always fit
-  return std::string(buf, end);
-}
-
-void appendJsonString(std::string& out, std::string_view value) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (char c : value) {
-    const auto u = static_cast<uint8_t>(c);
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default:
-        if (u < 0x20) {
-          out.append("\\u00");
-          out.push_back(kHex[u >> 4]);
-          out.push_back(kHex[u & 0xF]);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
 }
 
 // ---- Compression ------------------------------------------------------------------------------

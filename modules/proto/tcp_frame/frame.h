@@ -141,15 +141,6 @@ class Fields {
 // unassigned tags are skipped, so later versions can add fields.
 [[nodiscard]] Result<Fields> parseFields(std::string_view body);
 
-// ---- Reliable delivery (text forms) ------------------------------------------------------------
-
-// An epoch as text (HELLO's x-epoch header, the resume and streams JSON): lower-case hex without
-// leading zeros, "0" for 0.
-std::string epochHex(uint64_t epoch);
-// Appends `value` as a JSON string literal: \" \\ \b \f \n \r \t escaped, other bytes below 0x20
-// as \u00XX, every other byte as it is (callers pass UTF-8).
-void appendJsonString(std::string& out, std::string_view value);
-
 // ---- Compression ------------------------------------------------------------------------------
 
 // Inflates one complete zlib stream into `out`. At most limit + 1 bytes are ever produced: more

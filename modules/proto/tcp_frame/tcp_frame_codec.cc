@@ -5,6 +5,8 @@
 #include <charconv>
 #include <utility>
 
+#include "modules/common/json_text.h"
+
 namespace imgate::mod::tcp_frame {
 
 namespace {
@@ -104,26 +106,6 @@ std::string percentEncode(std::string_view in) {
       out.push_back(kHex[u & 0xF]);
     }
   }
-  return out;
-}
-
-std::string streamsJson(const std::vector<StreamStart>& streams) {
-  std::string out = "{";
-  for (const StreamStart& s : streams) {
-    if (out.size() > 1) {
-      out.push_back(',');
-    }
-    appendJsonString(out, s.stream);
-    out.append(":{\"epoch\":\"").append(epochHex(s.epoch)).append("\",\"seq\":");
-    out.append(std::to_string(s.seq)).append(",\"recovery\":\"");
-    switch (s.outcome) {
-      case StreamStart::Outcome::kFresh: out.append("fresh"); break;
-      case StreamStart::Outcome::kRecovered: out.append("recovered"); break;
-      case StreamStart::Outcome::kImpossible: out.append("impossible"); break;
-    }
-    out.append("\",\"replayed\":").append(std::to_string(s.replayed)).append("}");
-  }
-  out.push_back('}');
   return out;
 }
 
@@ -442,7 +424,8 @@ void TcpFrameCodec::onOpened(const SessionOpened& opened, OutBuffer& out) {
   w.addString(Tag::kDevice, opened.identity.device);
   size_t json_size = 0;
   if (!opened.streams.empty()) {
-    const std::string json = streamsJson(opened.streams);
+    std::string json;
+    appendStreamsJson(json, opened.streams);
     json_size = json.size();
     w.addString(Tag::kStreams, json);
   }

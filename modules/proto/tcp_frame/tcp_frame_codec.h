@@ -10,7 +10,6 @@
 #include <string>
 #include <string_view>
 #include <utility>
-#include <vector>
 
 #include "frame.h"
 #include "imgate/sdk/codec.h"
@@ -43,11 +42,6 @@ bool sendsErrorFrame(Errc code);
 
 // Percent-encodes everything but RFC 3986 unreserved characters (for the HELLO's query).
 std::string percentEncode(std::string_view in);
-
-// HELLO_ACK's `streams` field: {"<stream>":{"epoch":"<hex>","seq":N,"recovery":"fresh|
-// recovered|impossible","replayed":K},...} in the order given, "{}" when empty. A stream listed
-// twice is written twice (the core lists each once).
-std::string streamsJson(const std::vector<StreamStart>& streams);
 
 // One session's codec.
 //
@@ -83,8 +77,9 @@ class TcpFrameCodec final : public Codec {
   uint64_t sharedEncodingKey(const Message& message) const override;
   // Thread-safe: reads only immutable options.
   Bytes encodeShared(const Message& message) const override;
-  // HELLO_ACK, with the `streams` field when opened.streams is not empty (compressed like a
-  // PUSH when that JSON reaches compress_min_size).
+  // HELLO_ACK, with the `streams` field (appendStreamsJson(), modules/common/json_text.h) when
+  // opened.streams is not empty (compressed like a PUSH when that JSON reaches
+  // compress_min_size).
   void onOpened(const SessionOpened& opened, OutBuffer& out) override;
   // Clients answer ACK_REQUIRED pushes with PUSH_ACK (cumulative per stream).
   bool acksDownlink() const override { return true; }

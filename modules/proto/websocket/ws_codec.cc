@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "modules/common/json_text.h"
 #include "ws_envelope.h"
 
 namespace imgate::mod::websocket {
@@ -471,26 +472,20 @@ std::string_view metaValue(const Message& message, std::string_view key) {
   return {};
 }
 
-void appendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(ch);
-    } else if (c < 0x20) {
-      out.append("\\u00");
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    } else {
-      out.push_back(ch);
-    }
-  }
-  out.push_back('"');
-}
-
 }  // namespace
+
+std::string ackErrorJson(const Message& ack) {
+  std::string json = "{\"type\":\"error\",\"id\":";
+  appendJsonString(json, ack.id);
+  json.append(",\"event\":");
+  appendJsonString(json, ack.event);
+  json.append(",\"error\":");
+  appendJsonString(json, metaValue(ack, "status"));
+  json.append(",\"reason\":");
+  appendJsonString(json, metaValue(ack, "reason"));
+  json.push_back('}');
+  return json;
+}
 
 // Plain WebSocket has no message ids, so an ack (the answer to a client message, e.g. from the
 // route stage) becomes: nothing when it is a bare success, the backend's reply body when there is
@@ -516,18 +511,9 @@ Status WsCodec::encode(const Message& message, OutBuffer& out) {
       reply.kind = MessageKind::kData;
       return encode(reply, out);
     }
-    std::string json = "{\"type\":\"error\",\"id\":";
-    appendJsonString(json, message.id);
-    json.append(",\"event\":");
-    appendJsonString(json, message.event);
-    json.append(",\"error\":");
-    appendJsonString(json, status);
-    json.append(",\"reason\":");
-    appendJsonString(json, metaValue(message, "reason"));
-    json.push_back('}');
     Message error;
     error.type = PayloadType::kText;
-    error.payload = makeBytes(std::move(json));
+    error.payload = makeBytes(ackErrorJson(message));
     return encode(error, out);
   }
   return writeMessage(opcodeFor(message), message.data(), message.payload,

@@ -68,6 +68,11 @@ size_t writeFrameHeader(uint8_t* dst, bool fin, bool rsv1, Opcode opcode, uint64
 // A whole unmasked frame (FIN=1).
 std::string serverFrame(Opcode opcode, std::string_view payload, bool rsv1 = false);
 
+// Plain mode's text for a failed ack (meta "status" other than "ok"):
+// {"type":"error","id":..,"event":..,"error":<status>,"reason":<meta "reason">}. Socket.IO's
+// plain Engine.IO mode sends the same text.
+std::string ackErrorJson(const Message& ack);
+
 // One session's codec. Server side only: inbound frames must be masked, outbound are not.
 //
 // decode() rules, all failing the session with the Errc in brackets (the core then calls

@@ -5,11 +5,11 @@
 #include <rapidjson/reader.h>
 
 #include <array>
-#include <charconv>
 #include <optional>
 #include <utility>
 
 #include "modules/common/base64.h"
+#include "modules/common/json_text.h"
 #include "utf8.h"
 
 namespace imgate::mod::websocket {
@@ -326,37 +326,9 @@ Result<Uplink> buildUplink(const Fields& fields) {
 
 // ---- Output ---------------------------------------------------------------------------------
 
-// As JSON.stringify: the two-character escapes where JSON has one, \u00XX for the other
-// control characters, everything else (valid UTF-8) verbatim.
-void appendString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default:
-        if (c < 0x20) {
-          out.append("\\u00");
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 15]);
-        } else {
-          out.push_back(ch);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 void appendStringField(std::string& out, std::string_view key, std::string_view value) {
   out.append(",\"").append(key).append("\":");
-  appendString(out, value);
+  appendJsonString(out, value);
 }
 
 template <typename Int>
@@ -379,15 +351,6 @@ std::string_view metaValue(const Message& message, std::string_view key) {
     }
   }
   return {};
-}
-
-std::string_view outcomeName(StreamStart::Outcome outcome) {
-  switch (outcome) {
-    case StreamStart::Outcome::kFresh: return "fresh";
-    case StreamStart::Outcome::kRecovered: return "recovered";
-    case StreamStart::Outcome::kImpossible: return "impossible";
-  }
-  return "fresh";
 }
 
 std::string encodeAck(const Message& message) {
@@ -492,30 +455,10 @@ std::string encodeWelcome(const SessionOpened& opened) {
   appendNumberField(out, "server_time", opened.server_time_ms);
   appendNumberField(out, "idle_timeout", opened.idle_timeout.count());
   appendNumberField(out, "ping_interval", opened.ping_interval.count());
-  out.append(",\"streams\":{");
-  bool first = true;
-  for (const StreamStart& s : opened.streams) {
-    if (!first) {
-      out.push_back(',');
-    }
-    first = false;
-    appendString(out, s.stream);
-    out.append(":{\"epoch\":");
-    appendString(out, epochHex(s.epoch));
-    appendNumberField(out, "seq", s.seq);
-    appendStringField(out, "recovery", outcomeName(s.outcome));
-    appendNumberField(out, "replayed", s.replayed);
-    out.push_back('}');
-  }
-  out.append("}}");
+  out.append(",\"streams\":");
+  appendStreamsJson(out, opened.streams);
+  out.push_back('}');
   return out;
-}
-
-std::string epochHex(uint64_t epoch) {
-  char buf[16];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), epoch, 16);
-  (void)ec;  // 16 hex digits always fit a u64
-  return std::string(buf, end);
 }
 
 }  // namespace imgate::mod::websocket

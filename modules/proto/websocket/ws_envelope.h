@@ -58,14 +58,12 @@ struct Uplink {
 //   otherwise       {"t":"push"|"control"|"presence","stream","epoch","seq"(seq != 0 only),
 //                   "ack":true(reliable only),"id","event","data"|"data_base64"}
 // id and event are written only when non-empty; binary payloads go to data_base64 (standard
-// alphabet, padded). Strings are escaped as JSON.stringify does.
+// alphabet, padded). Strings are written as JSON.stringify writes them, invalid UTF-8 as U+FFFD
+// (appendJsonString(), modules/common/json_text.h), so the text message is always valid UTF-8.
 std::string encodeEnvelope(const Message& message);
 
 // The hello answer: {"t":"welcome","session":"<decimal>","app","user","device","server_time",
 // "idle_timeout","ping_interval","streams":{"<stream>":{"epoch","seq","recovery","replayed"}}}.
 std::string encodeWelcome(const SessionOpened& opened);
-
-// Lower-case hex without leading zeros; "0" for 0 (no history yet).
-std::string epochHex(uint64_t epoch);
 
 }  // namespace imgate::mod::websocket

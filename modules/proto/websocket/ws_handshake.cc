@@ -2,6 +2,7 @@
 #include "ws_handshake.h"
 
 #include "modules/common/base64.h"
+#include "modules/common/json_text.h"
 #include "ws_envelope.h"
 
 #include <algorithm>
@@ -61,28 +62,12 @@ void sha1Block(uint32_t h[5], const uint8_t* block) {
   h[4] += e;
 }
 
-
-std::string jsonEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += ' ';
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
 HttpResponse errorResponse(int status, Errc code, std::string_view reason) {
   std::string body = "{\"error\":\"";
   body += errcName(code);
-  body += "\",\"reason\":\"";
-  body += jsonEscape(reason);
-  body += "\"}";
+  body += "\",\"reason\":";
+  appendJsonString(body, reason);
+  body += "}";
   return HttpResponse::json(status, std::move(body));
 }
 

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <utility>
 
+#include "modules/common/json_text.h"
+
 namespace imgate::mod::tcp_frame::client {
 
 namespace {
@@ -110,16 +112,8 @@ std::string encodeRead(uint64_t seq, std::string_view stream) {
 }
 
 std::string resumeJson(const std::vector<StreamPosition>& positions) {
-  std::string out = "{";
-  for (const StreamPosition& p : positions) {
-    if (out.size() > 1) {
-      out.push_back(',');
-    }
-    appendJsonString(out, p.stream);
-    out.append(":{\"epoch\":\"").append(epochHex(p.epoch)).append("\",\"seq\":");
-    out.append(std::to_string(p.seq)).append("}");
-  }
-  out.push_back('}');
+  std::string out;
+  appendResumeJson(out, positions);
   return out;
 }
 

@@ -20,15 +20,6 @@ using Positions = std::vector<StreamPosition>;
 
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
 
-TEST(SioRecoveryEpochHex, LowerCaseWithoutLeadingZeros) {
-  EXPECT_EQ(epochHex(0), "0");
-  EXPECT_EQ(epochHex(1), "1");
-  EXPECT_EQ(epochHex(0xab), "ab");
-  EXPECT_EQ(epochHex(0x100), "100");
-  EXPECT_EQ(epochHex(0x9f3a0c11d2e4b5a6), "9f3a0c11d2e4b5a6");
-  EXPECT_EQ(epochHex(kMax), "ffffffffffffffff");
-}
-
 TEST(SioRecoveryOffset, ExactEncodings) {
   EXPECT_EQ(encodeRecoveryOffset({}), "");
   EXPECT_EQ(encodeRecoveryOffset({{"user", 0xab, 3}}), "user~ab~3");

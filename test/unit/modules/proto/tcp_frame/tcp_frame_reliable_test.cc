@@ -5,8 +5,10 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "modules/common/json_text.h"
 #include "modules/proto/tcp_frame/client/tcp_frame_client.h"
 #include "modules/proto/tcp_frame/frame.h"
 #include "modules/proto/tcp_frame/tcp_frame_codec.h"
@@ -80,25 +82,6 @@ Message readMark(std::string stream, uint64_t seq, std::optional<std::string> de
   }
   m.payload = makeBytes("");
   return m;
-}
-
-// ---- Text forms ---------------------------------------------------------------------------------
-
-TEST(ProtoTcpFrameReliableTest, EpochsAreLowerCaseHexWithoutLeadingZeros) {
-  EXPECT_EQ(epochHex(0), "0");
-  EXPECT_EQ(epochHex(1), "1");
-  EXPECT_EQ(epochHex(0xABCull), "abc");
-  EXPECT_EQ(epochHex(kEpoch), "9f3a0c11d2e4b5a6");
-  EXPECT_EQ(epochHex(UINT64_MAX), "ffffffffffffffff");
-}
-
-TEST(ProtoTcpFrameReliableTest, JsonStringsEscapeQuotesBackslashesAndControlCharacters) {
-  std::string out;
-  appendJsonString(out, std::string("a\"b\\c\b\f\n\r\t\x01\x1f\x7f\xc3\xa9", 15));
-  EXPECT_EQ(out, std::string("\"a\\\"b\\\\c\\b\\f\\n\\r\\t\\u0001\\u001f\x7f\xc3\xa9\""));
-  out.clear();
-  appendJsonString(out, "");
-  EXPECT_EQ(out, "\"\"");
 }
 
 // ---- HELLO --------------------------------------------------------------------------------------
@@ -355,13 +338,11 @@ SessionOpened openedWithStreams() {
   return opened;
 }
 
-TEST(ProtoTcpFrameReliableTest, StreamsJsonIsExact) {
-  EXPECT_EQ(streamsJson({}), "{}");
-  EXPECT_EQ(streamsJson(openedWithStreams().streams),
-            R"({"user":{"epoch":"9f3a0c11d2e4b5a6","seq":7,"recovery":"recovered","replayed":3},)"
-            R"("room:a\"b\n\u0001":{"epoch":"0","seq":0,"recovery":"impossible","replayed":0},)"
-            R"("all":{"epoch":"1","seq":18446744073709551615,"recovery":"fresh","replayed":0}})");
-}
+// The `streams` field of openedWithStreams()'s HELLO_ACK.
+constexpr std::string_view kStreamsJson =
+    R"({"user":{"epoch":"9f3a0c11d2e4b5a6","seq":7,"recovery":"recovered","replayed":3},)"
+    R"("room:a\"b\n\u0001":{"epoch":"0","seq":0,"recovery":"impossible","replayed":0},)"
+    R"("all":{"epoch":"1","seq":18446744073709551615,"recovery":"fresh","replayed":0}})";
 
 TEST(ProtoTcpFrameReliableTest, HelloAckCarriesStreamsOnlyWhenThereAreAny) {
   TcpFrameCodec codec(TcpFrameOptions{});
@@ -371,7 +352,7 @@ TEST(ProtoTcpFrameReliableTest, HelloAckCarriesStreamsOnlyWhenThereAreAny) {
   codec.onOpened(openedWithStreams(), out);
   auto f = frames(out.data);
   ASSERT_EQ(f.size(), 1u);
-  EXPECT_EQ(parseFields(f[0].body)->str(Tag::kStreams), streamsJson(openedWithStreams().streams));
+  EXPECT_EQ(parseFields(f[0].body)->str(Tag::kStreams), kStreamsJson);
   auto ack = client::parseHelloAck(f[0]);
   ASSERT_TRUE(ack);
   EXPECT_EQ(ack->id, 5u);
@@ -405,7 +386,8 @@ TEST(ProtoTcpFrameReliableTest, ManyStreamsCompressTheHelloAck) {
   TcpFrameCodec codec(TcpFrameOptions{});
   FakeOut out;
   codec.onOpened(opened, out);
-  const std::string json = streamsJson(opened.streams);
+  std::string json;
+  appendStreamsJson(json, opened.streams);
   EXPECT_LT(out.data.size(), json.size() / 4);
   auto f = frames(out.data);
   ASSERT_EQ(f.size(), 1u);

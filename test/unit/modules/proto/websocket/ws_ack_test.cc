@@ -2,6 +2,9 @@
 // How acks (answers to client messages, e.g. from the route stage) look on plain WebSocket.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+
 #include "modules/proto/websocket/ws_codec.h"
 #include "test/unit/modules/proto/websocket/fakes.h"
 #include "test/unit/modules/proto/websocket/ws_test_client.h"
@@ -40,13 +43,23 @@ TEST(WsAckTest, SuccessWithReplyBodySendsTheBody) {
 }
 
 TEST(WsAckTest, ErrorBecomesAJsonErrorMessage) {
-  WsCodec codec(WsCodecOptions{});
-  FakeOut out;
-  ASSERT_TRUE(codec.encode(ack("unavailable", "", "backend \"x\" down"), out));
-  const auto frames = parseServerFrames(out.data);
-  ASSERT_EQ(frames.size(), 1u);
-  EXPECT_EQ(frames[0].payload,
-            R"({"type":"error","id":"m1","event":"chat","error":"unavailable","reason":"backend \"x\" down"})");
+  const std::pair<std::string, std::string> cases[] = {
+      {"backend \"x\" down",
+       R"({"type":"error","id":"m1","event":"chat","error":"unavailable",)"
+       R"("reason":"backend \"x\" down"})"},
+      // Escaped as JSON.stringify escapes them.
+      {"line\nbreak\t\x01\\",
+       R"({"type":"error","id":"m1","event":"chat","error":"unavailable",)"
+       R"("reason":"line\nbreak\t\u0001\\"})"},
+  };
+  for (const auto& [reason, json] : cases) {
+    WsCodec codec(WsCodecOptions{});
+    FakeOut out;
+    ASSERT_TRUE(codec.encode(ack("unavailable", "", reason), out));
+    const auto frames = parseServerFrames(out.data);
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].payload, json);
+  }
 }
 
 }  // namespace

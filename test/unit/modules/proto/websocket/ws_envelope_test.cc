@@ -178,6 +178,15 @@ TEST(WsEnvelopeTest, EncodesEveryDownlinkShape) {
                      "{\"t\":\"push\",\"id\":\"i\\n\",\"data\":\"q\\\" b\\\\ \\b \\f \\n \\r \\t "
                      "\\u0001 \\u001f \x7f / \xc3\xa9 \xf0\x9f\x98\x80\"}"});
   }
+  {
+    // Text frames must be valid UTF-8 (RFC 6455 §8.1), so bytes a JavaScript string could not
+    // hold become U+FFFD rather than reaching the browser.
+    Message m = push(std::string("a\xff b\xe2\x82 c\xc3\xa9", 10));
+    m.event = std::string("\xc0\xaf", 2);
+    cases.push_back({"invalid UTF-8 as U+FFFD", m,
+                     "{\"t\":\"push\",\"event\":\"\xef\xbf\xbd\xef\xbf\xbd\","
+                     "\"data\":\"a\xef\xbf\xbd b\xef\xbf\xbd c\xc3\xa9\"}"});
+  }
   for (const Case& c : cases) {
     EXPECT_EQ(encodeEnvelope(c.message), c.json) << c.name;
   }
@@ -208,14 +217,6 @@ TEST(WsEnvelopeTest, EncodesWelcome) {
             R"("room:lobby":{"epoch":"0","seq":0,"recovery":"fresh","replayed":0},)"
             R"("all":{"epoch":"ffffffffffffffff","seq":99,"recovery":"impossible",)"
             R"("replayed":0}}})");
-}
-
-TEST(WsEnvelopeTest, EpochHex) {
-  EXPECT_EQ(epochHex(0), "0");
-  EXPECT_EQ(epochHex(1), "1");
-  EXPECT_EQ(epochHex(0x0f), "f");
-  EXPECT_EQ(epochHex(0x9f3a0c11d2e4b5a6), "9f3a0c11d2e4b5a6");
-  EXPECT_EQ(epochHex(0x00000000deadbeef), "deadbeef");
 }
 
 // ---- Decoder --------------------------------------------------------------------------------
