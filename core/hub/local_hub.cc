@@ -28,14 +28,15 @@ Connection* LocalHub::find(uint64_t session_id) const {
   return it == sessions_.end() ? nullptr : it->second;
 }
 
-void LocalHub::joinRoom(Connection& connection, const std::string& room_key) {
+void LocalHub::joinRoom(Connection& connection, const std::string& room_key,
+                        std::optional<StreamHead> at) {
   auto& keys = connection.roomKeys();
   if (std::find(keys.begin(), keys.end(), room_key) != keys.end()) {
     return;
   }
   keys.push_back(room_key);
   rooms_[room_key].push_back(&connection);
-  connection.roomJoined(room_key);
+  connection.roomJoined(room_key, at);
 }
 
 void LocalHub::leaveRoom(Connection& connection, const std::string& room_key) {

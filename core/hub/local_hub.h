@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <typeinfo>
 #include <unordered_map>
 #include <vector>
 
+#include "hub/stream_store.h"
 #include "imgate/sdk/hub.h"
 #include "imgate/sdk/message.h"
 
@@ -43,7 +45,10 @@ class LocalHub {
   void add(Connection& connection);
   void remove(Connection& connection);
   Connection* find(uint64_t session_id) const;
-  void joinRoom(Connection& connection, const std::string& room_key);
+  // `at`: the room stream's head when the join was decided (the hub API's join), so a push
+  // made after that call reaches the session even if it overtook this post; none: now.
+  void joinRoom(Connection& connection, const std::string& room_key,
+                std::optional<StreamHead> at = std::nullopt);
   void leaveRoom(Connection& connection, const std::string& room_key);
 
   // Sessions of another app are skipped (tenant isolation); returns how many ids matched none.

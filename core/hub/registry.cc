@@ -514,17 +514,17 @@ void Registry::kick(const std::string& app, const std::string& user, uint64_t se
 
 // Posts to each worker the sessions whose local room index must gain (or lose) `rk`.
 void Registry::updateRoomIndexes(std::vector<std::vector<uint64_t>>& per_worker,
-                                 const std::string& rk, bool join) {
+                                 const std::string& rk, bool join, StreamHead head) {
   for (size_t w = 0; w < per_worker.size(); ++w) {
     if (per_worker[w].empty()) {
       continue;
     }
     Worker* worker = workers_[w];
-    worker->post([worker, rk, join, ids = std::move(per_worker[w])] {
+    worker->post([worker, rk, join, head, ids = std::move(per_worker[w])] {
       for (uint64_t id : ids) {
         if (Connection* c = worker->hub().find(id)) {
           if (join) {
-            worker->hub().joinRoom(*c, rk);
+            worker->hub().joinRoom(*c, rk, head);
           } else {
             worker->hub().leaveRoom(*c, rk);
           }
@@ -560,7 +560,9 @@ std::vector<std::string> Registry::join(const std::string& app, const std::strin
     std::lock_guard room_lock(rs.mu);
     rs.rooms[rk].insert(user);
   }
-  updateRoomIndexes(per_worker, rk, true);
+  // The room stream's head now: pushes after this call must reach the new members even when
+  // their delivery overtakes the index update on a worker (Connection::roomJoined catches up).
+  updateRoomIndexes(per_worker, rk, true, store_->head(streamKey(app, roomStream(room), "")));
   return offline;
 }
 
@@ -592,7 +594,7 @@ std::vector<std::string> Registry::leave(const std::string& app, const std::stri
       }
     }
   }
-  updateRoomIndexes(per_worker, rk, false);
+  updateRoomIndexes(per_worker, rk, false, {});
   return not_members;
 }
 

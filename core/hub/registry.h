@@ -106,7 +106,7 @@ class Registry final : public Hub {
 
   static std::string key(const std::string& app, const std::string& name);
   void updateRoomIndexes(std::vector<std::vector<uint64_t>>& per_worker, const std::string& rk,
-                         bool join);
+                         bool join, StreamHead head);
   UserShard& userShard(const std::string& k) { return users_[std::hash<std::string>{}(k) % kShards]; }
   RoomShard& roomShard(const std::string& k) { return rooms_[std::hash<std::string>{}(k) % kShards]; }
 

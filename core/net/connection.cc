@@ -1550,20 +1550,35 @@ void Connection::onRetransmitTimer() {
   armRetransmit();
 }
 
-void Connection::roomJoined(const std::string& room_key) {
+void Connection::roomJoined(const std::string& room_key, std::optional<StreamHead> at) {
   if (state_ != State::kSession || !generation_->delivery.enabled) {
     return;
   }
   const std::string stream =
       roomStream(std::string_view(room_key).substr(identity_.app.size() + 1));
-  const StreamHead head = worker_.registry().streams().head(streamStoreKey(stream));
-  if (head.epoch == 0 && !streams_) {
-    return;  // no message yet: nothing to skip (SessionStreams::check)
+  const std::string key = streamStoreKey(stream);
+  const StreamHead head = at ? *at : worker_.registry().streams().head(key);
+  if (head.epoch != 0 || streams_) {
+    // (A stream with no message needs no state: all that follows is due, see check().)
+    if (!streams_) {
+      streams_ = std::make_unique<SessionStreams>();
+    }
+    streams_->setPosition(stream, head.epoch, head.seq);
   }
-  if (!streams_) {
-    streams_ = std::make_unique<SessionStreams>();
+  if (!at) {
+    return;
   }
-  streams_->setPosition(stream, head.epoch, head.seq);
+  // Pushes made after the join was decided may have reached this worker before this update:
+  // send them now from history (their live copies, if still to come, are then duplicates).
+  HistoryRead r = worker_.registry().streams().read(key, head.epoch, head.seq,
+                                                    generation_->delivery.max_replay,
+                                                    worker_.wallMs());
+  for (const MessagePtr& m : r.messages) {
+    sendSequenced(m);
+  }
+  if (!r.messages.empty()) {
+    flush();
+  }
 }
 
 void Connection::roomLeft(const std::string& room_key) {

@@ -111,7 +111,7 @@ class Connection final : public Session,
   void closeWith(Errc code, std::string reason);
   std::vector<std::string>& roomKeys() { return room_keys_; }
   // The session joined / left a room (LocalHub): its position in the room's stream.
-  void roomJoined(const std::string& room_key);
+  void roomJoined(const std::string& room_key, std::optional<StreamHead> at);
   void roomLeft(const std::string& room_key);
   bool isSession() const { return state_ == State::kSession; }
 

@@ -6,6 +6,7 @@ reference client (scripts/imgate_tcp.py) and python3-websockets."""
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -317,6 +318,35 @@ def test_room_stream_seqs_and_resume(gateway_factory):
     assert [(p.stream, p.id, p["data"]) for p in pushes(a2, 1)] == [("room:lobby", 3, b"r2")]
 
 
+def test_push_right_after_a_room_join_reaches_every_new_member(gateway_factory):
+    # The join's answer comes before every worker updated its room index; a push made after it
+    # must still reach all members (it used to be taken for a duplicate on the slower worker).
+    gw = start(gateway_factory)
+    users = [f"j{i}" for i in range(6)]
+    clients = [tcp(gw, u)[0] for u in users]
+    api = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+
+    def request(path, body):
+        data = json.dumps(body).encode()
+        return (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+                ).encode() + data
+
+    for r in range(12):
+        # Pipelined on one connection: the push is handled right after the join's answer, while
+        # the other worker may still have the join's index update queued.
+        api.sendall(request(f"/v1/rooms/race{r}/members", {"users": users}) +
+                    request("/v1/push", {"to": {"rooms": [f"race{r}"]},
+                                         "data": f"first in race{r}"}))
+        answers = b""
+        while answers.count(b"HTTP/1.1 200") < 2 or not answers.endswith(b"}"):
+            answers += api.recv(65536)
+        assert answers.count(b"HTTP/1.1 200") == 2, answers
+        for c in clients:
+            p = pushes(c, 1)[0]
+            assert (p.stream, p.id, p["data"]) == (f"room:race{r}", 1, f"first in race{r}".encode())
+
+
 def test_broadcast_stream(gateway_factory):
     gw = start(gateway_factory)
     a, ack = tcp(gw, "jay")
@@ -528,3 +558,86 @@ def test_socketio_connection_state_recovery(gateway_factory):
     assert [e["args"] for e in result["events"]] == [
         ["before 0"], ["before 1"], ["missed 0"], ["missed 1"], ["after"]]
     assert [c["recovered"] for c in result["connects"]] == [False, True]
+
+
+# ---- WebSocket binary envelope (subprotocol imgate.v1.bin): TCP frames in binary messages ----
+
+def test_ws_binary_envelope_hello_ack_seq_retransmit_and_resume(gateway_factory):
+    import zlib
+
+    from wsutil import close_code
+
+    gw = start(gateway_factory, ack_timeout="300ms", max_retransmits=10)
+
+    def bin_frames(message):
+        """The whole TCP frames of one binary message (a partial frame fails the test)."""
+        assert isinstance(message, bytes), f"text message in imgate.v1.bin: {message!r}"
+        frames, pos = [], 0
+        while pos < len(message):
+            magic, version, ftype, flags, fid, length = tf.HEADER.unpack_from(message, pos)
+            assert (magic, version) == (tf.MAGIC, tf.VERSION)
+            body = message[pos + tf.HEADER.size:pos + tf.HEADER.size + length]
+            assert len(body) == length, "frame cut by the end of its message"
+            pos += tf.HEADER.size + length
+            if flags & tf.F_COMPRESSED:
+                body = zlib.decompress(body)
+            frames.append(tf.Frame(ftype, flags, fid, body))
+        assert frames, "empty message"
+        return frames
+
+    async def open_bin(query=""):
+        ws = await connect(gw.ws_url(token=make_token("olga"), query=query),
+                           subprotocols=["imgate.v1.bin"])
+        assert ws.subprotocol == "imgate.v1.bin"
+        first = bin_frames(await asyncio.wait_for(ws.recv(), 5))
+        assert [f.type for f in first] == [tf.HELLO_ACK]  # the first message, no HELLO sent
+        assert first[0].id == 0 and first[0]["user"] == "olga"
+        return ws, first[0]
+
+    async def next_frame(ws, ftype=tf.PUSH, timeout=5):
+        while True:
+            for f in bin_frames(await asyncio.wait_for(ws.recv(), timeout)):
+                if f.type == ftype:
+                    return f
+
+    async def scenario():
+        ws, ack = await open_bin()
+        assert ack.streams["user"] == {"epoch": 0, "seq": 0, "recovery": "fresh", "replayed": 0}
+        push(gw, {"users": ["olga"]}, "plain")
+        push(gw, {"users": ["olga"]}, "must ack", reliable=True)
+        first = await next_frame(ws)
+        assert (first.id, first.stream, first["data"]) == (1, "user", b"plain")
+        assert first["epoch"] != 0 and not first.flags & tf.F_ACK_REQUIRED
+        second = await next_frame(ws)
+        assert second.id == 2 and second.flags & tf.F_ACK_REQUIRED
+        again = await next_frame(ws, timeout=3)  # not acked: retransmitted, same seq and bytes
+        assert (again.id, again["epoch"], again["data"]) == (2, first["epoch"], b"must ack")
+        # PUSH_ACK and a PING batched in one message; the PING is answered.
+        await ws.send(tf.frame(tf.PUSH_ACK, tf.tlv(stream="user"), 2) + tf.frame(tf.PING, b"p", 7))
+        pong = await next_frame(ws, tf.PONG)
+        assert (pong.id, pong.body) == (7, b"p")
+        try:
+            late = await next_frame(ws, timeout=1.2)
+            assert late.id != 2, "retransmitted after the ack"
+        except asyncio.TimeoutError:
+            pass
+        # A CLOSE frame is answered with CLOSE 1000, then the WebSocket close.
+        await ws.send(tf.frame(tf.CLOSE, tf.tlv(code=1000)))
+        close = await next_frame(ws, tf.CLOSE)
+        assert close["code"] == 1000
+        assert await close_code(ws) == 1000
+        gw.wait_for(lambda: gw.online("olga") == 0, what="olga offline")
+        push(gw, {"users": ["olga"]}, "while away")
+        # Resume with ?epoch=&last_seq=: exactly the missed message follows the HELLO_ACK.
+        ws2, ack2 = await open_bin(f"epoch={tf.epoch_hex(first['epoch'])}&last_seq=2")
+        assert ack2.streams["user"] == {"epoch": first["epoch"], "seq": 2,
+                                        "recovery": "recovered", "replayed": 1}
+        missed = await next_frame(ws2)
+        assert (missed.id, missed["data"]) == (3, b"while away")
+        # A HELLO is a protocol error: ERROR + CLOSE 1002, then the WebSocket close 1002.
+        await ws2.send(tf.frame(tf.HELLO, tf.tlv(token="t"), 1))
+        error = await next_frame(ws2, tf.ERROR)
+        assert error["code"] == 1002
+        assert await close_code(ws2) == 1002
+
+    run(scenario())
