@@ -157,7 +157,9 @@ Status TcpFrameCodec::onFrame(const FrameHeader& header, std::string_view wire_b
     return fail(Errc::kProtocolError, std::string(frameTypeName(type)) + " before HELLO");
   }
   if (hello_seen_ && type == FrameType::kHello) {
-    return fail(Errc::kProtocolError, "second HELLO");
+    return fail(Errc::kProtocolError, options_->hello_done
+                                          ? "HELLO on a session its transport already opened"
+                                          : "second HELLO");
   }
   std::string inflated;
   std::string_view body = wire_body;

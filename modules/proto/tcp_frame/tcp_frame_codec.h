@@ -35,6 +35,10 @@ struct TcpFrameOptions {
   // GOAWAY contents (kShutdown).
   std::string reconnect_hint;
   std::chrono::milliseconds reconnect_jitter{5000};
+  // The transport already opened the session (WebSocket subprotocol imgate.v1.bin, where the
+  // upgrade request authenticated it): every client frame type is accepted from the first byte,
+  // a HELLO fails [kProtocolError], onHello() is never called and HELLO_ACK answers id 0.
+  bool hello_done = false;
 };
 
 // Errc -> what encodeClose writes before CLOSE: ERROR for refusals the client must act on.
@@ -47,22 +51,24 @@ std::string percentEncode(std::string_view in);
 //
 // decode(): every frame calls onActivity(). Fails the session [Errc in brackets] on a bad
 // header (parseHeader), a server-only frame type, a frame other than HELLO/PING/CLOSE before
-// HELLO, a second HELLO, malformed TLV fields (integers of the wrong size included), a
-// JOIN/LEAVE without a room, a READ with id 0 [kProtocolError]; corrupt compressed bodies and
-// control characters in HELLO strings (token, device, sdk_version, resume) [kInvalidPayload];
-// bodies above max_frame, also after inflating [kMessageTooBig]. HELLO calls onHello() and
-// decode() returns right after it. A client CLOSE is answered with CLOSE 1000 and
-// onPeerClose(kNone). The resume JSON and stream names are passed through unparsed: the core
-// validates them (a stream it does not know is its business, not a framing error).
+// HELLO, a second HELLO (with hello_done: any HELLO), malformed TLV fields (integers of the
+// wrong size included), a JOIN/LEAVE without a room, a READ with id 0 [kProtocolError]; corrupt
+// compressed bodies and control characters in HELLO strings (token, device, sdk_version,
+// resume) [kInvalidPayload]; bodies above max_frame, also after inflating [kMessageTooBig].
+// HELLO calls onHello() and decode() returns right after it. A client CLOSE is answered with
+// CLOSE 1000 and onPeerClose(kNone). The resume JSON and stream names are passed through
+// unparsed: the core validates them (a stream it does not know is its business, not a framing
+// error).
 //
 // Idle memory is sizeof(TcpFrameCodec): no buffer is kept between frames.
 class TcpFrameCodec final : public Codec {
  public:
   // Options are shared by every session of a listener (one pointer per session).
   explicit TcpFrameCodec(std::shared_ptr<const TcpFrameOptions> options)
-      : options_(std::move(options)) {}
+      : options_(std::move(options)), hello_seen_(options_->hello_done) {}
   explicit TcpFrameCodec(const TcpFrameOptions& options)
-      : options_(std::make_shared<const TcpFrameOptions>(options)) {}
+      : options_(std::make_shared<const TcpFrameOptions>(options)),
+        hello_seen_(options.hello_done) {}
 
   [[nodiscard]] Result<size_t> decode(std::string_view in, CodecSink& sink,
                                       OutBuffer& out) override;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "modules/common/json_text.h"
+#include "modules/proto/tcp_frame/tcp_frame_codec.h"
 #include "ws_envelope.h"
 
 namespace imgate::mod::websocket {
@@ -38,6 +39,48 @@ void unmask(char* dst, const char* src, size_t n, const uint8_t* key, size_t off
     dst[i] = static_cast<char>(static_cast<uint8_t>(src[i]) ^ pattern[i & 7]);
   }
 }
+
+// Collects what a TcpFrameCodec writes, to send it as one WebSocket message. `base` is what
+// already waits in the real buffer, so the frame codec's backpressure rules see the truth.
+class StringOut final : public OutBuffer {
+ public:
+  explicit StringOut(size_t base) : base_(base) {}
+  void append(std::string_view bytes) override { data.append(bytes); }
+  void appendShared(Bytes bytes) override {
+    if (bytes) {
+      data.append(*bytes);
+    }
+  }
+  size_t pending() const override { return base_ + data.size(); }
+
+  std::string data;
+
+ private:
+  size_t base_;
+};
+
+// The frame codec's replies while decoding (PONG, the answer to a client CLOSE): each append is
+// one frame and becomes one binary message at once, so replies keep their order relative to
+// what the pipeline sends re-entrantly from the sink.
+class MessageOut final : public OutBuffer {
+ public:
+  explicit MessageOut(OutBuffer& out) : out_(out) {}
+  void append(std::string_view bytes) override {
+    uint8_t header[kMaxFrameHeader];
+    const size_t h = writeFrameHeader(header, true, false, Opcode::kBinary, bytes.size());
+    out_.append(std::string_view(reinterpret_cast<const char*>(header), h));
+    out_.append(bytes);
+  }
+  void appendShared(Bytes bytes) override {
+    if (bytes) {
+      append(*bytes);
+    }
+  }
+  size_t pending() const override { return out_.pending(); }
+
+ private:
+  OutBuffer& out_;
+};
 
 bool isKnownOpcode(uint8_t op) {
   return op <= 0x2 || (op >= 0x8 && op <= 0xA);
@@ -142,7 +185,46 @@ struct WsCodec::FrameInfo {
   const uint8_t* mask = nullptr;
 };
 
-WsCodec::WsCodec(const WsCodecOptions& options) : options_(options) {}
+// Passes the frame codec's messages through; a client CLOSE must put the WebSocket close frame
+// on the wire before the core sees onPeerClose(), which flushes and closes at once.
+class WsCodec::FramesSink final : public CodecSink {
+ public:
+  FramesSink(WsCodec& codec, CodecSink& sink, OutBuffer& out)
+      : codec_(codec), sink_(sink), out_(out) {}
+  void onMessage(Message&& message) override { sink_.onMessage(std::move(message)); }
+  void onPeerClose(Errc code, std::string_view reason) override {
+    if (!codec_.close_sent_) {
+      codec_.writeClose(closeCodeFor(code), {}, out_);
+      codec_.close_sent_ = true;
+      codec_.releaseBuffers();
+    }
+    sink_.onPeerClose(code, reason);
+  }
+  void onActivity() override { sink_.onActivity(); }
+  // hello_done: the frame codec refuses HELLO and never calls this.
+  void onHello(HttpRequest hello) override { (void)hello; }
+
+ private:
+  WsCodec& codec_;
+  CodecSink& sink_;
+  OutBuffer& out_;
+};
+
+WsCodec::WsCodec(const WsCodecOptions& options) : options_(options) {
+  if (options_.binary_envelope) {
+    options_.envelope = false;
+    tcp_frame::TcpFrameOptions frame_options;
+    // A frame cannot be larger than its message; inflated bodies are held to the same bound.
+    frame_options.max_frame = options_.max_message;
+    // permessage-deflate compresses the whole message; compressing the frame too would only
+    // cost CPU.
+    frame_options.compression = !options_.deflate.enabled;
+    frame_options.compress_min_size = options_.compress_min_size;
+    frame_options.compression_level = options_.compression_level;
+    frame_options.hello_done = true;
+    frames_ = std::make_unique<tcp_frame::TcpFrameCodec>(frame_options);
+  }
+}
 
 WsCodec::~WsCodec() = default;
 
@@ -207,6 +289,9 @@ Result<size_t> WsCodec::decodeFrames(std::string_view in, CodecSink& sink, OutBu
       }
       if (options_.envelope && frame.opcode == Opcode::kBinary) {
         return fail(Errc::kInvalidPayload, "binary message in imgate.v1 envelope mode");
+      }
+      if (frames_ && frame.opcode == Opcode::kText) {
+        return fail(Errc::kInvalidPayload, "text message in imgate.v1.bin mode");
       }
       compressed = frame.rsv1;
     }
@@ -357,6 +442,9 @@ Status WsCodec::onDataFrame(const FrameInfo& frame, std::string_view payload, Co
     }
   }
   resetMessage();
+  if (frames_) {
+    return onFrames(std::move(data), sink, out);
+  }
   if (options_.envelope) {
     return onEnvelope(std::move(data), sink, out);
   }
@@ -385,6 +473,25 @@ Status WsCodec::onEnvelope(std::string text, CodecSink& sink, OutBuffer& out) {
     return {};
   }
   sink.onMessage(std::move(uplink->message));
+  return {};
+}
+
+Status WsCodec::onFrames(std::string data, CodecSink& sink, OutBuffer& out) {
+  if (data.empty()) {
+    return fail(Errc::kProtocolError, "empty message in imgate.v1.bin mode");
+  }
+  FramesSink frames_sink(*this, sink, out);
+  MessageOut replies(out);
+  Result<size_t> used = frames_->decode(data, frames_sink, replies);
+  if (!used) {
+    return tl::unexpected(std::move(used.error()));
+  }
+  if (close_sent_) {
+    return {};  // a client CLOSE, or the sink closed re-entrantly: the rest is ignored
+  }
+  if (*used != data.size()) {
+    return fail(Errc::kProtocolError, "frame cut by the end of its websocket message");
+  }
   return {};
 }
 
@@ -494,6 +601,19 @@ Status WsCodec::encode(const Message& message, OutBuffer& out) {
   if (close_sent_) {
     return {};
   }
+  if (frames_) {
+    StringOut frame(out.pending());
+    Status status = frames_->encode(message, frame);
+    if (!status) {
+      return status;
+    }
+    // Large frames are handed over by reference, like large plain payloads.
+    if (frame.data.size() > kCopyThreshold) {
+      const Bytes owner = makeBytes(std::move(frame.data));
+      return writeMessage(Opcode::kBinary, *owner, owner, encodesCompressed(message), out);
+    }
+    return writeMessage(Opcode::kBinary, frame.data, nullptr, encodesCompressed(message), out);
+  }
   if (options_.envelope) {
     std::string json = encodeEnvelope(message);
     // Large envelopes are handed over by reference, like large plain payloads.
@@ -570,7 +690,14 @@ uint64_t WsCodec::sharedEncodingKey(const Message& message) const {
     return 0;
   }
   uint64_t key = kSharedKeyTag;
-  if (options_.envelope) {
+  if (frames_) {
+    const uint64_t frame_key = frames_->sharedEncodingKey(message);
+    if (frame_key == 0) {
+      return 0;  // per-session frames (SEND_ACK)
+    }
+    // The frame codec's low 16 bits (type, kind, its compression) next to ours.
+    key |= 8 | ((frame_key & 0xFFFF) << 16);
+  } else if (options_.envelope) {
     key |= 4;  // the envelope is text whatever the payload
   } else if (message.type == PayloadType::kBinary) {
     key |= 1;
@@ -584,6 +711,11 @@ uint64_t WsCodec::sharedEncodingKey(const Message& message) const {
 }
 
 Bytes WsCodec::encodeShared(const Message& message) const {
+  if (frames_) {
+    const Bytes frame = frames_->encodeShared(message);
+    return sharedFrame(Opcode::kBinary, frame ? std::string_view(*frame) : std::string_view(),
+                       encodesCompressed(message));
+  }
   if (options_.envelope) {
     const std::string json = encodeEnvelope(message);
     return sharedFrame(Opcode::kText, json, encodesCompressed(message));
@@ -609,6 +741,17 @@ Bytes WsCodec::sharedFrame(Opcode opcode, std::string_view payload, bool compres
 }
 
 void WsCodec::onOpened(const SessionOpened& opened, OutBuffer& out) {
+  if (frames_ && !close_sent_) {
+    StringOut hello_ack(out.pending());
+    frames_->onOpened(opened, hello_ack);
+    // Many rooms make a long streams list: compressed like any message of that size.
+    const bool compress =
+        options_.deflate.enabled && hello_ack.data.size() >= options_.compress_min_size;
+    if (!writeMessage(Opcode::kBinary, hello_ack.data, nullptr, compress, out)) {
+      out.append(serverFrame(Opcode::kBinary, hello_ack.data));  // zlib could not allocate
+    }
+    return;
+  }
   if (!options_.envelope || close_sent_) {
     return;
   }
@@ -628,17 +771,27 @@ void WsCodec::encodeClose(Errc code, std::string_view reason, OutBuffer& out) {
     return;
   }
   close_sent_ = true;
+  if (frames_) {
+    StringOut last(out.pending());
+    frames_->encodeClose(code, reason, last);
+    if (!last.data.empty()) {
+      out.append(serverFrame(Opcode::kBinary, last.data));
+    }
+  }
+  writeClose(closeCodeFor(code), code == Errc::kInternal ? std::string_view() : reason, out);
+  releaseBuffers();
+}
+
+void WsCodec::writeClose(uint16_t code, std::string_view reason, OutBuffer& out) {
   uint8_t frame[kMaxFrameHeader + kMaxControlPayload];
-  const uint16_t close_code = closeCodeFor(code);
-  const size_t reason_len = code == Errc::kInternal ? 0 : validUtf8Prefix(reason, kMaxCloseReason);
+  const size_t reason_len = validUtf8Prefix(reason, kMaxCloseReason);
   const size_t h = writeFrameHeader(frame, true, false, Opcode::kClose, 2 + reason_len);
-  frame[h] = static_cast<uint8_t>(close_code >> 8);
-  frame[h + 1] = static_cast<uint8_t>(close_code);
+  frame[h] = static_cast<uint8_t>(code >> 8);
+  frame[h + 1] = static_cast<uint8_t>(code);
   if (reason_len > 0) {
     std::memcpy(frame + h + 2, reason.data(), reason_len);
   }
   out.append(std::string_view(reinterpret_cast<const char*>(frame), h + 2 + reason_len));
-  releaseBuffers();
 }
 
 }  // namespace imgate::mod::websocket

@@ -12,6 +12,10 @@
 #include "utf8.h"
 #include "ws_deflate.h"
 
+namespace imgate::mod::tcp_frame {
+class TcpFrameCodec;
+}  // namespace imgate::mod::tcp_frame
+
 namespace imgate::mod::websocket {
 
 inline constexpr uint32_t kDefaultMaxMessage = 64 * 1024;
@@ -50,6 +54,10 @@ struct WsCodecOptions {
   // JSON envelope in a text message (ws_envelope.h, docs/websocket.md "Envelope"). Off: plain
   // payloads, as any WebSocket client expects.
   bool envelope = false;
+  // The client selected "imgate.v1.bin": every message in both directions is one binary message
+  // holding one or more whole proto.tcp_frame frames (docs/protocol/tcp-frame.md), with no
+  // HELLO (the upgrade request opened the session). Wins over `envelope` if both are set.
+  bool binary_envelope = false;
   DeflateParams deflate;
 };
 
@@ -93,10 +101,18 @@ std::string ackErrorJson(const Message& ack);
 // - envelope mode only: a binary message, checked at its first frame header, and a text message
 //   that decodeEnvelope() refuses [kInvalidPayload]. {"t":"ping"} is answered with
 //   {"t":"pong"} (skipped under the same backpressure rule as pongs) and reaches no sink.
+// - binary envelope mode only: a text message, checked at its first frame header
+//   [kInvalidPayload]; an empty message, and a message that ends inside a frame (frames never
+//   span messages) [kProtocolError]; whatever the embedded tcp_frame::TcpFrameCodec (hello_done,
+//   max_frame = max_message) refuses, e.g. a HELLO [its Errc]. The frames reach the sink as
+//   that codec maps them; its replies (PONG, the CLOSE answering a client CLOSE) go out as one
+//   binary message each, and a client CLOSE is followed by a WebSocket close 1000 before
+//   onPeerClose().
 //
 // Idle memory is sizeof(WsCodec) plus nothing: the message buffer is empty between messages
 // and zlib state exists only while a compressed message is in flight (or for the whole session
-// when the client keeps context, or with session_deflater).
+// when the client keeps context, or with session_deflater). Binary envelope sessions add their
+// TcpFrameCodec and its options (two allocations, about 150 bytes, no buffers).
 class WsCodec final : public Codec {
  public:
   explicit WsCodec(const WsCodecOptions& options);
@@ -110,22 +126,30 @@ class WsCodec final : public Codec {
   // Envelope mode: a text frame with encodeEnvelope(message), for every kind (acks included);
   // the compress_min_size rule still looks at the message's payload, so that the decision, and
   // with it sharedEncodingKey(), needs no encoding.
+  // Binary envelope mode: one binary message holding the TcpFrameCodec's frame (PUSH, READ or
+  // SEND_ACK); permessage-deflate follows the same payload-size rule, and when it was not
+  // negotiated the frame itself is zlib-compressed from compress_min_size bytes of data on.
   [[nodiscard]] Status encode(const Message& message, OutBuffer& out) override;
-  // Distinguishes plain from envelope mode, text/binary (plain only: the envelope is always
-  // text), compressed or not, and for compressed frames the server window and compression
+  // Distinguishes plain from (binary) envelope mode, text/binary (plain only: the envelope is
+  // always text), in binary envelope mode the TcpFrameCodec's own key (zero for acks, so zero
+  // here too), compressed or not, and for compressed frames the server window and compression
   // level; zero after a close was sent (so the core falls back to encode(), which drops the
   // message) and, with session_deflater, once the session's deflate stream holds history that
   // shared frames would desynchronise.
   uint64_t sharedEncodingKey(const Message& message) const override;
   // Thread-safe: reads only immutable options and uses a local z_stream.
   Bytes encodeShared(const Message& message) const override;
-  // Envelope mode: the {"t":"welcome"} message (encodeWelcome). Plain mode: nothing.
+  // Envelope mode: the {"t":"welcome"} message (encodeWelcome). Binary envelope mode: one
+  // binary message with the HELLO_ACK frame (id 0, with `streams`). Plain mode: nothing.
   void onOpened(const SessionOpened& opened, OutBuffer& out) override;
-  // True in envelope mode, whose clients ack reliable pushes.
-  bool acksDownlink() const override { return options_.envelope; }
+  // True in both envelope modes, whose clients ack reliable pushes.
+  bool acksDownlink() const override { return options_.envelope || options_.binary_envelope; }
+  // A WebSocket ping in every mode (WebSocket clients answer it without application code).
   void encodePing(OutBuffer& out) override;
   // Sends close(closeCodeFor(code), reason) once; the reason is cut to 123 bytes on a UTF-8
   // boundary and omitted for kInternal (it may describe internals). Later calls are ignored.
+  // Binary envelope mode first sends one binary message with the TcpFrameCodec's last frames
+  // (ERROR or GOAWAY as its encodeClose decides, then CLOSE with the same code).
   void encodeClose(Errc code, std::string_view reason, OutBuffer& out) override;
 
   bool closeSent() const { return close_sent_; }
@@ -139,9 +163,11 @@ class WsCodec final : public Codec {
 
  private:
   struct FrameInfo;
+  class FramesSink;
   [[nodiscard]] Status onDataFrame(const FrameInfo& frame, std::string_view payload,
                                    CodecSink& sink, OutBuffer& out);
   [[nodiscard]] Status onEnvelope(std::string text, CodecSink& sink, OutBuffer& out);
+  [[nodiscard]] Status onFrames(std::string data, CodecSink& sink, OutBuffer& out);
   [[nodiscard]] Status onControlFrame(const FrameInfo& frame, std::string_view payload,
                                       CodecSink& sink, OutBuffer& out);
   [[nodiscard]] Status checkPartialText(const FrameInfo& frame, std::string_view available);
@@ -154,11 +180,14 @@ class WsCodec final : public Codec {
                                     bool compress, OutBuffer& out);
   Bytes sharedFrame(Opcode opcode, std::string_view payload, bool compress) const;
   bool usesSessionDeflater() const;
+  void writeClose(uint16_t code, std::string_view reason, OutBuffer& out);
 
   WsCodecOptions options_;
   std::string message_;                 // payload of the message being reassembled
   std::unique_ptr<Inflater> inflater_;  // while a compressed message is in flight
   std::unique_ptr<Deflater> deflater_;  // session_deflater with context takeover only
+  // Binary envelope mode only: the frame codec the messages' contents go through.
+  std::unique_ptr<tcp_frame::TcpFrameCodec> frames_;
   uint32_t compressed_in_ = 0;          // compressed bytes of the current message
   uint32_t frame_checked_ = 0;          // payload bytes of the pending frame already UTF-8 checked
   Utf8Validator utf8_;

@@ -16,6 +16,9 @@ namespace imgate::mod::websocket {
 
 // The subprotocol a client offers to get the envelope.
 inline constexpr std::string_view kEnvelopeSubprotocol = "imgate.v1";
+// Its binary variant: whole proto.tcp_frame frames in binary messages (WsCodecOptions::
+// binary_envelope; docs/websocket.md "Envelope, binary").
+inline constexpr std::string_view kBinaryEnvelopeSubprotocol = "imgate.v1.bin";
 // Largest seq a client may send: 2^53, the end of the integers a JavaScript number holds
 // exactly (browsers parse JSON numbers as doubles).
 inline constexpr uint64_t kMaxEnvelopeSeq = uint64_t{1} << 53;

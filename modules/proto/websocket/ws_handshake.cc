@@ -213,12 +213,16 @@ tl::expected<WsAccept, HttpResponse> evaluateUpgrade(const HttpRequest& request,
   };
   accept.offered_subprotocols = offeredSubprotocols(request);
   const std::vector<std::string>& offers = accept.offered_subprotocols;
-  if (settings.envelope &&
-      std::find(offers.begin(), offers.end(), kEnvelopeSubprotocol) != offers.end()) {
+  const auto envelope = std::find_if(offers.begin(), offers.end(), [](const std::string& offer) {
+    return offer == kEnvelopeSubprotocol || offer == kBinaryEnvelopeSubprotocol;
+  });
+  if (settings.envelope && envelope != offers.end()) {
     // The envelope wins over the client's order: a client that offers it can speak it, and
     // it carries what the configured (application) subprotocols cannot: acks and resume.
-    accept.subprotocol = std::string(kEnvelopeSubprotocol);
-    accept.codec.envelope = true;
+    // Between its two forms, the client's first offer wins.
+    accept.subprotocol = *envelope;
+    accept.codec.envelope = *envelope == kEnvelopeSubprotocol;
+    accept.codec.binary_envelope = !accept.codec.envelope;
   } else {
     for (const std::string& offer : offers) {
       if (std::find(settings.subprotocols.begin(), settings.subprotocols.end(), offer) !=

@@ -26,8 +26,9 @@ struct WsSettings {
   uint32_t compress_min_size = kDefaultCompressMinSize;
   int compression_level = kDefaultCompressionLevel;
   bool session_deflater = false;
-  // Accept the "imgate.v1" envelope subprotocol. False here so that protocols layered on this
-  // handshake (Socket.IO) never select it; the module's `envelope` key defaults to true.
+  // Accept the envelope subprotocols "imgate.v1" and "imgate.v1.bin". False here so that
+  // protocols layered on this handshake (Socket.IO) never select them; the module's `envelope`
+  // key defaults to true.
   bool envelope = false;
 };
 
@@ -51,9 +52,10 @@ struct WsAccept {
 //   no Host header                               -> 400
 // Errors carry a JSON body {"error":"<errc name>","reason":"..."}. On success returns the 101
 // with Sec-WebSocket-Accept, the selected subprotocol and the negotiated permessage-deflate
-// parameters. The subprotocol is "imgate.v1" when `settings.envelope` is set and the client
-// offers it anywhere in its list (codec.envelope is then set), else the first client offer that
-// is in `settings.subprotocols`.
+// parameters. The subprotocol is "imgate.v1" or "imgate.v1.bin", whichever the client offers
+// first, when `settings.envelope` is set and the client offers either anywhere in its list
+// (codec.envelope or codec.binary_envelope is then set), else the first client offer that is
+// in `settings.subprotocols`.
 tl::expected<WsAccept, HttpResponse> evaluateUpgrade(const HttpRequest& request,
                                                      const WsSettings& settings);
 

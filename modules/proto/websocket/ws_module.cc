@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // proto.websocket: the factory, its config schema and the registration line.
 #include <algorithm>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -35,9 +36,10 @@ constexpr ParamSpec kSchema[] = {
     {.key = "envelope",
      .type = ParamType::kBool,
      .default_value = "true",
-     .help = "accept the imgate.v1 subprotocol (JSON envelope with ids, stream seqs, acks and "
-             "resume; docs/websocket.md) when the client offers it, ahead of `subprotocols`; "
-             "on by default because only clients that ask for it get it"},
+     .help = "accept the imgate.v1 (JSON envelope with ids, stream seqs, acks and resume) and "
+             "imgate.v1.bin (TCP frames in binary messages) subprotocols (docs/websocket.md) "
+             "when the client offers one, ahead of `subprotocols`; on by default because only "
+             "clients that ask for them get them"},
     {.key = "permessage_deflate",
      .type = ParamType::kBool,
      .default_value = "true",
@@ -108,12 +110,14 @@ class WebSocketFactory final : public ProtocolFactory {
       }
     }
     settings.envelope = config.getBool("envelope");
-    if (!settings.envelope &&
-        std::find(settings.subprotocols.begin(), settings.subprotocols.end(),
-                  kEnvelopeSubprotocol) != settings.subprotocols.end()) {
-      return fail(Errc::kInvalidConfig,
-                  config.location("subprotocols") + ": \"" + std::string(kEnvelopeSubprotocol) +
-                      "\" is the envelope subprotocol, selected by `envelope` (false here)");
+    for (std::string_view envelope : {kEnvelopeSubprotocol, kBinaryEnvelopeSubprotocol}) {
+      if (!settings.envelope &&
+          std::find(settings.subprotocols.begin(), settings.subprotocols.end(), envelope) !=
+              settings.subprotocols.end()) {
+        return fail(Errc::kInvalidConfig,
+                    config.location("subprotocols") + ": \"" + std::string(envelope) +
+                        "\" is an envelope subprotocol, selected by `envelope` (false here)");
+      }
     }
     settings.deflate.enabled = config.getBool("permessage_deflate");
     settings.deflate.server_no_context_takeover = config.getBool("server_no_context_takeover");
