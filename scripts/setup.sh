@@ -42,4 +42,11 @@ if [ "${IMGATE_SKIP_NPM:-0}" != "1" ]; then
     (cd test/integration && npm install --no-audit --no-fund --loglevel=error >/dev/null &&
        touch node_modules/.installed)
   fi
+  # The peers bench/compare measures imgate against (Node ws, socket.io 4.8).
+  if [ ! -d bench/peers/node_modules/socket.io ] || \
+     [ bench/peers/package.json -nt bench/peers/node_modules/.installed ]; then
+    echo "setup: npm install (bench/peers)"
+    (cd bench/peers && npm install --no-audit --no-fund --loglevel=error >/dev/null &&
+       touch node_modules/.installed)
+  fi
 fi
