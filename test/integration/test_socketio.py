@@ -94,6 +94,17 @@ class Receiver:
         return json.loads(out.strip().splitlines()[-1])
 
 
+def test_ack_ids_of_different_sockets_are_different_messages(gateway_factory, backend):
+    # Socket.IO ack ids count per client socket (every tab, device or page load starts at 0):
+    # the route stage's de-duplication must not answer a second socket's id 0 from the first
+    # socket's cached answer.
+    gw = start(gateway_factory, backend)
+    for _ in range(2):
+        out = node("sio_client.js", "ack", base(gw), json.dumps({"token": make_token("sid")}))
+        assert out["answer"] == {"backend": "sio", "got": '[{"text":"hi"},2]'}, out
+    assert [r[0] for r in backend.requests] == ["/sio/chat", "/sio/chat"]
+
+
 def test_pushes_arrive_as_events(gateway_factory, backend):
     gw = start(gateway_factory, backend)
     r = Receiver(gw, "sib", count=4)

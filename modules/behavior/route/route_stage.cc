@@ -9,6 +9,7 @@
 #include <random>
 
 #include "modules/common/base64.h"
+#include "modules/common/message_meta.h"
 
 namespace imgate::mod::route {
 
@@ -114,6 +115,11 @@ class RouteStage final : public Stage {
     if (DedupeTable* dedupe = config_->dedupe(); dedupe != nullptr && !message.id.empty()) {
       std::string key = message.app;
       key.append(1, '\0').append(message.from).append(1, '\0').append(message.id);
+      if (metaValue(message, "id_scope") == "session") {
+        // The protocol's ids are per connection (Socket.IO ack ids): a retry can only come on
+        // the same session, and another session's equal id is another message.
+        key.append(1, '\0').append(std::to_string(callbacks_.session().id()));
+      }
       AckRecord known;
       switch (dedupe->begin(key, callbacks_.dispatcher().wallMs(), known)) {
         case DedupeTable::Seen::kDone:

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "json_string.h"
+#include "modules/common/message_meta.h"
 
 namespace imgate::mod::socketio {
 
@@ -18,15 +19,6 @@ using websocket::serverFrame;
 
 constexpr uint64_t kSharedKeyTag = uint64_t{0x53494f31} << 32;     // "SIO1"
 constexpr uint64_t kEngineIoKeyTag = uint64_t{0x45494f31} << 32;  // "EIO1"
-
-std::string_view metaValue(const Message& message, std::string_view key) {
-  for (const auto& [k, v] : message.meta) {
-    if (k == key) {
-      return v;
-    }
-  }
-  return {};
-}
 
 std::string_view namespaceOf(const Message& message) {
   const std::string_view nsp = metaValue(message, "nsp");
@@ -419,6 +411,9 @@ Status SioWsCodec::onSioPacket(SioAssembled&& assembled, CodecSink& sink, OutBuf
         if (packet.nsp != "/") {
           message.id.append("@").append(packet.nsp);
         }
+        // Ack ids are counters of one client socket, not message ids: every socket (tab,
+        // device, reload) starts again at 0. Duplicates are only those of this session.
+        message.meta.emplace_back("id_scope", "session");
       }
       if (packet.nsp != "/") {
         message.meta.emplace_back("nsp", packet.nsp);

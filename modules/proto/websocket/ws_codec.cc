@@ -7,6 +7,7 @@
 #include "modules/common/json_text.h"
 #include "modules/proto/tcp_frame/tcp_frame_codec.h"
 #include "ws_envelope.h"
+#include "modules/common/message_meta.h"
 
 namespace imgate::mod::websocket {
 
@@ -569,15 +570,6 @@ bool WsCodec::usesSessionDeflater() const {
 }
 
 namespace {
-
-std::string_view metaValue(const Message& message, std::string_view key) {
-  for (const auto& [k, v] : message.meta) {
-    if (k == key) {
-      return v;
-    }
-  }
-  return {};
-}
 
 }  // namespace
 

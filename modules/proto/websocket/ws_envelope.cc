@@ -11,6 +11,7 @@
 #include "modules/common/base64.h"
 #include "modules/common/json_text.h"
 #include "utf8.h"
+#include "modules/common/message_meta.h"
 
 namespace imgate::mod::websocket {
 
@@ -342,15 +343,6 @@ void appendPayload(std::string& out, const Message& message) {
   } else {
     appendStringField(out, "data", message.data());
   }
-}
-
-std::string_view metaValue(const Message& message, std::string_view key) {
-  for (const auto& [k, v] : message.meta) {
-    if (k == key) {
-      return v;
-    }
-  }
-  return {};
 }
 
 std::string encodeAck(const Message& message) {
