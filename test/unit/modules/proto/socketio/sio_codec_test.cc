@@ -543,7 +543,8 @@ TEST_F(SioWsCodecTest, BinaryEventBecomesBinaryMessage) {
   EXPECT_EQ(n.id, "9@/chat");
   EXPECT_EQ(n.data(), "");
   using Meta = std::vector<std::pair<std::string, std::string>>;
-  EXPECT_EQ(n.meta, (Meta{{"nsp", "/chat"}}));
+  // An ack id is unique in its session only (route de-duplicates per session).
+  EXPECT_EQ(n.meta, (Meta{{"id_scope", "session"}, {"nsp", "/chat"}}));
   EXPECT_TRUE(out_.data.empty());
 }
 
@@ -988,7 +989,7 @@ TEST(SioWsCodecSplit, FullConversation) {
   EXPECT_EQ(run.messages,
             (std::vector<std::string>{
                 R"(0/text event=chat id= meta= payload=[{"a":1},2])",
-                R"(0/text event=room id=3@/chat meta=nsp=/chat, payload=[{"t":"hi"}])",
+                R"(0/text event=room id=3@/chat meta=id_scope=session,nsp=/chat, payload=[{"t":"hi"}])",
                 "0/text event=long id= meta= payload=[[1,2,3]]",
                 "0/binary event=up id= meta= payload=" + bytes,
                 R"(0/text event=big id= meta= payload=[")" + big + R"("])",
