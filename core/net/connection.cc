@@ -1276,7 +1276,10 @@ std::vector<Connection::ResumePoint> Connection::resumeRequest() const {
     if (doc.HasParseError() || !doc.IsObject()) {
       LOG_DEBUG("session ", id_, ": resume is not a JSON object: ignored");
     } else {
-      for (const auto& m : doc.GetObject()) {
+      // Through a const view: clang's C++20 rewritten operator== makes rapidjson's non-const
+      // member iterators ambiguous.
+      const rapidjson::Value& root = doc;
+      for (const auto& m : root.GetObject()) {
         if (!m.value.IsObject() || out.size() >= 64) {
           continue;
         }
