@@ -161,6 +161,10 @@ class Sink final : public imgate::CodecSink {
     }
     std::string_view nsp = "/";
     for (const auto& [key, value] : message.meta) {
+      if (key == "id_scope") {
+        check(value == "session" && !id.empty());  // ack ids are per client socket
+        continue;
+      }
       check(key == "nsp" && value != "/" && !value.empty() && value[0] == '/');
       nsp = value;
     }
@@ -428,9 +432,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         ack.meta.emplace_back("reason", std::string(m.data().substr(0, 8)));
       }
       encodeChecked(codec, ack, out);
-      encodeChecked(codec, dataMessage(m.event, std::string(m.data()), m.type,
-                                       m.meta.empty() ? std::string() : m.meta[0].second),
-                    out);
+      std::string nsp_of_m;
+      for (const auto& [key, value] : m.meta) {
+        if (key == "nsp") {
+          nsp_of_m = value;
+        }
+      }
+      encodeChecked(codec, dataMessage(m.event, std::string(m.data()), m.type, nsp_of_m), out);
     }
     encodeChecked(codec, dataMessage("news", std::string(body.substr(0, 64)),
                                      PayloadType::kText), out);
