@@ -24,6 +24,7 @@
 #include "modules/proto/websocket/ws_codec.h"
 #include "modules/proto/websocket/ws_envelope.h"
 #include "test/fuzz/fuzz_codec_support.h"
+#include "modules/common/insitu_stream.h"
 
 namespace {
 
@@ -46,29 +47,8 @@ using imgate::mod::websocket::WsCodecOptions;
 
 // ---- An independent reader for the server's output ------------------------------------------
 
-// Bounded in-situ stream (see ws_envelope.cc for why rapidjson is driven this way).
-class Stream {
- public:
-  using Ch = char;
-  explicit Stream(std::string& s) : src_(s.data()), head_(s.data()), end_(s.data() + s.size()) {}
-  Ch Peek() const { return src_ == end_ ? '\0' : *src_; }
-  Ch Take() { return src_ == end_ ? '\0' : *src_++; }
-  size_t Tell() const { return static_cast<size_t>(src_ - head_); }
-  Ch* PutBegin() { return dst_ = src_; }
-  void Put(Ch c) {
-    if (dst_ < end_) {
-      *dst_++ = c;
-    }
-  }
-  size_t PutEnd(Ch* begin) { return static_cast<size_t>(dst_ - begin); }
-  void Flush() {}
-
- private:
-  Ch* src_;
-  Ch* dst_ = nullptr;
-  Ch* head_;
-  Ch* end_;
-};
+// Bounded in-situ stream (modules/common/insitu_stream.h says why).
+using Stream = imgate::mod::InsituStream;
 
 // Top-level fields of a flat JSON object: strings, unsigned numbers and `true`.
 struct Flat {

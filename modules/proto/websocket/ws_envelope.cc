@@ -11,6 +11,7 @@
 #include "modules/common/base64.h"
 #include "modules/common/json_text.h"
 #include "utf8.h"
+#include "modules/common/insitu_stream.h"
 #include "modules/common/message_meta.h"
 
 namespace imgate::mod::websocket {
@@ -26,34 +27,6 @@ constexpr unsigned kParseFlags = rapidjson::kParseInsituFlag |
 // Unknown "t" values are quoted in close reasons up to this many bytes (a close reason holds
 // 123).
 constexpr size_t kMaxQuoted = 32;
-
-// rapidjson's in-situ stream, bounded: rapidjson::InsituStringStream trusts a NUL at the end,
-// but its UTF-8 validator reads a lead byte's continuation bytes without looking for it. Here
-// reads past the end return NUL and writes past it are dropped (unescaped strings never grow,
-// so writes trail reads).
-class InsituStream {
- public:
-  using Ch = char;
-  explicit InsituStream(std::string& text)
-      : src_(text.data()), head_(text.data()), end_(text.data() + text.size()) {}
-  Ch Peek() const { return src_ == end_ ? '\0' : *src_; }
-  Ch Take() { return src_ == end_ ? '\0' : *src_++; }
-  size_t Tell() const { return static_cast<size_t>(src_ - head_); }
-  Ch* PutBegin() { return dst_ = src_; }
-  void Put(Ch c) {
-    if (dst_ < end_) {
-      *dst_++ = c;
-    }
-  }
-  size_t PutEnd(Ch* begin) { return static_cast<size_t>(dst_ - begin); }
-  void Flush() {}
-
- private:
-  Ch* src_;
-  Ch* dst_ = nullptr;
-  Ch* head_;
-  Ch* end_;
-};
 
 enum class Field : uint8_t { kOther, kT, kId, kEvent, kData, kDataBase64, kStream, kSeq, kRoom };
 constexpr size_t kFieldCount = 9;
