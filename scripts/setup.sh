@@ -11,8 +11,9 @@ packages=(
   libexpected-dev rapidjson-dev libmaxminddb-dev
   # tests, fuzzers, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
-  python3 python3-websockets python3-pytest python3-cryptography python3-socketio python3-websocket curl openssl procps
+  python3 python3-websockets python3-pytest python3-cryptography python3-socketio python3-websocket python3-requests curl openssl procps
   chromium  # the browser path of the integration tests (driven by npm playwright-core)
+  nginx libnginx-mod-nchan  # a peer in bench/compare (started there on loopback ports only)
 )
 
 missing=()
@@ -32,6 +33,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # nginx's package starts a service on port 80 where an init system lets it: bench/compare
+  # runs its own nginx, so stop that one (by its pid file: nothing else is touched).
+  if [[ " ${missing[*]} " == *" nginx "* ]] && [ -s /run/nginx.pid ]; then
+    $SUDO kill "$(cat /run/nginx.pid)" 2>/dev/null || true
+  fi
 fi
 
 # Node clients for the integration tests (npm registry), into test/integration/node_modules.

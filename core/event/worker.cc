@@ -263,6 +263,14 @@ void Worker::acceptFrom(Acceptor& acceptor) {
   }
 }
 
+Connection* Worker::newDetached(std::string peer, std::shared_ptr<const Generation> generation,
+                                const ListenerSpec& listener) {
+  const uint64_t id = (++next_id_ << 8) | index_;
+  auto* connection = new Connection(*this, -1, std::move(peer), std::move(generation), listener, id);
+  connections_.insert(connection);
+  return connection;
+}
+
 void Worker::drain() {
   draining_ = true;
   stopAccepting();

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <thread>
 #include <vector>
@@ -65,6 +66,7 @@ class EventLoop : public Dispatcher {
 class Registry;
 class Connection;
 struct ListenSocket;
+struct ListenerSpec;
 
 // A worker: an EventLoop on its own thread, plus the connections and sessions it owns.
 class Worker final : public EventLoop {
@@ -92,6 +94,17 @@ class Worker final : public EventLoop {
   // Destroys a closed connection at the next loop turn (never under its own callbacks).
   void retire(Connection* connection);
   size_t connectionCount() const { return connections_.size(); }
+
+  // Detached sessions (HttpExchange::detach) living on this worker, by key. A new one is a
+  // Connection without a socket, on `generation` (the handshake request's).
+  Connection* newDetached(std::string peer, std::shared_ptr<const Generation> generation,
+                          const ListenerSpec& listener);
+  void addDetached(const std::string& key, Connection* connection) { detached_[key] = connection; }
+  void removeDetached(const std::string& key) { detached_.erase(key); }
+  Connection* findDetached(const std::string& key) const {
+    auto it = detached_.find(key);
+    return it == detached_.end() ? nullptr : it->second;
+  }
   bool onThread() const { return std::this_thread::get_id() == thread_id_.load(); }
 
   // The generation new sessions and messages use; swapped by a post from the main thread.
@@ -112,6 +125,7 @@ class Worker final : public EventLoop {
   bool retire_posted_ = false;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_set<Connection*> connections_;
+  std::unordered_map<std::string, Connection*> detached_;
   std::vector<Connection*> retired_;
   std::thread thread_;
   std::atomic<std::thread::id> thread_id_{};

@@ -681,4 +681,25 @@ uint64_t Registry::totalRooms() const {
   return n;
 }
 
+// ---- Detached sessions ---------------------------------------------------------------------
+
+bool Registry::addDetached(const std::string& key, uint32_t worker) {
+  std::lock_guard<std::mutex> lock(detached_mu_);
+  return detached_.emplace(key, worker).second;
+}
+
+std::optional<uint32_t> Registry::detachedWorker(std::string_view key) const {
+  std::lock_guard<std::mutex> lock(detached_mu_);
+  auto it = detached_.find(std::string(key));
+  if (it == detached_.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+void Registry::removeDetached(const std::string& key) {
+  std::lock_guard<std::mutex> lock(detached_mu_);
+  detached_.erase(key);
+}
+
 }  // namespace imgate::core

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -79,6 +80,12 @@ class Registry final : public Hub {
   HubStats stats(const std::string& app) override;
   NodeLoad nodeLoad() override;
 
+  // Detached sessions (HttpExchange::detach): the worker that holds each key, so a request on
+  // any worker finds it. add() fails when the key is taken.
+  bool addDetached(const std::string& key, uint32_t worker);
+  std::optional<uint32_t> detachedWorker(std::string_view key) const;
+  void removeDetached(const std::string& key);
+
   uint64_t totalUsers() const;
   uint64_t totalRooms() const;
   size_t workerCount() const { return workers_.size(); }
@@ -124,6 +131,8 @@ class Registry final : public Hub {
   std::unordered_multimap<std::string, AckWaiter> waiters_;  // by user stream key
   std::array<UserShard, kShards> users_;
   std::array<RoomShard, kShards> rooms_;
+  mutable std::mutex detached_mu_;
+  std::unordered_map<std::string, uint32_t> detached_;
 };
 
 }  // namespace imgate::core

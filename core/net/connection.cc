@@ -57,7 +57,8 @@ std::string httpDate() {
   return cached;
 }
 
-class HttpExchangeImpl final : public HttpExchange {
+class HttpExchangeImpl final : public HttpExchange,
+                               public std::enable_shared_from_this<HttpExchangeImpl> {
  public:
   HttpExchangeImpl(std::shared_ptr<ConnectionHandle> handle, HttpRequest request,
                    std::string location, Worker& worker)
@@ -90,6 +91,92 @@ class HttpExchangeImpl final : public HttpExchange {
   Hub& hub() override { return worker_.registry(); }
   Dispatcher& dispatcher() override { return worker_; }
   HttpRequest& mutableRequest() { return request_; }
+
+  void detach(std::string key, CodecPtr codec, HttpResponse accept) override {
+    if (done_) {
+      return;
+    }
+    done_ = true;
+    if (handle_->connection != nullptr) {
+      handle_->connection->exchangeDetach(std::move(key), std::move(codec), std::move(accept),
+                                          std::move(request_));
+    }
+  }
+
+  void poll(std::string_view key, std::chrono::milliseconds max_wait,
+            DetachedCallback done) override {
+    std::shared_ptr<HttpExchangeImpl> self = shared_from_this();
+    Worker& here = worker_;
+    std::string k(key);
+    // Runs on the session's worker: back to this exchange's worker. Bytes for a client that has
+    // gone would be lost: the session closes, as Engine.IO servers close it when a poll aborts.
+    DetachedCallback reply = [self, &here, k, done = module::pinned(std::move(done))](
+                                 DetachedResult result) {
+      here.post([self, k, done, result = std::move(result)]() mutable {
+        if (!self->alive() && result.status == DetachedResult::Status::kOk &&
+            !result.bytes.empty()) {
+          routeDetached(self->worker_, k, nullptr, [](Connection* c) {
+            c->closeWith(Errc::kProtocolError, "poll connection closed before its answer");
+          });
+        }
+        done(std::move(result));
+      });
+    };
+    routeDetached(worker_, k, reply, [max_wait, reply](Connection* c) {
+      c->detachedPoll(max_wait, reply);
+    });
+  }
+
+  void feed(std::string_view key, std::string body, DetachedCallback done) override {
+    Worker& here = worker_;
+    DetachedCallback reply = [&here, done = module::pinned(std::move(done))](
+                                 DetachedResult result) {
+      here.post([done, result = std::move(result)]() mutable { done(std::move(result)); });
+    };
+    auto shared_body = std::make_shared<std::string>(std::move(body));
+    routeDetached(worker_, std::string(key), reply, [shared_body, reply](Connection* c) {
+      c->detachedFeed(std::move(*shared_body), reply);
+    });
+  }
+
+  void attach(std::string key, CodecPtr codec, HttpResponse accept,
+              HttpResponse unknown) override {
+    if (done_) {
+      return;
+    }
+    if (!worker_.registry().detachedWorker(key)) {
+      respond(std::move(unknown));
+      return;
+    }
+    done_ = true;
+    if (handle_->connection != nullptr) {
+      handle_->connection->exchangeAttach(std::move(key), std::move(codec), std::move(accept));
+    }
+  }
+
+  // Runs `fn` on the worker that holds detached session `key`, or `missing` (kUnknown) there or
+  // here when there is none.
+  static void routeDetached(Worker& here, const std::string& key, DetachedCallback missing,
+                            std::function<void(Connection*)> fn) {
+    const std::optional<uint32_t> index = here.registry().detachedWorker(key);
+    if (!index) {
+      if (missing) {
+        missing(DetachedResult{DetachedResult::Status::kUnknown, {}});
+      }
+      return;
+    }
+    Worker& owner = here.registry().worker(*index);
+    owner.post([&owner, key, missing = std::move(missing), fn = std::move(fn)] {
+      Connection* c = owner.findDetached(key);
+      if (c == nullptr) {
+        if (missing) {
+          missing(DetachedResult{DetachedResult::Status::kUnknown, {}});
+        }
+        return;
+      }
+      fn(c);
+    });
+  }
 
  private:
   std::shared_ptr<ConnectionHandle> handle_;
@@ -368,6 +455,7 @@ size_t Connection::processBuffered(std::string_view input) {
   switch (state_) {
     case State::kSession:
     case State::kHello:
+    case State::kProbe:
       return processSession(input);
     case State::kHttp:
       return exchange_in_flight_ ? 0 : processHttp(input);
@@ -410,6 +498,7 @@ void Connection::pumpInput() {
   if (in_buf_.empty() && in_buf_.capacity() > 0) {
     std::string().swap(in_buf_);  // idle sessions keep no input buffer
   }
+  maybeFinishFeed();
 }
 
 size_t Connection::processHttp(std::string_view input) {
@@ -498,6 +587,20 @@ void Connection::httpError(int status, std::string_view error, std::string_view 
 }
 
 void Connection::writeResponse(const HttpResponse& response, bool keep_alive, bool head) {
+  if (detached_) {
+    // A detached session's only response is the answer to its handshake request, written by
+    // the connection that carried it.
+    if (std::shared_ptr<ConnectionHandle> h = std::move(detached_->handshake)) {
+      if (h->connection != nullptr) {
+        h->connection->exchangeRespond(response);
+      }
+    }
+    if (!keep_alive) {
+      closing_ = true;
+      finalClose("handshake refused");
+    }
+    return;
+  }
   if (response.status != 101) {
     releaseHandshakeSlot();  // a plain HTTP exchange is done: its handshake was the request
   }
@@ -964,7 +1067,7 @@ void Connection::appendShared(Bytes bytes) {
     return;
   }
   size_t offset = 0;
-  if (ssl_ == nullptr && pending() == 0) {
+  if (ssl_ == nullptr && fd_ >= 0 && pending() == 0) {
     // Nothing queued: write straight from the shared bytes, buffer only what the kernel refused.
     const ssize_t n = ::send(fd_, bytes->data(), bytes->size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -1003,7 +1106,10 @@ void Connection::refillFromBacklog() {
 }
 
 void Connection::flush() {
-  if (state_ == State::kClosed || fd_ < 0) {
+  if (fd_ < 0) {
+    if (state_ != State::kClosed && detached_) {
+      flushDetached();
+    }
     return;
   }
   refillFromBacklog();
@@ -1066,10 +1172,16 @@ void Connection::handleWrite() {
 }
 
 void Connection::enableRead(bool on) {
-  if (on == read_enabled_ || read_ev_ == nullptr) {
+  if (on == read_enabled_) {
     return;
   }
   read_enabled_ = on;
+  if (read_ev_ == nullptr) {
+    if (on) {
+      maybeFinishFeed();  // a detached session takes the next body
+    }
+    return;
+  }
   if (on) {
     event_add(read_ev_, nullptr);
   } else {
@@ -1155,7 +1267,8 @@ void Connection::closeWith(Errc code, std::string reason) {
   }
   close_code_ = code;
   closing_ = true;
-  if ((state_ == State::kSession || state_ == State::kHello) && codec_) {
+  if ((state_ == State::kSession || state_ == State::kHello || state_ == State::kProbe) &&
+      codec_) {
     codec_->encodeClose(code, reason, *this);
   }
   LOG_DEBUG("session ", id_, " closing: ", errcName(code), ": ", reason);
@@ -1170,6 +1283,15 @@ void Connection::closeWith(Errc code, std::string reason) {
 // reads our close frame instead of a reset caused by unread input.
 void Connection::lingerClose() {
   if (state_ == State::kClosed) {
+    return;
+  }
+  if (fd_ < 0) {
+    // Detached: the last bytes wait (close_timeout at most) for a poll to fetch them.
+    if (pending() == 0 || !detached_) {
+      finalClose("closed");
+    } else if (timer_kind_ != Timer::kLinger) {
+      armTimer(Timer::kLinger, settings().close_timeout);
+    }
     return;
   }
   if (timer_kind_ != Timer::kLinger) {
@@ -1213,8 +1335,24 @@ void Connection::finalClose(std::string_view why) {
     LOG_DEBUG("session ", id_, ": ", why);
   }
   unregister();
+  if (state_ == State::kProbe && probe_sent_) {
+    // The upgrade failed after its probe: the session's polls wait again.
+    HttpExchangeImpl::routeDetached(worker_, attach_key_, nullptr,
+                                    [](Connection* c) { c->detachedProbe(false); });
+  }
   state_ = State::kClosed;
   timer_.reset();
+  if (detached_) {
+    worker_.registry().removeDetached(detached_->key);
+    worker_.removeDetached(detached_->key);
+    if (detached_->poll) {
+      answerPoll(DetachedResult{DetachedResult::Status::kUnknown, {}});
+    }
+    if (DetachedCallback feed = std::move(detached_->feed)) {
+      feed(DetachedResult{});
+    }
+    detached_->handshake.reset();
+  }
   if (read_ev_ != nullptr) {
     event_del(read_ev_);
   }
@@ -1222,6 +1360,288 @@ void Connection::finalClose(std::string_view why) {
     event_del(write_ev_);
   }
   worker_.retire(this);
+}
+
+// ---- Detached sessions ---------------------------------------------------------------------
+
+void Connection::exchangeDetach(std::string key, CodecPtr codec, HttpResponse accept,
+                                HttpRequest request) {
+  if (state_ == State::kClosed || closing_ || location_ == nullptr) {
+    return;
+  }
+  if (!worker_.registry().addDetached(key, worker_.index())) {
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);  // keys are random: a module bug
+    exchangeRespond(HttpResponse::json(500, R"({"error":"internal","reason":"session key taken"})"));
+    return;
+  }
+  Connection* session = worker_.newDetached(peer_, generation_, *listener_);
+  session->startDetached(std::move(key), *location_, std::move(codec), std::move(accept),
+                         std::move(request), handle_);
+}
+
+void Connection::startDetached(std::string key, const Location& location, CodecPtr codec,
+                               HttpResponse accept, HttpRequest request,
+                               std::shared_ptr<ConnectionHandle> handshake) {
+  detached_ = std::make_unique<Detached>();
+  detached_->key = std::move(key);
+  detached_->handshake = std::move(handshake);
+  worker_.addDetached(detached_->key, this);
+  location_ = &location;
+  location_path_ = location.path;
+  protocol_ = location.module;
+  codec_library_ = location.library;
+  codec_ = std::move(codec);
+  last_activity_ = std::chrono::steady_clock::now();
+  request.peer = peer_;
+  handshake_ = std::make_unique<Handshake>();
+  handshake_->request = std::move(request);
+  armTimer(Timer::kHandshake, settings().handshake_timeout);
+  if (location.protocol->handshakeInBand()) {
+    // The handshake answer goes now; a feed brings the hello (see exchangeUpgrade).
+    accepted_early_ = true;
+    state_ = State::kHello;
+    writeResponse(accept, true, false);
+    return;
+  }
+  accept_ = std::make_unique<HttpResponse>(std::move(accept));
+  state_ = State::kUpgrading;
+  if (runner_.reset(location.pipeline)) {
+    runner_.open();
+  }
+}
+
+std::string Connection::takeOutput() {
+  std::string bytes;
+  if (out_ != nullptr) {
+    bytes.resize(evbuffer_get_length(out_));
+    evbuffer_remove(out_, bytes.data(), bytes.size());
+    evbuffer_free(out_);
+    out_ = nullptr;
+    counters().bytes_out.fetch_add(bytes.size(), std::memory_order_relaxed);
+  }
+  return bytes;
+}
+
+void Connection::answerPoll(DetachedResult result) {
+  DetachedCallback poll = std::move(detached_->poll);
+  detached_->poll = nullptr;
+  detached_->poll_timer.reset();
+  poll(std::move(result));  // posts to the poll's worker: never re-enters here
+}
+
+void Connection::flushDetached() {
+  refillFromBacklog();
+  if (detached_->poll && pending() > 0) {
+    answerPoll(DetachedResult{DetachedResult::Status::kOk, takeOutput()});
+  }
+  if (closing_ && pending() == 0 && timer_kind_ == Timer::kLinger) {
+    finalClose("closed");
+  }
+}
+
+void Connection::detachedPoll(std::chrono::milliseconds max_wait, DetachedCallback reply) {
+  if (!detached_ || state_ == State::kClosed) {
+    reply(DetachedResult{DetachedResult::Status::kUnknown, {}});
+    return;
+  }
+  if (detached_->poll) {
+    reply(DetachedResult{DetachedResult::Status::kOverlap, {}});
+    closeWith(Errc::kProtocolError, "overlapping polls");
+    return;
+  }
+  onActivity();
+  detached_->poll = std::move(reply);
+  refillFromBacklog();
+  if (pending() > 0 || detached_->upgrading) {
+    answerPoll(DetachedResult{DetachedResult::Status::kOk, takeOutput()});
+    if (closing_ && timer_kind_ == Timer::kLinger) {
+      finalClose("closed");
+    }
+    return;
+  }
+  detached_->poll_timer = worker_.schedule(max_wait, [this] {
+    if (detached_ && detached_->poll) {
+      answerPoll(DetachedResult{DetachedResult::Status::kOk, {}});
+    }
+  });
+}
+
+void Connection::detachedFeed(std::string body, DetachedCallback reply) {
+  if (!detached_ || state_ == State::kClosed) {
+    reply(DetachedResult{DetachedResult::Status::kUnknown, {}});
+    return;
+  }
+  if (detached_->feed || !in_buf_.empty()) {
+    reply(DetachedResult{DetachedResult::Status::kOverlap, {}});
+    closeWith(Errc::kProtocolError, "overlapping sends");
+    return;
+  }
+  onActivity();
+  detached_->feed = std::move(reply);
+  if (closing_) {
+    maybeFinishFeed();  // a closing session takes nothing more; the client learns at its poll
+    return;
+  }
+  consume(body);
+  if (state_ != State::kClosed) {
+    maybeFinishFeed();
+    flush();
+  }
+}
+
+// A feed is done when its bytes are decoded and the pipeline reads again: the client's next send
+// waits for this answer, which is the polling transport's backpressure.
+void Connection::maybeFinishFeed() {
+  if (!detached_ || !detached_->feed) {
+    return;
+  }
+  if (state_ != State::kClosed && !closing_ && (!in_buf_.empty() || !read_enabled_)) {
+    return;
+  }
+  DetachedCallback feed = std::move(detached_->feed);
+  detached_->feed = nullptr;
+  feed(DetachedResult{});
+}
+
+void Connection::detachedProbe(bool probing) {
+  if (!detached_ || state_ == State::kClosed) {
+    return;
+  }
+  detached_->upgrading = probing;
+  if (probing && detached_->poll) {
+    answerPoll(DetachedResult{DetachedResult::Status::kOk, takeOutput()});
+  }
+}
+
+void Connection::exchangeAttach(std::string key, CodecPtr codec, HttpResponse accept) {
+  if (state_ == State::kClosed || closing_ || location_ == nullptr) {
+    return;
+  }
+  exchange_in_flight_ = false;
+  codec_library_ = location_->library;
+  codec_ = std::move(codec);
+  attach_key_ = std::move(key);
+  writeResponse(accept, true, false);
+  parser_.reset();
+  state_ = State::kProbe;
+  location_path_ = location_->path;
+  protocol_ = location_->module;
+  armTimer(Timer::kHandshake, settings().handshake_timeout);
+  pumpInput();
+}
+
+void Connection::onTransportSwitch(TransportStep step) {
+  if (state_ != State::kProbe || closing_) {
+    return;
+  }
+  if (step == TransportStep::kProbe) {
+    if (!probe_sent_) {
+      probe_sent_ = true;
+      HttpExchangeImpl::routeDetached(worker_, attach_key_, nullptr,
+                                      [](Connection* c) { c->detachedProbe(true); });
+    }
+    return;
+  }
+  // Inside codec_->decode(): stop here; the rest of the input goes with the socket.
+  state_ = State::kMoving;
+  enableRead(false);
+  worker_.post([handle = handle_] {
+    if (Connection* self = handle->connection; self != nullptr && self->state_ == State::kMoving) {
+      self->handOver();
+    }
+  });
+}
+
+Connection::SocketTransfer::~SocketTransfer() {
+  if (ssl != nullptr) {
+    SSL_free(ssl);
+  }
+  if (fd >= 0) {
+    ::close(fd);
+  }
+}
+
+// kCommit: the socket, what was read past the commit and what could not be written yet go to
+// the session's worker, which adopts them (attachSocket); this connection ends without closing.
+void Connection::handOver() {
+  flush();
+  if (state_ != State::kMoving) {
+    return;  // the write failed: closed
+  }
+  auto transfer = std::make_shared<SocketTransfer>();
+  transfer->fd = fd_;
+  transfer->ssl = ssl_;
+  transfer->input = std::move(in_buf_);
+  transfer->output = takeOutput();
+  transfer->probe = std::move(codec_);
+  transfer->library = codec_library_;
+  fd_ = -1;
+  ssl_ = nullptr;
+  in_buf_.clear();
+  releaseHandshakeSlot();
+  const std::string key = attach_key_;
+  probe_sent_ = false;  // not a failure: finalClose must not release the session's polls
+  finalClose("moved to its session");
+  Worker& here = worker_;
+  HttpExchangeImpl::routeDetached(
+      here, key,
+      [transfer](DetachedResult) {
+        // The session is gone: the socket closes (its destructor) and the client reconnects.
+      },
+      [transfer](Connection* c) {
+        if (c->closing()) {
+          return;
+        }
+        c->attachSocket(*transfer);
+      });
+}
+
+void Connection::attachSocket(SocketTransfer& transfer) {
+  if (!detached_ || state_ == State::kClosed || closing_) {
+    return;
+  }
+  if (!in_buf_.empty()) {
+    // Polling input still waiting for a paused pipeline cannot be decoded once the codec
+    // switched framing: the client retries on a new session (and recovers from history).
+    closeWith(Errc::kProtocolError, "transport upgrade while polling input was pending");
+    return;
+  }
+  fd_ = transfer.fd;
+  ssl_ = transfer.ssl;
+  transfer.fd = -1;
+  transfer.ssl = nullptr;
+  std::unique_ptr<Detached> detached = std::move(detached_);
+  worker_.registry().removeDetached(detached->key);
+  worker_.removeDetached(detached->key);
+  if (detached->poll) {
+    detached->poll_timer.reset();
+    detached->poll(DetachedResult{DetachedResult::Status::kOk, {}});
+  }
+  if (detached->feed) {
+    detached->feed(DetachedResult{});
+  }
+  read_ev_ = event_new(worker_.base(), fd_, EV_READ | EV_PERSIST, &Connection::onReadEvent, this);
+  if (read_enabled_) {
+    event_add(read_ev_, nullptr);
+  }
+  std::string queued = takeOutput();
+  append(transfer.output);
+  Status switched;
+  {
+    module::LibraryScope scope(codec_library_);
+    switched = codec_->attachTransport(*transfer.probe, std::move(queued), *this);
+  }
+  if (!switched) {
+    LOG_INFO("session ", id_, ": transport upgrade failed: ", switched.error().message);
+    closeWith(switched.error().code, switched.error().message);
+    return;
+  }
+  if (!transfer.input.empty()) {
+    consume(transfer.input);
+  }
+  if (state_ != State::kClosed) {
+    flush();
+  }
 }
 
 // ---- Reliable delivery --------------------------------------------------------------------

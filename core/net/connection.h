@@ -98,6 +98,7 @@ class Connection final : public Session,
   void onPeerClose(Errc code, std::string_view reason) override;
   void onActivity() override;
   void onHello(HttpRequest hello) override;
+  void onTransportSwitch(TransportStep step) override;
 
   // ---- OutBuffer ----
   void append(std::string_view bytes) override;
@@ -120,10 +121,37 @@ class Connection final : public Session,
   void exchangeUpgrade(CodecPtr codec, HttpResponse accept, std::vector<std::string> subprotocols,
                        HttpRequest request);
   bool closing() const { return closing_; }
+  // HttpExchange::detach: opens a detached session on this worker for the request in flight,
+  // which the session answers (through this connection) with `accept` or a refusal.
+  void exchangeDetach(std::string key, CodecPtr codec, HttpResponse accept, HttpRequest request);
+  // HttpExchange::attach: this connection runs `codec` (the probe) until the client commits,
+  // then hands its socket to detached session `key`.
+  void exchangeAttach(std::string key, CodecPtr codec, HttpResponse accept);
+
+  // ---- Detached sessions (on the session's worker; codec.h documents the contract) ----
+  void detachedPoll(std::chrono::milliseconds max_wait, DetachedCallback reply);
+  void detachedFeed(std::string body, DetachedCallback reply);
+  // The upgrade connection saw the client's probe (true), or failed before its commit (false).
+  void detachedProbe(bool probing);
+  // A connection's socket, handed over at TransportStep::kCommit (owns what it holds).
+  struct SocketTransfer {
+    int fd = -1;
+    SSL* ssl = nullptr;
+    std::string input;   // read and not yet decoded: the session's codec decodes it
+    std::string output;  // not yet written (the probe's last answer): written first
+    CodecPtr probe;
+    ModuleLibraryRef library;  // the probe's code
+    ~SocketTransfer();
+  };
+  void attachSocket(SocketTransfer& transfer);
 
  private:
   // kHello: a stream protocol with an in-band handshake is decoding until its hello arrives.
-  enum class State : uint8_t { kTls, kHttp, kHello, kUpgrading, kSession, kClosed };
+  // kProbe: the connection of a transport upgrade (exchangeAttach) before the client commits;
+  // kMoving: committed, the socket goes to the detached session's worker.
+  enum class State : uint8_t {
+    kTls, kHttp, kHello, kUpgrading, kSession, kProbe, kMoving, kClosed
+  };
   enum class Timer : uint8_t { kNone, kHandshake, kHeader, kKeepalive, kIdle, kPause, kLinger };
   struct Handshake;
 
@@ -166,6 +194,26 @@ class Connection final : public Session,
 
   void flush();
   void enableRead(bool on);
+  // Detached sessions.
+  void startDetached(std::string key, const Location& location, CodecPtr codec,
+                     HttpResponse accept, HttpRequest request,
+                     std::shared_ptr<ConnectionHandle> handshake);
+  void flushDetached();
+  std::string takeOutput();
+  void answerPoll(DetachedResult result);
+  void maybeFinishFeed();
+  void handOver();
+  struct Detached {
+    std::string key;
+    std::shared_ptr<ConnectionHandle> handshake;  // the handshake's connection, until answered
+    DetachedCallback poll;                        // the waiting long poll
+    TimerPtr poll_timer;                          // its max_wait
+    DetachedCallback feed;                        // a body not yet consumed (paused pipeline)
+    bool upgrading = false;                       // probe seen: polls are answered at once
+  };
+  std::unique_ptr<Detached> detached_;  // null unless this is a detached session
+  std::string attach_key_;              // kProbe / kMoving: the session being taken over
+  bool probe_sent_ = false;
   void armTimer(Timer kind, std::chrono::milliseconds delay);
   void onTimer();
   void lingerClose();

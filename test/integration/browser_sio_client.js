@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Headless Chromium (Debian's /usr/bin/chromium via playwright-core) runs a page that loads the
 // socket.io-client browser bundle from this folder's node_modules, connects to imgate with an
-// auth token, says "ready" through the console, and reports the first "news" event as JSON.
+// auth token with the client's default transports (HTTP long-polling, then the upgrade to
+// WebSocket; the page is cross-origin, so polling needs imgate's CORS answers), says "ready"
+// through the console, and reports the first "news" event and the transport after the upgrade.
 const path = require('path');
 const { chromium } = require('playwright-core');
 
@@ -20,15 +22,24 @@ const bundle = path.join(__dirname, 'node_modules', 'socket.io-client', 'dist', 
     await page.setContent('<!doctype html><title>imgate socket.io test</title>');
     await page.addScriptTag({ path: bundle });
     const result = await page.evaluate(({ base, token }) => new Promise((resolve) => {
-      const socket = io(base, { transports: ['websocket'], auth: { token }, reconnection: false });
+      const socket = io(base, { auth: { token }, reconnection: false });
       const timer = setTimeout(() => resolve({ error: 'timeout' }), 15000);
       socket.on('connect_error', (err) => { clearTimeout(timer); resolve({ connect_error: err.message }); });
       socket.on('connect', () => console.log('ready'));
-      socket.on('news', (data) => {
-        clearTimeout(timer);
-        socket.disconnect();
-        resolve({ news: data, transport: socket.io.engine.transport.name });
+      let news = null;
+      let upgraded = false;
+      const finish = () => {
+        if (news !== null && upgraded) {
+          clearTimeout(timer);
+          socket.disconnect();
+          resolve({ news, transport: socket.io.engine.transport.name });
+        }
+      };
+      socket.io.on('open', () => {
+        upgraded = socket.io.engine.transport.name === 'websocket';
+        socket.io.engine.on('upgrade', () => { upgraded = true; finish(); });
       });
+      socket.on('news', (data) => { news = data; finish(); });
     }), { base, token });
     console.log(JSON.stringify(result));
   } finally {

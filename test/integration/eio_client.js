@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // npm engine.io-client (plain Engine.IO, no Socket.IO) against imgate's proto.socketio in
-// `mode: engineio`: connects over WebSocket with the token in the query, sends a text and a
-// binary message, prints "ready", collects `count` messages, prints them as JSON.
+// `mode: engineio`: connects with the token in the query (transports: the 4th argument, comma
+// separated, default websocket), sends a text and a binary message, prints "ready", collects
+// `count` messages, prints them as JSON.
 'use strict';
 const { Socket } = require('engine.io-client');
 
-const [base, token, count] = process.argv.slice(2);
-const socket = new Socket(base, { transports: ['websocket'], query: { token } });
+const [base, token, count, transports] = process.argv.slice(2);
+const socket = new Socket(base, { transports: (transports || 'websocket').split(','), query: { token } });
 const got = [];
 setTimeout(() => { console.log(JSON.stringify({ error: 'timeout', got })); process.exit(0); }, 10000);
 socket.on('open', () => {

@@ -10,6 +10,34 @@ const [scenario, base, optionsText] = process.argv.slice(2);
 const options = JSON.parse(optionsText || '{}');
 const transports = options.transports || ['websocket'];
 
+// The transport a socket ends on ("polling" or "websocket"), for the result line.
+function transportOf(socket) {
+  const engine = socket.io.engine;
+  return engine && engine.transport ? engine.transport.name : null;
+}
+
+// Resolves once the engine has written what it buffered (acks just given): a polling send is an
+// HTTP request in flight, which process.exit() would abort. Bounded to 2 s.
+function settled(socket) {
+  const engine = socket.io.engine;
+  if (!engine || (engine.writeBuffer.length === 0 && (!engine.transport || engine.transport.writable))) {
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    engine.once('drain', resolve);
+    setTimeout(resolve, 2000);
+  });
+}
+
+// With transports ["polling", "websocket"] (the client's default) the session starts on HTTP
+// long-polling and upgrades: resolves once on WebSocket (at once when already there).
+function upgraded(socket) {
+  if (transportOf(socket) === 'websocket') {
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => socket.io.engine.once('upgrade', resolve));
+}
+
 function connect(path, auth, extra) {
   return io(base + (path || ''), {
     transports,
@@ -58,10 +86,17 @@ const scenarios = {
     const socket = connect('', { token: options.token });
     socket.on('connect_error', (err) => fail('connect_error: ' + err.message));
     await new Promise((resolve) => socket.on('connect', resolve));
+    const first = transportOf(socket);
     const answer = await socket.timeout(5000).emitWithAck('chat', { text: 'hi' }, 2);
     const binary = options.binary ? await socket.timeout(5000).emitWithAck('upload', Buffer.from([0, 1, 2, 255])) : null;
+    let after_upgrade = null;
+    if (options.wait_upgrade) {
+      await upgraded(socket);
+      after_upgrade = await socket.timeout(5000).emitWithAck('chat', 'after upgrade');
+    }
+    const transport = transportOf(socket);
     socket.disconnect();
-    finish({ connected: true, id: socket.id, answer, binary });
+    finish({ connected: true, id: socket.id, answer, binary, first, transport, after_upgrade });
   },
 
   // A bad token: connect_error with the server's reason, no connect.
@@ -76,11 +111,23 @@ const scenarios = {
     const socket = connect(options.namespace || '', { token: options.token });
     socket.on('connect_error', (err) => fail('connect_error: ' + err.message));
     const events = [];
+    let closing = false;
     socket.onAny((event, ...args) => {
-      events.push(received(event, args, false));
-      if (events.length >= (options.count || 1)) {
-        socket.disconnect();
-        finish({ events });
+      if (closing) {
+        return;
+      }
+      const entry = received(event, args, false);
+      if (options.with_transport) {
+        entry.transport = transportOf(socket);
+      }
+      events.push(entry);
+      if (events.length >= (options.count || 1) || (options.until && event === options.until)) {
+        const transport = transportOf(socket);
+        closing = true;
+        settled(socket).then(() => {
+          socket.disconnect();
+          finish({ events, transport });
+        });
       }
     });
     socket.on('connect', () => console.log('ready ' + socket.id));
@@ -123,10 +170,10 @@ const scenarios = {
     const events = [];
     const reasons = [];
     let dropped = false;
-    const done = () => {
+    const done = () => settled(socket).then(() => {
       socket.disconnect();
       finish({ connects, events, reasons });
-    };
+    });
     socket.on('connect_error', (err) => fail('connect_error: ' + err.message));
     socket.on('disconnect', (reason) => reasons.push(reason));
     socket.on('connect', () => {

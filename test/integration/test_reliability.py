@@ -13,6 +13,8 @@ import threading
 import time
 import urllib.parse
 
+import pytest
+
 from conftest import API_KEY, NODE_DIR, ROOT, SECRET, make_token
 from wsutil import connect, run
 
@@ -524,9 +526,14 @@ def sio_result(proc):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_socketio_acks_reliable_pushes(gateway_factory):
+SIO_TRANSPORTS = pytest.mark.parametrize("transports", [["websocket"], ["polling"]],
+                                         ids=["websocket", "polling"])
+
+
+@SIO_TRANSPORTS
+def test_socketio_acks_reliable_pushes(gateway_factory, transports):
     gw = start(gateway_factory, ack_timeout="300ms")
-    proc = sio(gw, "receive", token=make_token("quinn"), count=2)
+    proc = sio(gw, "receive", token=make_token("quinn"), count=2, transports=transports)
     assert proc.stdout.readline().startswith("ready ")
     push(gw, {"users": ["quinn"]}, "fire and forget", event="news")
     push(gw, {"users": ["quinn"]}, {"n": 1}, event="order", reliable=True)
@@ -539,10 +546,11 @@ def test_socketio_acks_reliable_pushes(gateway_factory):
     assert metric(gw, "imgate_delivery_retransmits_total") == 0
 
 
-def test_socketio_connection_state_recovery(gateway_factory):
+@SIO_TRANSPORTS
+def test_socketio_connection_state_recovery(gateway_factory, transports):
     gw = start(gateway_factory)
     proc = sio(gw, "recover", token=make_token("rita"), count=5, drop_after=2,
-               reconnect_delay_ms=1500)
+               reconnect_delay_ms=1500, transports=transports)
     line = proc.stdout.readline()
     assert line.startswith("ready ") and line.split()[2] == "false", line
     for i in range(2):

@@ -1,11 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""proto.socketio with the official clients: npm socket.io-client 4.x (Node) and Debian's
-python3-socketio, over the WebSocket transport: auth payload accepted and refused, emit with an
-ack answered by a backend, pushes received as events (text, binary, rooms, a namespace), and
-reconnection after the server closes the transport."""
+"""proto.socketio with the official clients: npm socket.io-client 4.x (Node), Debian's
+python3-socketio and headless Chromium, each over HTTP long-polling only, WebSocket only and the
+clients' default (polling, then the upgrade to WebSocket): auth payload accepted and refused, emit
+with an ack answered by a backend, pushes received as events (text, binary, rooms, a namespace),
+and reconnection after the server closes the transport. Then the Engine.IO polling protocol by
+hand: errors, overlapping polls, CORS."""
+import concurrent.futures
+import http.client
 import json
 import os
 import subprocess
+import threading
 import time
 
 import pytest
@@ -29,7 +34,7 @@ listeners:
       - path: /socket.io/
         protocol: proto.socketio
         pipeline: im
-        config: {{ namespaces: ["/", "/chat"], ping_interval: {ping} }}
+        config: {{ namespaces: ["/", "/chat"], ping_interval: {ping}, cors_origins: ["*"] }}
       - {{ path: /v1/, protocol: proto.http_push, config: {{ api_keys: [{api_key}] }} }}
 pipelines:
   im:
@@ -54,35 +59,63 @@ def base(gw):
     return f"http://127.0.0.1:{gw.port}"
 
 
-def test_emit_with_ack_answered_by_the_backend(gateway_factory, backend):
+def upgrades(gw):
+    """Polling sessions moved onto a WebSocket (the module's socketio_upgrades counter)."""
+    text = gw.admin("GET", "/metrics")[1].decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("imgate_socketio_upgrades_total"))
+
+
+# socket.io-client `transports` option: long-polling only, WebSocket only, and the default
+# (a polling handshake, then the upgrade).
+TRANSPORTS = {"polling": ["polling"], "websocket": ["websocket"], "upgrade": ["polling", "websocket"]}
+
+
+@pytest.fixture(params=list(TRANSPORTS))
+def transports(request):
+    return TRANSPORTS[request.param]
+
+
+def test_emit_with_ack_answered_by_the_backend(gateway_factory, backend, transports):
     gw = start(gateway_factory, backend)
-    out = node("sio_client.js", "ack", base(gw), json.dumps({"token": make_token("sia"), "binary": True}))
+    out = node("sio_client.js", "ack", base(gw), json.dumps({
+        "token": make_token("sia"), "binary": True, "transports": transports,
+        "wait_upgrade": len(transports) == 2}))
     assert out.get("connected"), out
+    assert out["transport"] == transports[-1], out
+    # The default path upgraded the polling session (on loopback often before "connect").
+    assert upgrades(gw) == (1 if len(transports) == 2 else 0)
+    if len(transports) == 2:
+        assert out["after_upgrade"] == {"backend": "sio", "got": '["after upgrade"]'}, out
+    else:
+        assert out["first"] == transports[0], out
     # The event's arguments reach the backend as a JSON array, byte for byte; its answer is the ack.
     assert out["answer"] == {"backend": "sio", "got": '[{"text":"hi"},2]'}, out
     # A binary event reaches the backend base64-encoded (its test answer echoes only text bodies).
     assert out["binary"] == {"backend": "sio", "got": None}, out
     paths = [r[0] for r in backend.requests]
-    assert paths == ["/sio/chat", "/sio/upload"], paths
+    assert paths == ["/sio/chat", "/sio/upload"] + ["/sio/chat"] * (len(transports) - 1), paths
     upload = backend.requests[1][2]
     assert upload["user"] == "sia" and upload["type"] == "binary"
     assert upload["body_base64"] == "AAEC/w=="
 
 
-def test_bad_token_gets_connect_error_with_the_reason(gateway_factory, backend):
+def test_bad_token_gets_connect_error_with_the_reason(gateway_factory, backend, transports):
     gw = start(gateway_factory, backend)
-    out = node("sio_client.js", "refused", base(gw), json.dumps({"token": make_token("x", secret="wrong" * 8)}))
+    out = node("sio_client.js", "refused", base(gw), json.dumps({
+        "token": make_token("x", secret="wrong" * 8), "transports": transports}))
     assert out["connect_error"] == "signature mismatch", out
     assert out["data"] == {"code": "unauthenticated"}, out
-    out = node("sio_client.js", "refused", base(gw), json.dumps({}))
+    out = node("sio_client.js", "refused", base(gw), json.dumps({"transports": transports}))
     assert out["connect_error"] == "missing token", out
 
 
 class Receiver:
     """A Node socket.io-client waiting for pushes (`receive` scenario)."""
 
-    def __init__(self, gw, user, count=1, namespace=""):
-        options = {"token": make_token(user), "count": count, "namespace": namespace}
+    def __init__(self, gw, user, count=1, namespace="", transports=("websocket",), **extra):
+        options = {"token": make_token(user), "count": count, "namespace": namespace,
+                   "transports": list(transports), **extra}
         self.proc = subprocess.Popen(["node", os.path.join(NODE_DIR, "sio_client.js"), "receive", base(gw),
                                       json.dumps(options)], cwd=NODE_DIR, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
@@ -105,9 +138,9 @@ def test_ack_ids_of_different_sockets_are_different_messages(gateway_factory, ba
     assert [r[0] for r in backend.requests] == ["/sio/chat", "/sio/chat"]
 
 
-def test_pushes_arrive_as_events(gateway_factory, backend):
+def test_pushes_arrive_as_events(gateway_factory, backend, transports):
     gw = start(gateway_factory, backend)
-    r = Receiver(gw, "sib", count=4)
+    r = Receiver(gw, "sib", count=4, transports=transports)
     assert gw.push({"users": ["sib"]}, {"text": "hello"}, event="news")[0] == 200
     assert gw.push({"users": ["sib"]}, "plain text")[0] == 200
     status, body, _ = gw.http("POST", "/v1/push", {"to": {"users": ["sib"]}, "data_base64": "AAEC/w==",
@@ -125,33 +158,77 @@ def test_pushes_arrive_as_events(gateway_factory, backend):
     ], events
 
 
-def test_namespaces(gateway_factory, backend):
+def test_no_loss_or_reordering_across_the_upgrade(gateway_factory, backend):
+    # Pushes every few ms while the client connects over polling and upgrades: whatever the
+    # polling transport had queued when the client switched goes out first on the WebSocket.
     gw = start(gateway_factory, backend)
-    out = node("sio_client.js", "namespaces", base(gw), json.dumps({"token": make_token("sic")}))
+    stop = threading.Event()
+    pushed = []
+
+    def pusher():
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        headers = {"Authorization": "Bearer " + API_KEY, "Content-Type": "application/json"}
+        i = 0
+        while not stop.is_set() and i < 2000:
+            conn.request("POST", "/v1/push", json.dumps({"to": {"users": ["sij"]}, "data": i,
+                                                         "event": "tick"}), headers)
+            resp = conn.getresponse()
+            assert resp.status == 200, resp.read()
+            if json.loads(resp.read())["sessions"] > 0:
+                pushed.append(i)
+            i += 1
+            time.sleep(0.002)
+        conn.close()
+
+    thread = threading.Thread(target=pusher)
+    thread.start()
+    try:
+        r = Receiver(gw, "sij", count=100000, transports=["polling", "websocket"], until="end",
+                     with_transport=True)
+        gw.wait_for(lambda: upgrades(gw) == 1, what="upgrade")
+        time.sleep(0.3)  # pushes after the upgrade too
+    finally:
+        stop.set()
+        thread.join()
+    assert gw.push({"users": ["sij"]}, None, event="end")[0] == 200
+    events = r.result()["events"]
+    ticks = [e["args"][0] for e in events if e["event"] == "tick"]
+    assert events[-1]["event"] == "end" and events[-1]["transport"] == "websocket", events[-3:]
+    # Every push made while the session was online arrived, once, in order (the first few may
+    # predate the session: those were pushed to nobody).
+    assert ticks == list(range(ticks[0], pushed[-1] + 1)), ticks
+    assert set(pushed) <= set(ticks), sorted(set(pushed) - set(ticks))[:10]
+
+
+def test_namespaces(gateway_factory, backend, transports):
+    gw = start(gateway_factory, backend)
+    out = node("sio_client.js", "namespaces", base(gw), json.dumps({"token": make_token("sic"),
+                                                                    "transports": transports}))
     assert out.get("refused") == "Invalid namespace", out
     assert out["answer"] == {"backend": "sio", "got": '["from chat"]'}, out
     assert backend.requests[0][2]["body"] == '["from chat"]'
     # A push to a namespace reaches only sockets connected to it.
-    r = Receiver(gw, "sid", count=1, namespace="/chat")
+    r = Receiver(gw, "sid", count=1, namespace="/chat", transports=transports)
     assert gw.push({"users": ["sid"]}, "main only", event="x")[0] == 200
     assert gw.push({"users": ["sid"]}, "for chat", event="y", namespace="/chat")[0] == 200
     assert r.result()["events"] == [{"event": "y", "args": ["for chat"]}]
 
 
-def test_reconnects_after_the_server_closes_the_transport(gateway_factory, backend):
+def test_reconnects_after_the_server_closes_the_transport(gateway_factory, backend, transports):
     # Pings every 60 s, idle timeout 1 s: the server closes quiet sessions, the client comes back.
     gw = start(gateway_factory, backend, idle="1s", ping="60s")
-    out = node("sio_client.js", "reconnect", base(gw), json.dumps({"token": make_token("sie")}))
+    out = node("sio_client.js", "reconnect", base(gw), json.dumps({"token": make_token("sie"),
+                                                                   "transports": transports}))
     assert out["connects"] == 2, out
     assert out["reasons"][0] == "transport close", out
 
 
-def test_python_socketio_client(gateway_factory, backend):
+def test_python_socketio_client(gateway_factory, backend, transports):
     """Debian's python3-socketio client: connect with auth, emit with a callback, receive a push."""
     gw = start(gateway_factory, backend)
     script = r"""
 import json, sys, threading, socketio
-url, token = sys.argv[1], sys.argv[2]
+url, token, transports = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 sio = socketio.Client(reconnection=False)
 got = threading.Event()
 result = {}
@@ -159,14 +236,15 @@ result = {}
 def news(data):
     result["news"] = data
     got.set()
-sio.connect(url, transports=["websocket"], auth={"token": token}, wait_timeout=5)
+sio.connect(url, transports=transports, auth={"token": token}, wait_timeout=5)
 result["ack"] = sio.call("chat", {"n": 1}, timeout=5)
 print("ready", flush=True)
 got.wait(10)
 sio.disconnect()
 print(json.dumps(result), flush=True)
 """
-    proc = subprocess.Popen(["/usr/bin/python3", "-c", script, base(gw), make_token("sif")],
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", script, base(gw), make_token("sif"),
+                             ",".join(transports)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     assert line.strip() == "ready", line + proc.stderr.read()
@@ -198,6 +276,7 @@ def test_chromium_with_the_socketio_browser_bundle(gateway_factory, backend):
     assert gw.push({"users": ["sig"]}, {"from": "backend"}, event="news")[0] == 200
     out, err = proc.communicate(timeout=30)
     result = json.loads(out.strip().splitlines()[-1])
+    # The page started on cross-origin long-polling (CORS) and upgraded to WebSocket.
     assert result == {"news": {"from": "backend"}, "transport": "websocket"}, (result, err)
 
 
@@ -220,12 +299,12 @@ pipelines:
 """
 
 
-def test_plain_engine_io_client(gateway_factory):
+def test_plain_engine_io_client(gateway_factory, transports):
     """mode: engineio: engine.io-client messages are messages (echoed here), pushes arrive."""
     gw = gateway_factory(EIO_CONFIG.format(api_key=API_KEY, secret=SECRET))
     proc = subprocess.Popen(["node", os.path.join(NODE_DIR, "eio_client.js"), base(gw),
-                             make_token("eio"), "3"], cwd=NODE_DIR, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             make_token("eio"), "3", ",".join(transports)], cwd=NODE_DIR,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     assert line.strip() == "ready", line + proc.stderr.read()
     gw.wait_for(lambda: gw.online("eio") == 1, what="engine.io client online")
@@ -234,8 +313,120 @@ def test_plain_engine_io_client(gateway_factory):
     result = json.loads(out.strip().splitlines()[-1])
     assert sorted(map(json.dumps, result["got"])) == sorted(
         map(json.dumps, ["hello engine", {"hex": "010203"}, "pushed"])), (result, err)
-    assert result["transport"] == "websocket"
+    if transports != ["polling", "websocket"]:  # the upgrade may not be done by then
+        assert result["transport"] == transports[0]
     # Without a token the upgrade is refused by the auth stage (no in-band hello in this mode).
     url = f"ws://127.0.0.1:{gw.port}/engine.io/?EIO=4&transport=websocket"
     assert run(handshake_status(url)) == 401
     assert run(handshake_status(url + "&token=" + make_token("eio2"))) == 101
+
+
+# ---- The Engine.IO polling protocol by hand ---------------------------------------------------
+
+def raw(gw, method, path, body=None, headers=None):
+    """One HTTP request; returns (status, body text, headers)."""
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(), resp.headers
+    finally:
+        conn.close()
+
+
+def open_polling(gw, token):
+    """Handshake and CONNECT over polling; returns the sid."""
+    status, body, headers = raw(gw, "GET", "/socket.io/?EIO=4&transport=polling")
+    assert status == 200 and body.startswith("0{"), (status, body)
+    assert headers["Content-Type"] == "text/plain; charset=UTF-8"
+    opened = json.loads(body[1:])
+    assert opened["upgrades"] == ["websocket"] and opened["maxPayload"] == 1000000, opened
+    sid = opened["sid"]
+    status, body, _ = raw(gw, "POST", f"/socket.io/?EIO=4&transport=polling&sid={sid}",
+                          '40{"token":"%s"}' % token)
+    assert (status, body) == (200, "ok")
+    status, body, _ = raw(gw, "GET", f"/socket.io/?EIO=4&transport=polling&sid={sid}")
+    assert status == 200 and body.startswith('40{"sid":'), (status, body)
+    return sid
+
+
+def test_polling_by_hand(gateway_factory, backend):
+    gw = start(gateway_factory, backend)
+    sid = open_polling(gw, make_token("sih"))
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    # Two events in one POST (record separator), both answered through the backend.
+    status, body, _ = raw(gw, "POST", path, '421["chat","a"]\x1e422["chat","b"]')
+    assert (status, body) == (200, "ok")
+    answers = []
+    deadline = time.time() + 5
+    while len(answers) < 2 and time.time() < deadline:
+        status, body, _ = raw(gw, "GET", path)
+        assert status == 200, (status, body)
+        answers += [p for p in body.split("\x1e") if p.startswith("43")]
+    assert {p[:3]: json.loads(p[3:]) for p in answers} == {
+        "431": [{"backend": "sio", "got": '["a"]'}],
+        "432": [{"backend": "sio", "got": '["b"]'}]}, answers
+    # A push waits for the next poll; a binary one is base64 in the polling payload.
+    assert gw.push({"users": ["sih"]}, "x", event="news")[0] == 200
+    status, body, _ = raw(gw, "GET", path)
+    assert body == '42["news","x"]', body
+    status, body_, _ = gw.http("POST", "/v1/push", {"to": {"users": ["sih"]}, "data_base64": "AAEC/w==",
+                                                    "event": "blob"})
+    assert status == 200, body_
+    status, body, _ = raw(gw, "GET", path)
+    assert body == '451-["blob",{"_placeholder":true,"num":0}]\x1ebAAEC/w==', body
+    # A held poll is answered by the next push.
+    holder = concurrent.futures.ThreadPoolExecutor(1)
+    held = holder.submit(raw, gw, "GET", path)
+    time.sleep(0.3)
+    assert not held.done()
+    assert gw.push({"users": ["sih"]}, "late", event="news")[0] == 200
+    assert held.result(timeout=5)[1] == '42["news","late"]'
+    # A second poll while one is held: 400 "Bad request" and the session closes (the held poll
+    # gets the close packet), as the reference server answers overlapping polls.
+    held = holder.submit(raw, gw, "GET", path)
+    time.sleep(0.3)
+    status, body, _ = raw(gw, "GET", path)
+    assert (status, json.loads(body)) == (400, {"code": 3, "message": "Bad request"})
+    assert held.result(timeout=5)[1].split("\x1e")[-1] == "1"
+    gw.wait_for(lambda: gw.online("sih") == 0, what="session closed")
+    status, body, _ = raw(gw, "GET", path)
+    assert (status, json.loads(body)) == (400, {"code": 1, "message": "Session ID unknown"})
+    holder.shutdown()
+
+
+def test_polling_errors(gateway_factory, backend):
+    gw = start(gateway_factory, backend)
+    unknown = "A" * 20
+    for method, body in (("GET", None), ("POST", "40")):
+        status, text, _ = raw(gw, method, f"/socket.io/?EIO=4&transport=polling&sid={unknown}", body)
+        assert (status, json.loads(text)) == (400, {"code": 1, "message": "Session ID unknown"})
+    status, text, _ = raw(gw, "GET", "/socket.io/?EIO=4&transport=polling&sid=short")
+    assert (status, json.loads(text)) == (400, {"code": 1, "message": "Session ID unknown"})
+    status, text, _ = raw(gw, "POST", "/socket.io/?EIO=4&transport=polling", "40")
+    assert (status, json.loads(text)) == (400, {"code": 2, "message": "Bad handshake method"})
+    # A WebSocket upgrade naming an unknown polling session is refused before the 101.
+    url = f"ws://127.0.0.1:{gw.port}/socket.io/?EIO=4&transport=websocket&sid={unknown}"
+    assert run(handshake_status(url)) == 400
+    # A body over maxPayload is refused.
+    sid = open_polling(gw, make_token("sii"))
+    status, _, _ = raw(gw, "POST", f"/socket.io/?EIO=4&transport=polling&sid={sid}",
+                       "4" + "x" * 1000001)
+    assert status == 413
+
+
+def test_polling_cors(gateway_factory, backend):
+    gw = start(gateway_factory, backend)
+    origin = "http://app.example"
+    status, _, headers = raw(gw, "OPTIONS", "/socket.io/?EIO=4&transport=polling", headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert status == 204
+    assert headers["Access-Control-Allow-Origin"] in ("*", origin)
+    assert "POST" in headers["Access-Control-Allow-Methods"]
+    assert headers["Access-Control-Allow-Headers"] == "content-type"
+    status, body, headers = raw(gw, "GET", "/socket.io/?EIO=4&transport=polling",
+                                headers={"Origin": origin})
+    assert status == 200 and body.startswith("0{")
+    assert headers["Access-Control-Allow-Origin"] in ("*", origin)
+

@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "json_string.h"
+#include "modules/common/base64.h"
 #include "modules/common/message_meta.h"
+#include "sio_probe_codec.h"
 
 namespace imgate::mod::socketio {
 
@@ -19,6 +21,26 @@ using websocket::serverFrame;
 
 constexpr uint64_t kSharedKeyTag = uint64_t{0x53494f31} << 32;     // "SIO1"
 constexpr uint64_t kEngineIoKeyTag = uint64_t{0x45494f31} << 32;  // "EIO1"
+constexpr uint64_t kBinaryKeyBit = 1;
+constexpr uint64_t kPollingKeyBit = 2;
+
+// A packet in polling form, as the poll handler expects the output: separator first.
+std::string pollingText(std::string_view text) {
+  std::string out;
+  out.reserve(1 + text.size());
+  out.push_back(kEioRecordSeparator);
+  out.append(text);
+  return out;
+}
+
+std::string pollingBinary(std::string_view data) {
+  std::string out;
+  out.reserve(2 + (data.size() + 2) / 3 * 4);
+  out.push_back(kEioRecordSeparator);
+  out.push_back('b');
+  out.append(common::base64Encode(data, common::Base64Alphabet::kStandard, true));
+  return out;
+}
 
 std::string_view namespaceOf(const Message& message) {
   const std::string_view nsp = metaValue(message, "nsp");
@@ -194,16 +216,16 @@ bool SocketIoSettings::knownNamespace(std::string_view nsp) const {
 }
 
 // Receives the WebSocket layer's messages (one per Engine.IO packet) during decode().
-class SioWsCodec::FrameSink final : public CodecSink {
+class SioCodec::FrameSink final : public CodecSink {
  public:
-  FrameSink(SioWsCodec& codec, CodecSink& sink, OutBuffer& out)
+  FrameSink(SioCodec& codec, CodecSink& sink, OutBuffer& out)
       : codec_(codec), sink_(sink), out_(out) {}
   void onMessage(Message&& frame) override {
     if (!error_) {
       Status s = codec_.onFrame(std::move(frame), sink_, out_);
       if (!s) {
         error_ = std::move(s.error());
-        codec_.ws_.stopDecoding();
+        codec_.ws_->stopDecoding();
       }
     }
   }
@@ -213,62 +235,130 @@ class SioWsCodec::FrameSink final : public CodecSink {
   std::optional<Error> error_;
 
  private:
-  SioWsCodec& codec_;
+  SioCodec& codec_;
   CodecSink& sink_;
   OutBuffer& out_;
 };
 
-SioWsCodec::SioWsCodec(std::shared_ptr<const SocketIoSettings> settings, HttpRequest upgrade,
-                       const websocket::WsCodecOptions& ws)
+SioCodec::SioCodec(std::shared_ptr<const SocketIoSettings> settings, HttpRequest handshake,
+                   const websocket::WsCodecOptions& ws)
     : settings_(std::move(settings)),
-      upgrade_(std::move(upgrade)),
-      ws_(ws),
+      handshake_(std::move(handshake)),
+      ws_(std::in_place, ws),
       assembler_(settings_->limits) {}
 
-std::string SioWsCodec::openFrame(const SocketIoSettings& settings, std::string_view sid) {
+SioCodec::SioCodec(std::shared_ptr<const SocketIoSettings> settings, HttpRequest handshake)
+    : settings_(std::move(settings)),
+      handshake_(std::move(handshake)),
+      assembler_(settings_->limits) {}
+
+std::string SioCodec::openPacket(const SocketIoSettings& settings, std::string_view sid,
+                                 std::span<const std::string> upgrades) {
   EioPacket open;
   open.type = EioType::kOpen;
-  // WebSocket is the best transport there is: nothing to upgrade to.
-  open.data = openPacketJson(sid, {}, static_cast<uint32_t>(settings.ping_interval.count()),
+  open.data = openPacketJson(sid, upgrades, static_cast<uint32_t>(settings.ping_interval.count()),
                              static_cast<uint32_t>(settings.ping_timeout.count()),
                              settings.max_payload);
-  return serverFrame(Opcode::kText, encodeEioFrame(open));
+  return encodeEioFrame(open);
 }
 
-Result<size_t> SioWsCodec::decode(std::string_view in, CodecSink& sink, OutBuffer& out) {
+std::string SioCodec::openFrame(const SocketIoSettings& settings, std::string_view sid) {
+  // WebSocket is the best transport there is: nothing to upgrade to.
+  return serverFrame(Opcode::kText, openPacket(settings, sid, {}));
+}
+
+Result<size_t> SioCodec::decode(std::string_view in, CodecSink& sink, OutBuffer& out) {
   if (closed_) {
     return in.size();
   }
+  if (!ws_) {
+    return decodePolling(in, sink, out);
+  }
   FrameSink frames(*this, sink, out);
-  Result<size_t> used = ws_.decode(in, frames, out);
+  Result<size_t> used = ws_->decode(in, frames, out);
   if (frames.error_) {
     return tl::unexpected(std::move(*frames.error_));
   }
   return used;
 }
 
-Status SioWsCodec::onFrame(Message&& frame, CodecSink& sink, OutBuffer& out) {
-  if (settings_->engineio_only && frame.type == PayloadType::kBinary) {
-    sink.onMessage(std::move(frame));  // a binary Engine.IO message is the payload itself
-    return {};
+Result<size_t> SioCodec::decodePolling(std::string_view in, CodecSink& sink, OutBuffer& out) {
+  if (in.empty()) {
+    return 0;
   }
+  EioLimits limits;
+  limits.max_payload_bytes = settings_->max_payload;
+  // The body is checked whole before any packet takes effect (the reference delivers the
+  // packets before a bad one, then closes: the session ends either way).
+  auto packets = decodeEioPayload(in, limits);
+  if (!packets) {
+    return tl::unexpected(std::move(packets.error()));
+  }
+  // Text packets are text: the WebSocket layer checks its text frames, this is the same check
+  // for bodies (the reference decodes them as UTF-8, replacing bad sequences; we refuse them).
+  if (!validUtf8(in)) {
+    return fail(Errc::kInvalidPayload, "payload is not valid utf-8");
+  }
+  sink.onActivity();
+  size_t used = 0;
+  for (EioPacket& packet : *packets) {
+    const size_t separator = in.find(kEioRecordSeparator, used);
+    used = separator == std::string_view::npos ? in.size() : separator + 1;
+    const bool close = !packet.binary && packet.type == EioType::kClose;
+    if (Status s = onPacket(std::move(packet), sink, out); !s) {
+      return tl::unexpected(std::move(s.error()));
+    }
+    if (close) {
+      return in.size();
+    }
+    if (stop_requested_) {
+      stop_requested_ = false;
+      return used;
+    }
+  }
+  return in.size();
+}
+
+Status SioCodec::onFrame(Message&& frame, CodecSink& sink, OutBuffer& out) {
   if (frame.type == PayloadType::kBinary) {
-    if (!opened_) {
-      return fail(Errc::kProtocolError, "binary data before CONNECT");
+    if (settings_->engineio_only) {
+      sink.onMessage(std::move(frame));  // a binary Engine.IO message is the payload itself
+      return {};
     }
-    auto assembled = assembler_.onBinary(std::string(frame.data()));
-    if (!assembled) {
-      return tl::unexpected(std::move(assembled.error()));
-    }
-    return *assembled ? onSioPacket(std::move(**assembled), sink, out) : Status{};
+    return onBinary(std::string(frame.data()), sink, out);
   }
   auto packet = parseEioText(frame.data());
   if (!packet) {
     return tl::unexpected(std::move(packet.error()));
   }
-  switch (packet->type) {
+  return onPacket(std::move(*packet), sink, out);
+}
+
+Status SioCodec::onBinary(std::string data, CodecSink& sink, OutBuffer& out) {
+  if (settings_->engineio_only) {
+    Message message;
+    message.type = PayloadType::kBinary;
+    message.payload = makeBytes(std::move(data));
+    sink.onMessage(std::move(message));
+    return {};
+  }
+  if (!opened_) {
+    return fail(Errc::kProtocolError, "binary data before CONNECT");
+  }
+  auto assembled = assembler_.onBinary(std::move(data));
+  if (!assembled) {
+    return tl::unexpected(std::move(assembled.error()));
+  }
+  return *assembled ? onSioPacket(std::move(**assembled), sink, out) : Status{};
+}
+
+Status SioCodec::onPacket(EioPacket&& packet, CodecSink& sink, OutBuffer& out) {
+  if (packet.binary) {
+    return onBinary(std::move(packet.data), sink, out);
+  }
+  switch (packet.type) {
     case EioType::kPing:  // a client probe; answered like the reference server does
-      sendText(encodeEioFrame(EioPacket{EioType::kPong, false, packet->data}), out);
+      sendText(encodeEioFrame(EioPacket{EioType::kPong, false, std::move(packet.data)}), out);
       return {};
     case EioType::kPong:
     case EioType::kNoop:
@@ -279,14 +369,14 @@ Status SioWsCodec::onFrame(Message&& frame, CodecSink& sink, OutBuffer& out) {
     case EioType::kMessage: {
       if (settings_->engineio_only) {
         Message message;
-        message.payload = makeBytes(std::move(packet->data));
+        message.payload = makeBytes(std::move(packet.data));
         sink.onMessage(std::move(message));
         return {};
       }
       if (hello_sent_ && !opened_) {
         return {};  // the core stopped decoding at the hello; nothing else may come before open
       }
-      auto assembled = assembler_.onText(packet->data);
+      auto assembled = assembler_.onText(packet.data);
       if (!assembled) {
         return tl::unexpected(std::move(assembled.error()));
       }
@@ -297,10 +387,18 @@ Status SioWsCodec::onFrame(Message&& frame, CodecSink& sink, OutBuffer& out) {
       break;
   }
   return fail(Errc::kProtocolError,
-              "unexpected engine.io packet \"" + std::string(eioTypeName(packet->type)) + "\"");
+              "unexpected engine.io packet \"" + std::string(eioTypeName(packet.type)) + "\"");
 }
 
-Status SioWsCodec::onConnect(const SioPacket& packet, CodecSink& sink, OutBuffer& out) {
+void SioCodec::stopDecoding() {
+  if (ws_) {
+    ws_->stopDecoding();
+  } else {
+    stop_requested_ = true;
+  }
+}
+
+Status SioCodec::onConnect(const SioPacket& packet, CodecSink& sink, OutBuffer& out) {
   if (!settings_->knownNamespace(packet.nsp)) {
     SioPacket error{SioType::kConnectError, packet.nsp, std::nullopt,
                     R"({"message":"Invalid namespace"})", 0};
@@ -317,7 +415,7 @@ Status SioWsCodec::onConnect(const SioPacket& packet, CodecSink& sink, OutBuffer
     return {};
   }
   // The hello: the upgrade request plus what CONNECT's auth payload says.
-  HttpRequest hello = upgrade_;
+  HttpRequest hello = handshake_;
   hello.method = "CONNECT";
   if (!packet.data.empty()) {
     // parseSioPacket accepts only an object as CONNECT data.
@@ -338,12 +436,12 @@ Status SioWsCodec::onConnect(const SioPacket& packet, CodecSink& sink, OutBuffer
   }
   hello_nsp_ = packet.nsp;
   hello_sent_ = true;
-  ws_.stopDecoding();
+  stopDecoding();
   sink.onHello(std::move(hello));
   return {};
 }
 
-std::string SioWsCodec::recoveryAuth(std::string_view auth, std::string& resume) {
+std::string SioCodec::recoveryAuth(std::string_view auth, std::string& resume) {
   const std::vector<JsonMember> members = objectMembers(auth);
   // socket.io-client adds them to the app's auth ({pid, offset, ...auth}): they are the
   // library's, not the app's, so stages never see them.
@@ -378,7 +476,7 @@ std::string SioWsCodec::recoveryAuth(std::string_view auth, std::string& resume)
   return stripped;
 }
 
-Status SioWsCodec::onSioPacket(SioAssembled&& assembled, CodecSink& sink, OutBuffer& out) {
+Status SioCodec::onSioPacket(SioAssembled&& assembled, CodecSink& sink, OutBuffer& out) {
   SioPacket& packet = assembled.packet;
   if (packet.type == SioType::kConnect) {
     return onConnect(packet, sink, out);
@@ -456,7 +554,7 @@ Status SioWsCodec::onSioPacket(SioAssembled&& assembled, CodecSink& sink, OutBuf
   return fail(Errc::kProtocolError, "unexpected socket.io packet from a client");
 }
 
-std::string SioWsCodec::connectAnswer(std::string_view nsp) const {
+std::string SioCodec::connectAnswer(std::string_view nsp) const {
   SioPacket answer;
   answer.type = SioType::kConnect;
   answer.nsp = std::string(nsp);
@@ -470,7 +568,7 @@ std::string SioWsCodec::connectAnswer(std::string_view nsp) const {
   return encodeSioPacket(answer);
 }
 
-void SioWsCodec::onOpened(const SessionOpened& opened, OutBuffer& out) {
+void SioCodec::onOpened(const SessionOpened& opened, OutBuffer& out) {
   auto sid = newSessionId();
   sid_ = sid ? *sid : std::to_string(opened.session_id);
   opened_ = true;
@@ -503,7 +601,7 @@ void SioWsCodec::onOpened(const SessionOpened& opened, OutBuffer& out) {
   sendText(eioMessage(connectAnswer(hello_nsp_)), out);
 }
 
-void SioWsCodec::notePosition(std::string_view stream, uint64_t epoch, uint64_t seq) {
+void SioCodec::notePosition(std::string_view stream, uint64_t epoch, uint64_t seq) {
   if (stream.empty()) {
     stream = "user";  // the SDK's default stream
   }
@@ -522,7 +620,7 @@ void SioWsCodec::notePosition(std::string_view stream, uint64_t epoch, uint64_t 
   offset_stale_ = true;
 }
 
-const std::string& SioWsCodec::offset() {
+const std::string& SioCodec::offset() {
   if (offset_stale_) {
     if (positions_overflow_) {
       offset_ = std::string(kUnrecoverableOffset);
@@ -539,28 +637,41 @@ const std::string& SioWsCodec::offset() {
   return offset_;
 }
 
-void SioWsCodec::sendText(std::string text, OutBuffer& out) {
+void SioCodec::sendText(std::string text, OutBuffer& out) {
+  if (!ws_) {
+    text.insert(text.begin(), kEioRecordSeparator);
+    out.append(text);
+    return;
+  }
   Message frame;
   frame.type = PayloadType::kText;
   frame.payload = makeBytes(std::move(text));
-  (void)ws_.encode(frame, out);
+  (void)ws_->encode(frame, out);
 }
 
-void SioWsCodec::sendSio(const SioPacket& packet, OutBuffer& out,
-                         const std::vector<std::string>* buffers) {
+void SioCodec::sendBinary(std::string_view data, OutBuffer& out) {
+  if (!ws_) {
+    out.append(pollingBinary(data));
+    return;
+  }
+  Message frame;
+  frame.type = PayloadType::kBinary;
+  frame.payload = makeBytes(std::string(data));
+  (void)ws_->encode(frame, out);
+}
+
+void SioCodec::sendSio(const SioPacket& packet, OutBuffer& out,
+                       const std::vector<std::string>* buffers) {
   sendText(eioMessage(encodeSioPacket(packet)), out);
   if (buffers != nullptr) {
     for (const std::string& b : *buffers) {
-      Message frame;
-      frame.type = PayloadType::kBinary;
-      frame.payload = makeBytes(b);
-      (void)ws_.encode(frame, out);
+      sendBinary(b, out);
     }
   }
 }
 
-Status SioWsCodec::encode(const Message& message, OutBuffer& out) {
-  if (closed_ || !opened_ || ws_.closeSent()) {
+Status SioCodec::encode(const Message& message, OutBuffer& out) {
+  if (silenced() || !opened_) {
     return {};
   }
   if (settings_->engineio_only) {
@@ -647,30 +758,52 @@ Status SioWsCodec::encode(const Message& message, OutBuffer& out) {
   return {};
 }
 
-uint64_t SioWsCodec::sharedEncodingKey(const Message& message) const {
-  if (settings_->engineio_only) {
-    return closed_ || !opened_ || ws_.closeSent() || message.kind == MessageKind::kAck
-               ? 0
-               : kEngineIoKeyTag | (message.type == PayloadType::kBinary ? 1 : 0);
+uint64_t SioCodec::transportKeyBits(const Message& message) const {
+  return (message.type == PayloadType::kBinary ? kBinaryKeyBit : 0) |
+         (ws_ ? 0 : kPollingKeyBit);
+}
+
+uint64_t SioCodec::sharedEncodingKey(const Message& message) const {
+  if (silenced() || !opened_ || message.kind == MessageKind::kAck) {
+    return 0;
   }
-  if (closed_ || !opened_ || ws_.closeSent() || message.kind == MessageKind::kAck ||
-      settings_->recovery || (message.reliable && message.seq != 0) ||
+  if (settings_->engineio_only) {
+    if (!ws_ && message.type == PayloadType::kText &&
+        message.data().find(kEioRecordSeparator) != std::string_view::npos) {
+      return 0;  // encode() refuses it
+    }
+    return kEngineIoKeyTag | transportKeyBits(message);
+  }
+  if (settings_->recovery || (message.reliable && message.seq != 0) ||
       isReservedEvent(message.event) || namespaceOf(message) != "/" ||
       connected_.count("/") == 0) {
     return 0;
   }
-  return kSharedKeyTag | (message.type == PayloadType::kBinary ? 1 : 0);
+  return kSharedKeyTag | transportKeyBits(message);
 }
 
-Bytes SioWsCodec::encodeShared(const Message& message) const {
+Bytes SioCodec::encodeShared(const Message& message) const {
+  const bool binary = message.type == PayloadType::kBinary;
   if (settings_->engineio_only) {
-    return makeBytes(message.type == PayloadType::kBinary
-                         ? serverFrame(Opcode::kBinary, message.data())
-                         : serverFrame(Opcode::kText, eioMessage(message.data())));
+    if (!ws_) {
+      return makeBytes(binary ? pollingBinary(message.data())
+                              : pollingText(eioMessage(message.data())));
+    }
+    return makeBytes(binary ? serverFrame(Opcode::kBinary, message.data())
+                            : serverFrame(Opcode::kText, eioMessage(message.data())));
   }
   const SioPacket packet = eventPacket(message);
-  std::string bytes = serverFrame(Opcode::kText, eioMessage(encodeSioPacket(packet)));
-  if (packet.type == SioType::kBinaryEvent) {
+  const std::string text = eioMessage(encodeSioPacket(packet));
+  const bool attachment = packet.type == SioType::kBinaryEvent;
+  if (!ws_) {
+    std::string bytes = pollingText(text);
+    if (attachment) {
+      bytes.append(pollingBinary(message.data()));
+    }
+    return makeBytes(std::move(bytes));
+  }
+  std::string bytes = serverFrame(Opcode::kText, text);
+  if (attachment) {
     bytes.append(serverFrame(Opcode::kBinary, message.data()));
   }
   return makeBytes(std::move(bytes));
@@ -679,7 +812,7 @@ Bytes SioWsCodec::encodeShared(const Message& message) const {
 // Plain Engine.IO: a data message is one Engine.IO message; an ok ack with a payload is sent as
 // a message (there are no acks on the wire), an error ack as a JSON error text, as the WebSocket
 // module does.
-Status SioWsCodec::encodeEngineIo(const Message& message, OutBuffer& out) {
+Status SioCodec::encodeEngineIo(const Message& message, OutBuffer& out) {
   if (message.kind == MessageKind::kAck) {
     const std::string_view status = metaValue(message, "status");
     if (!status.empty() && status != "ok") {
@@ -691,27 +824,34 @@ Status SioWsCodec::encodeEngineIo(const Message& message, OutBuffer& out) {
     }
   }
   if (message.type == PayloadType::kBinary) {
+    if (!ws_) {
+      sendBinary(message.data(), out);
+      return {};
+    }
     Message frame;
     frame.type = PayloadType::kBinary;
     frame.payload = message.payload;
-    return ws_.encode(frame, out);
+    return ws_->encode(frame, out);
+  }
+  if (!ws_ && message.data().find(kEioRecordSeparator) != std::string_view::npos) {
+    return fail(Errc::kInvalidPayload,
+                "text with a record separator (0x1e) cannot be sent over http long-polling");
   }
   sendText(eioMessage(message.data()), out);
   return {};
 }
 
-void SioWsCodec::encodePing(OutBuffer& out) {
-  if (!closed_ && !ws_.closeSent()) {
+void SioCodec::encodePing(OutBuffer& out) {
+  if (!silenced()) {
     sendText(encodeEioFrame(EioPacket{EioType::kPing, false, {}}), out);
   }
 }
 
-void SioWsCodec::encodeClose(Errc code, std::string_view reason, OutBuffer& out) {
+void SioCodec::encodeClose(Errc code, std::string_view reason, OutBuffer& out) {
   if (closed_) {
     return;
   }
-  closed_ = true;
-  if (!ws_.closeSent()) {
+  if (!silenced()) {
     if (settings_->engineio_only) {
       sendText(encodeEioFrame(EioPacket{EioType::kClose, false, {}}), out);
     } else if (!opened_) {
@@ -723,6 +863,10 @@ void SioWsCodec::encodeClose(Errc code, std::string_view reason, OutBuffer& out)
         appendJsonString(error.data, errcName(code));
         error.data.append("}}");
         sendSio(error, out, nullptr);
+      } else if (!ws_) {
+        // No CONNECT yet (connect timeout, shutdown): a polling client would otherwise learn
+        // it only from its next poll's "Session ID unknown".
+        sendText(encodeEioFrame(EioPacket{EioType::kClose, false, {}}), out);
       }
     } else if (code == Errc::kKicked || code == Errc::kEvicted || code == Errc::kNone) {
       for (const std::string& nsp : connected_) {
@@ -732,7 +876,48 @@ void SioWsCodec::encodeClose(Errc code, std::string_view reason, OutBuffer& out)
       sendText(encodeEioFrame(EioPacket{EioType::kClose, false, {}}), out);
     }
   }
-  ws_.encodeClose(code, reason, out);
+  closed_ = true;
+  if (ws_) {
+    ws_->encodeClose(code, reason, out);
+  }
+}
+
+// ---- Polling -> WebSocket -------------------------------------------------------------------
+
+Status SioCodec::attachTransport(Codec& probe, std::string queued, OutBuffer& out) {
+  auto* probe_codec = dynamic_cast<SioProbeCodec*>(&probe);
+  if (probe_codec == nullptr) {
+    return fail(Errc::kInternal, "the upgrade connection's codec is not a socket.io probe");
+  }
+  if (ws_) {
+    return fail(Errc::kInternal, "the session is already on websocket");
+  }
+  // Checked before switching, so a failure leaves the session as it was.
+  std::vector<EioPacket> packets;
+  std::string_view rest = queued;
+  while (!rest.empty()) {
+    if (rest[0] != kEioRecordSeparator) {
+      return fail(Errc::kInternal, "queued polling output does not start with a separator");
+    }
+    rest.remove_prefix(1);
+    const size_t next = rest.find(kEioRecordSeparator);
+    const std::string_view piece = rest.substr(0, next);
+    rest = next == std::string_view::npos ? std::string_view() : rest.substr(next);
+    auto packet = parseEioText(piece);
+    if (!packet) {
+      return fail(Errc::kInternal, "queued polling output: " + packet.error().message);
+    }
+    packets.push_back(std::move(*packet));
+  }
+  ws_.emplace(probe_codec->wsOptions());
+  for (const EioPacket& packet : packets) {
+    if (packet.binary) {
+      sendBinary(packet.data, out);
+    } else {
+      sendText(encodeEioFrame(packet), out);
+    }
+  }
+  return {};
 }
 
 }  // namespace imgate::mod::socketio

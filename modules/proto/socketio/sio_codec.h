@@ -1,9 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
-// proto.socketio over the WebSocket transport: Engine.IO v4 packets in WebSocket frames, Socket.IO
-// v5 packets in Engine.IO messages, mapped onto the transport-neutral Message (DESIGN.md §3).
+// proto.socketio sessions: Engine.IO v4 packets over one of its transports (WebSocket frames, or
+// HTTP long-polling payloads), Socket.IO v5 packets in Engine.IO messages, mapped onto the
+// transport-neutral Message (DESIGN.md §3).
+//
+// Transports. A session starts on WebSocket (a websocket handshake without sid: HttpExchange::
+// upgrade) or on polling (a polling handshake: HttpExchange::detach). Polling output is a
+// stream of "\x1e" + packet in payload form (type digit + data; binary messages 'b' + base64):
+// the poll handler drops the first byte and answers the rest as the response body. Polling
+// input is one POST body per decode() call (never glued to another body). A polling session
+// may move onto a WebSocket connection (attachTransport, after SioProbeCodec ran the
+// "2probe"/"3probe"/"5" exchange); it never moves back.
 //
 // Session life, as the core sees it (ProtocolConfig::handshakeInBand() is true):
-//   upgrade   -> the 101 carries the Engine.IO open packet as its first frame;
+//   handshake -> the 101 carries the Engine.IO open packet as its first frame (polling: the
+//                handshake's 200 carries it as its body);
 //   CONNECT   -> the first Socket.IO CONNECT (to a configured namespace) is the hello: its auth
 //                payload joins the upgrade request (auth.token -> Authorization: Bearer), the
 //                pipeline's onOpen authenticates it, and onOpened answers CONNECT with the sid;
@@ -38,7 +48,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,19 +89,35 @@ struct SocketIoSettings {
 // one client is far beyond what an ack timeout lets pile up.
 inline constexpr size_t kMaxPendingAcks = 1024;
 
-class SioWsCodec final : public Codec {
- public:
-  // `upgrade` is the HTTP request that opened the WebSocket: its headers and query become the
-  // hello's, so stages see cookies, Origin and query parameters as for any WebSocket session.
-  SioWsCodec(std::shared_ptr<const SocketIoSettings> settings, HttpRequest upgrade,
-             const websocket::WsCodecOptions& ws);
+enum class SioTransport : uint8_t { kWebSocket, kPolling };
 
+// The record separator between packets of an HTTP long-polling payload.
+inline constexpr char kEioRecordSeparator = '\x1e';
+
+class SioCodec final : public Codec {
+ public:
+  // A session on the WebSocket transport. `handshake` is the HTTP request that opened the
+  // session (the WebSocket upgrade, or the polling handshake): its headers and query become the
+  // hello's, so stages see cookies, Origin and query parameters as for any WebSocket session.
+  SioCodec(std::shared_ptr<const SocketIoSettings> settings, HttpRequest handshake,
+           const websocket::WsCodecOptions& ws);
+  // A session on the HTTP long-polling transport (HttpExchange::detach).
+  SioCodec(std::shared_ptr<const SocketIoSettings> settings, HttpRequest handshake);
+
+  // WebSocket: the client's bytes as frames. Polling: one POST body, whole: packets separated by
+  // '\x1e', the last one ending at in.size(), validated as a whole first (decodeEioPayload's
+  // errors and limits, max_payload bytes; not UTF-8: kInvalidPayload); returns in.size(), or
+  // right after the separator that follows the hello CONNECT (the core gives the rest again
+  // once the session opened), or after an Engine.IO close packet (what follows it is ignored).
   [[nodiscard]] Result<size_t> decode(std::string_view in, CodecSink& sink,
                                       OutBuffer& out) override;
+  // Polling only: text that is not JSON (plain Engine.IO mode sends it as is) must not hold a
+  // '\x1e' (the payload format has no escape for it): such a message fails with
+  // kInvalidPayload and is not sent.
   [[nodiscard]] Status encode(const Message& message, OutBuffer& out) override;
   // Shared for data messages to the main namespace; zero otherwise, after close, for reliable
   // sequenced messages (per-session ack ids) and for every message when recovery is on (the
-  // offset is per session).
+  // offset is per session). The key tells the transports apart (their bytes differ).
   uint64_t sharedEncodingKey(const Message& message) const override;
   Bytes encodeShared(const Message& message) const override;
   // Answers the hello's CONNECT with {"sid": ...} (and "pid" with recovery on), and starts
@@ -98,25 +126,47 @@ class SioWsCodec final : public Codec {
   // True in Socket.IO mode: clients ack reliable pushes with the ack callback. Plain
   // Engine.IO has no acks.
   bool acksDownlink() const override { return !settings_->engineio_only; }
-  // Engine.IO ping ("2"); the client answers "3".
+  // Engine.IO ping ("2"); the client answers "3". Both transports.
   void encodePing(OutBuffer& out) override;
-  // Before the session opened: CONNECT_ERROR {"message": reason}. Kicked, evicted or a normal
+  // Before the session opened: CONNECT_ERROR {"message": reason} (before any CONNECT: nothing
+  // on WebSocket, Engine.IO close on polling). Kicked, evicted or a normal
   // close: DISCONNECT for every connected namespace ("io server disconnect": the client does not
   // reconnect). Anything else (shutdown, timeouts, errors): Engine.IO close, so the client
-  // reconnects. Then the WebSocket close frame.
+  // reconnects. Then, on WebSocket, the close frame (polling has no transport-level close).
   void encodeClose(Errc code, std::string_view reason, OutBuffer& out) override;
+  // Polling -> WebSocket (TransportStep::kCommit). `probe` must be the SioProbeCodec that ran
+  // the upgrade connection: its WebSocket options (negotiated at its handshake) become the
+  // session's. `queued` (polling output not fetched by a poll) is written to `out` as frames:
+  // text packets as text frames, 'b' + base64 packets as binary frames. Fails (kInternal) for
+  // another codec, a session already on WebSocket, or `queued` that is not our polling output.
+  [[nodiscard]] Status attachTransport(Codec& probe, std::string queued, OutBuffer& out) override;
 
-  // The Engine.IO open packet's JSON for a new session, and the 101's body carrying it.
+  SioTransport transport() const { return ws_ ? SioTransport::kWebSocket : SioTransport::kPolling; }
+
+  // The Engine.IO open packet of a new session ("0{...}", payload form: the polling handshake's
+  // body) offering `upgrades`.
+  static std::string openPacket(const SocketIoSettings& settings, std::string_view sid,
+                                std::span<const std::string> upgrades);
+  // The same packet, with no upgrades, in a WebSocket text frame: the 101's body.
   static std::string openFrame(const SocketIoSettings& settings, std::string_view sid);
 
  private:
   class FrameSink;
+  [[nodiscard]] Result<size_t> decodePolling(std::string_view in, CodecSink& sink,
+                                             OutBuffer& out);
   [[nodiscard]] Status onFrame(Message&& frame, CodecSink& sink, OutBuffer& out);
+  [[nodiscard]] Status onPacket(EioPacket&& packet, CodecSink& sink, OutBuffer& out);
+  [[nodiscard]] Status onBinary(std::string data, CodecSink& sink, OutBuffer& out);
   [[nodiscard]] Status onSioPacket(SioAssembled&& assembled, CodecSink& sink, OutBuffer& out);
   [[nodiscard]] Status onConnect(const SioPacket& packet, CodecSink& sink, OutBuffer& out);
   [[nodiscard]] Status encodeEngineIo(const Message& message, OutBuffer& out);
   void sendSio(const SioPacket& packet, OutBuffer& out, const std::vector<std::string>* buffers);
   void sendText(std::string text, OutBuffer& out);
+  void sendBinary(std::string_view data, OutBuffer& out);
+  void stopDecoding();
+  // No more output: closed, or the WebSocket close frame went out.
+  bool silenced() const { return closed_ || (ws_ && ws_->closeSent()); }
+  uint64_t transportKeyBits(const Message& message) const;
   std::string connectAnswer(std::string_view nsp) const;
   // Recovery on: `auth` (the hello's CONNECT payload, a JSON object) without pid and offset.
   // When they ask to resume, remembers them and sets `resume` to the x-imgate-resume value.
@@ -135,8 +185,9 @@ class SioWsCodec final : public Codec {
   };
 
   std::shared_ptr<const SocketIoSettings> settings_;
-  HttpRequest upgrade_;
-  websocket::WsCodec ws_;
+  HttpRequest handshake_;
+  // WebSocket framing; empty while the session is on the polling transport.
+  std::optional<websocket::WsCodec> ws_;
   SioBinaryAssembler assembler_;
   std::string sid_;                  // Socket.IO session id, sent in CONNECT answers
   std::string hello_nsp_;            // namespace of the CONNECT that was the hello
@@ -144,6 +195,7 @@ class SioWsCodec final : public Codec {
   bool hello_sent_ = false;
   bool opened_ = false;
   bool closed_ = false;
+  bool stop_requested_ = false;  // polling: decode() returns after the current packet
   // Reliable pushes awaiting the client's ACK, by ack id (ids only grow, so the first entry is
   // the oldest).
   std::map<uint64_t, PendingAck> pending_acks_;

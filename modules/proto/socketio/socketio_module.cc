@@ -1,19 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 // proto.socketio: the official Socket.IO clients (v3/v4: Engine.IO v4, Socket.IO v5) against
-// imgate. This file: config schema, the request router (Engine.IO handshake checks, transport
-// choice) and the factory. The session itself is SioWsCodec (sio_codec.h).
+// imgate. This file: config schema and the factory. The request router is SocketIoConfig
+// (socketio_config.h), the session SioCodec (sio_codec.h).
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "imgate/sdk/module.h"
-#include "modules/proto/websocket/ws_handshake.h"
-#include "sio_codec.h"
+#include "socketio_config.h"
 
 namespace imgate::mod::socketio {
 namespace {
 
 constexpr std::array<std::string_view, 2> kModes = {"socketio", "engineio"};
+constexpr std::string_view kPolling = "polling";
+constexpr std::string_view kWebSocket = "websocket";
 
 constexpr ParamSpec kSchema[] = {
     {.key = "ping_interval", .type = ParamType::kDuration, .default_value = "25s", .min = 1'000,
@@ -49,75 +54,38 @@ constexpr ParamSpec kSchema[] = {
      .help = "most streams (user, all, rooms) one recovery offset tracks; each costs about 30 "
              "bytes plus its name on every event, and a session in more streams gets a fresh "
              "session instead of a recovery when it reconnects"},
-};
-
-class SocketIoConfig final : public ProtocolConfig {
- public:
-  SocketIoConfig(std::shared_ptr<const SocketIoSettings> settings, Counter& handshakes,
-                 Counter& refused)
-      : settings_(std::move(settings)), handshakes_(handshakes), refused_(refused) {
-    ws_.max_message = settings_->max_payload;
-    ws_.deflate.enabled = false;  // as the reference server (perMessageDeflate: false)
-  }
-
-  bool handshakeInBand() const override { return !settings_->engineio_only; }
-  Heartbeat heartbeat() const override { return {settings_->ping_interval, true}; }
-
-  void onHttpRequest(const HttpExchangePtr& exchange) const override {
-    const HttpRequest& request = exchange->request();
-    const auto eio = request.queryParam("EIO");
-    if (!eio || *eio != "4") {
-      refuse(exchange, EioError::kUnsupportedProtocolVersion);
-      return;
-    }
-    const auto transport = request.queryParam("transport");
-    if (!transport || *transport != "websocket") {
-      // HTTP long-polling (and so the polling -> websocket upgrade) is not served yet: clients
-      // must use transports: ["websocket"]. docs/protocol/socketio.md.
-      refuse(exchange, EioError::kUnknownTransport);
-      return;
-    }
-    if (request.queryParam("sid")) {
-      refuse(exchange, EioError::kUnknownSid);  // no polling sessions to upgrade
-      return;
-    }
-    auto decision = websocket::evaluateUpgrade(request, ws_);
-    if (!decision) {
-      refused_.add();
-      exchange->respond(std::move(decision.error()));
-      return;
-    }
-    auto sid = newSessionId();
-    if (!sid) {
-      exchange->respond(
-          HttpResponse::json(500, R"({"error":"internal","reason":"no randomness"})"));
-      return;
-    }
-    handshakes_.add();
-    HttpResponse accept = std::move(decision->response);
-    accept.body = SioWsCodec::openFrame(*settings_, *sid);
-    exchange->upgrade(std::make_unique<SioWsCodec>(settings_, request, decision->codec),
-                      std::move(accept), std::move(decision->offered_subprotocols));
-  }
-
- private:
-  void refuse(const HttpExchangePtr& exchange, EioError error) const {
-    refused_.add();
-    exchange->respond(HttpResponse::json(eioErrorHttpStatus(error), eioErrorBody(error)));
-  }
-
-  std::shared_ptr<const SocketIoSettings> settings_;
-  websocket::WsSettings ws_;
-  Counter& handshakes_;
-  Counter& refused_;
+    {.key = "transports", .type = ParamType::kStringList,
+     .default_value = "[\"polling\", \"websocket\"]", .min = 1, .max = 2,
+     .help = "Engine.IO transports served, \"polling\" (HTTP long-polling) and/or \"websocket\"; "
+             "both by default, as the reference server, so clients with default options "
+             "connect (they start with polling and upgrade); a request for another one gets "
+             "{\"code\":0,\"message\":\"Transport unknown\"}"},
+    {.key = "allow_upgrades", .type = ParamType::kBool, .default_value = "true",
+     .help = "polling sessions may move to a WebSocket connection (the open packet offers "
+             "\"websocket\" when it is in transports); on by default, as the reference server"},
+    {.key = "cors_origins", .type = ParamType::kStringList, .default_value = "[]",
+     .max = 1'000,
+     .help = "origins (\"https://app.example.com\") whose pages may use the polling transport "
+             "from another origin (CORS headers and OPTIONS preflights), or \"*\" for any; empty "
+             "by default: no CORS headers, as the reference server without its cors option "
+             "(WebSocket is not subject to CORS)"},
+    {.key = "cors_credentials", .type = ParamType::kBool, .default_value = "false",
+     .help = "Access-Control-Allow-Credentials: true, for clients that send cookies "
+             "(withCredentials: true); not with cors_origins \"*\", which browsers refuse to "
+             "combine with credentials"},
+    {.key = "cors_max_age", .type = ParamType::kDuration, .default_value = "0", .min = 0,
+     .max = 86'400'000,
+     .help = "how long browsers may cache a preflight answer (Access-Control-Max-Age, whole "
+             "seconds); 0, the default, sends none (browsers then cache it about 5 s); "
+             "browsers cap it (Chromium 2h, Firefox 24h)"},
 };
 
 class SocketIoFactory final : public ProtocolFactory {
  public:
   std::string_view name() const override { return "proto.socketio"; }
   std::string_view description() const override {
-    return "Socket.IO v5 / Engine.IO v4 server for the official socket.io clients (websocket "
-           "transport)";
+    return "Socket.IO v5 / Engine.IO v4 server for the official socket.io clients (HTTP "
+           "long-polling and websocket transports, upgrades, CORS)";
   }
   std::span<const ParamSpec> schema() const override { return kSchema; }
   Result<ProtocolConfigPtr> compile(const ConfigView& config, LoadContext& context) const override {
@@ -132,15 +100,56 @@ class SocketIoFactory final : public ProtocolFactory {
     settings->recovery = config.getBool("recovery");
     settings->recovery_max_streams = static_cast<size_t>(config.getInt("recovery_max_streams"));
     for (const std::string& nsp : settings->namespaces) {
-      if (nsp.empty() || nsp[0] != '/' || nsp.size() > settings->limits.max_namespace_bytes) {
+      const bool control = std::any_of(nsp.begin(), nsp.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x20 || c == '\x7f';
+      });
+      if (nsp.empty() || nsp[0] != '/' || nsp.size() > settings->limits.max_namespace_bytes ||
+          control) {
         return fail(Errc::kInvalidConfig,
-                    "namespaces: \"" + nsp + "\" must start with \"/\" and be at most " +
-                        std::to_string(settings->limits.max_namespace_bytes) + " bytes");
+                    config.location("namespaces") + ": \"" + nsp +
+                        "\" must start with \"/\", be at most " +
+                        std::to_string(settings->limits.max_namespace_bytes) +
+                        " bytes and hold no control characters");
       }
     }
-    return std::make_shared<const SocketIoConfig>(settings,
-                                                  context.stats().counter("socketio_handshakes"),
-                                                  context.stats().counter("socketio_refused"));
+    SioHttpSettings http;
+    http.polling = false;
+    http.websocket = false;
+    for (const std::string& transport : config.getStringList("transports")) {
+      if (transport == kPolling) {
+        http.polling = true;
+      } else if (transport == kWebSocket) {
+        http.websocket = true;
+      } else {
+        return fail(Errc::kInvalidConfig, config.location("transports") + ": unknown transport \"" +
+                                              transport + "\" (polling, websocket)");
+      }
+    }
+    http.allow_upgrades = config.getBool("allow_upgrades");
+    for (const std::string& origin : config.getStringList("cors_origins")) {
+      auto normalized = normalizeCorsOrigin(origin);
+      if (!normalized) {
+        return fail(Errc::kInvalidConfig,
+                    config.location("cors_origins") + ": " + normalized.error().message);
+      }
+      http.cors_origins.push_back(std::move(*normalized));
+    }
+    http.cors_credentials = config.getBool("cors_credentials");
+    if (http.cors_credentials &&
+        std::find(http.cors_origins.begin(), http.cors_origins.end(), "*") !=
+            http.cors_origins.end()) {
+      return fail(Errc::kInvalidConfig,
+                  config.location("cors_credentials") +
+                      ": cors_credentials needs the origins listed: browsers refuse credentials "
+                      "with Access-Control-Allow-Origin \"*\"");
+    }
+    http.cors_max_age =
+        std::chrono::duration_cast<std::chrono::seconds>(config.getDuration("cors_max_age"));
+    Stats& stats = context.stats();
+    return std::make_shared<const SocketIoConfig>(
+        settings, std::move(http),
+        SioCounters{&stats.counter("socketio_handshakes"), &stats.counter("socketio_upgrades"),
+                    &stats.counter("socketio_refused")});
   }
 };
 

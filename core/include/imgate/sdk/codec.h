@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,6 +20,13 @@
 namespace imgate {
 
 enum class Sniff : uint8_t { kMatch, kNoMatch, kNeedMore };
+
+// A client moving a detached session (HttpExchange::detach) onto a connection of its own, as
+// Engine.IO's polling -> WebSocket upgrade does (HttpExchange::attach, CodecSink::onTransportSwitch).
+enum class TransportStep : uint8_t {
+  kProbe,   // the client tested the new connection ("2probe"): release its waiting poll
+  kCommit,  // the client switched ("5"): the session continues on the new connection
+};
 
 // The connection's output buffer. Bytes are written in order; the core flushes after the
 // current event has been handled.
@@ -49,6 +57,10 @@ class CodecSink {
   // most once; messages decoded before it are ignored. The codec should return from decode()
   // right after the hello: the core keeps later bytes and decodes them once the session is open.
   virtual void onHello(HttpRequest hello) = 0;
+  // Only for the codec of a connection taking over a detached session (HttpExchange::attach):
+  // the client's steps. On kCommit the codec should return from decode() right after the
+  // packet that committed: later bytes are the session's, decoded by its own codec.
+  virtual void onTransportSwitch(TransportStep step) { (void)step; }
 
  protected:
   ~CodecSink() = default;
@@ -125,8 +137,35 @@ class Codec {
 
   // The last bytes before the core closes the connection (WebSocket close frame, ...).
   virtual void encodeClose(Errc code, std::string_view reason, OutBuffer& out) = 0;
+
+  // A detached session's codec, when a connection takes the session over (HttpExchange::attach,
+  // TransportStep::kCommit): `probe` is the codec that ran the connection until then (of the
+  // same module), `queued` the output written for the polling transport and not yet fetched.
+  // The codec switches to the connection's framing, writes `queued` re-framed to `out`, and
+  // decodes the connection's bytes from now on. An error closes the session.
+  virtual Status attachTransport(Codec& probe, std::string queued, OutBuffer& out) {
+    (void)probe;
+    (void)queued;
+    (void)out;
+    return fail(Errc::kInternal, "this codec cannot change transports");
+  }
 };
 using CodecPtr = std::unique_ptr<Codec>;
+
+// What became of a request to a detached session (HttpExchange::poll and feed).
+struct DetachedResult {
+  enum class Status : uint8_t {
+    kOk,       // poll: `bytes` are what the session's codec wrote since the last poll (empty
+               // when the poll was released without data: max_wait, transport upgrade);
+               // feed: the codec consumed the whole body (even if it then closed the session)
+    kUnknown,  // no such session (never was, closed, or moved onto a connection)
+    kOverlap,  // a second poll while one waits, or a second feed while one is consumed: a
+               // client bug Engine.IO servers answer by closing the session, as the core does
+  };
+  Status status = Status::kOk;
+  std::string bytes;
+};
+using DetachedCallback = std::function<void(DetachedResult)>;
 
 // One HTTP request routed to a module's location. Owned by the core and shared with the module,
 // which may answer later (after async work) on the same worker thread.
@@ -146,6 +185,40 @@ class HttpExchange {
   // (e.g. Engine.IO's open packet in a WebSocket frame), and the codec decodes until it calls
   // CodecSink::onHello; onOpen then runs on the hello, and a refusal goes to encodeClose().
   virtual void upgrade(CodecPtr codec, HttpResponse accept, std::vector<std::string> subprotocols) = 0;
+
+  // ---- Detached sessions: transports made of many requests (HTTP long-polling) ----
+  //
+  // Opens a session that has no connection of its own. It lives on this worker, reached by
+  // later requests (on any connection and worker) that name it by `key` through poll() and
+  // feed(), until it closes or a connection takes it over (attach()). `key` must be
+  // unguessable (it is the only credential of those requests) and unique; the module makes it.
+  // As upgrade(): the pipeline's onOpen runs first and `accept` answers this request on pass
+  // (an HTTP error on reject), or, when handshakeInBand(), `accept` is sent at once and the
+  // codec's hello (decoded from a feed) opens it. Everything the codec writes waits in the
+  // session's output buffer (bounded by sessions.max_outbound) for the next poll. The session
+  // closes like any other (idle timeout, kick, ...); its last bytes wait sessions.close_timeout
+  // for a poll to fetch them.
+  virtual void detach(std::string key, CodecPtr codec, HttpResponse accept) = 0;
+  // A long poll: `done` runs on this exchange's worker with what the session's codec wrote,
+  // at once if anything is waiting, else as soon as something is, when the session closes
+  // (its last bytes), or after `max_wait` (empty). The core closes the session when this
+  // exchange's client has gone by then and there were bytes for it (they would be lost).
+  virtual void poll(std::string_view key, std::chrono::milliseconds max_wait,
+                    DetachedCallback done) = 0;
+  // Hands `body` to the session's codec as input (decode() sees it starting at its beginning,
+  // never glued to an earlier body); `done` runs on this worker once it is consumed, later than
+  // at once when the session's pipeline is paused (backpressure for the client's sends).
+  virtual void feed(std::string_view key, std::string body, DetachedCallback done) = 0;
+  // This request is a connection taking over detached session `key`: answered `unknown` when
+  // no session has that key. Otherwise `accept` (101) is written at once and `codec` decodes what
+  // follows, reporting the client's steps through
+  // CodecSink::onTransportSwitch: at kProbe the session's waiting poll is released (empty) and
+  // later ones are answered at once; at kCommit the connection becomes the session's (its
+  // codec's attachTransport()), on the session's worker. If the session is gone by then, the
+  // connection closes with `codec`'s encodeClose(kNotFound). Messages the codec decodes before
+  // kCommit are dropped; a decode error closes this connection only.
+  virtual void attach(std::string key, CodecPtr codec, HttpResponse accept,
+                      HttpResponse unknown) = 0;
   // False once the client has gone away.
   virtual bool alive() const = 0;
   virtual Hub& hub() = 0;

@@ -87,6 +87,10 @@ class FakeExchange final : public HttpExchange {
     response_ = std::move(response);
   }
   void upgrade(CodecPtr, HttpResponse, std::vector<std::string>) override { ++upgrades; }
+  void detach(std::string, CodecPtr, HttpResponse) override {}
+  void poll(std::string_view, std::chrono::milliseconds, DetachedCallback) override {}
+  void feed(std::string_view, std::string, DetachedCallback) override {}
+  void attach(std::string, CodecPtr, HttpResponse, HttpResponse) override {}
   bool alive() const override { return true; }
   Hub& hub() override { return hub_; }
   Dispatcher& dispatcher() override { return dispatcher_; }

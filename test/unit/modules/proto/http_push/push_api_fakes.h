@@ -222,6 +222,10 @@ class FakeExchange final : public HttpExchange {
     }
   }
   void upgrade(CodecPtr, HttpResponse, std::vector<std::string>) override { upgraded = true; }
+  void detach(std::string, CodecPtr, HttpResponse) override {}
+  void poll(std::string_view, std::chrono::milliseconds, DetachedCallback) override {}
+  void feed(std::string_view, std::string, DetachedCallback) override {}
+  void attach(std::string, CodecPtr, HttpResponse, HttpResponse) override {}
   bool alive() const override { return true; }
   Hub& hub() override { return hub_; }
   Dispatcher& dispatcher() override { return dispatcher_; }

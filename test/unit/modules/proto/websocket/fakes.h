@@ -104,6 +104,32 @@ class FakeHttpExchange final : public HttpExchange {
     accept = std::move(a);
     subprotocols = std::move(offers);
   }
+  // Detached sessions: recorded; a test completes a poll or feed by calling its `done`.
+  void detach(std::string k, CodecPtr c, HttpResponse a) override {
+    detached = true;
+    key = std::move(k);
+    codec = std::move(c);
+    accept = std::move(a);
+  }
+  void poll(std::string_view k, std::chrono::milliseconds wait, DetachedCallback cb) override {
+    ++polls;
+    key = std::string(k);
+    max_wait = wait;
+    done = std::move(cb);
+  }
+  void feed(std::string_view k, std::string b, DetachedCallback cb) override {
+    ++feeds;
+    key = std::string(k);
+    body = std::move(b);
+    done = std::move(cb);
+  }
+  void attach(std::string k, CodecPtr c, HttpResponse a, HttpResponse u) override {
+    attached = true;
+    key = std::move(k);
+    codec = std::move(c);
+    accept = std::move(a);
+    unknown = std::move(u);
+  }
   bool alive() const override { return true; }
   Hub& hub() override { return hub_; }
   Dispatcher& dispatcher() override { return dispatcher_; }
@@ -113,6 +139,15 @@ class FakeHttpExchange final : public HttpExchange {
   CodecPtr codec;
   HttpResponse accept;
   std::vector<std::string> subprotocols;
+  bool detached = false;
+  bool attached = false;
+  int polls = 0;
+  int feeds = 0;
+  std::string key;
+  std::chrono::milliseconds max_wait{0};
+  std::string body;
+  DetachedCallback done;
+  HttpResponse unknown;
 
  private:
   HttpRequest request_;

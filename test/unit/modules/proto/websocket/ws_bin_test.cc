@@ -211,35 +211,16 @@ void PrintTo(const BinRun& run, std::ostream* os) {
 
 BinRun runBin(const WsCodecOptions& options, std::string_view bytes,
               const std::vector<size_t>& cuts = {}) {
-  WsCodec codec(options);
-  FakeSink sink;
-  FakeOut out;
+  const WsFeed feed = feedFreshCodec(options, bytes, cuts);
   BinRun run;
-  std::string buffer;
-  size_t start = 0;
-  std::vector<size_t> ends = cuts;
-  ends.push_back(bytes.size());
-  for (size_t end : ends) {
-    buffer.append(bytes.substr(start, end - start));
-    start = end;
-    Result<size_t> r = codec.decode(buffer, sink, out);
-    if (!r) {
-      run.error = r.error().code;
-      break;
-    }
-    if (*r > buffer.size()) {
-      run.error = Errc::kInternal;
-      break;
-    }
-    buffer.erase(0, *r);
-  }
-  for (const Message& m : sink.messages) {
+  run.error = feed.fed.error;
+  for (const Message& m : feed.sink.messages) {
     run.messages.push_back(describe(m));
   }
-  run.out = out.data;
-  run.peer_closed = sink.peer_closed;
-  run.close_reason = sink.close_reason;
-  run.leftover = run.error ? 0 : buffer.size();
+  run.out = feed.out.data;
+  run.peer_closed = feed.sink.peer_closed;
+  run.close_reason = feed.sink.close_reason;
+  run.leftover = run.error ? 0 : feed.fed.leftover;
   return run;
 }
 

@@ -366,29 +366,14 @@ struct EnvelopeRun {
 // Feeds `bytes` to a fresh envelope codec in pieces ending at each of `cuts`, as the core does.
 EnvelopeRun runEnvelope(const WsCodecOptions& options, std::string_view bytes,
                         const std::vector<size_t>& cuts = {}) {
-  WsCodec codec(options);
-  FakeSink sink;
-  FakeOut out;
+  const WsFeed feed = feedFreshCodec(options, bytes, cuts);
   EnvelopeRun run;
-  std::string buffer;
-  size_t start = 0;
-  std::vector<size_t> ends = cuts;
-  ends.push_back(bytes.size());
-  for (size_t end : ends) {
-    buffer.append(bytes.substr(start, end - start));
-    start = end;
-    Result<size_t> r = codec.decode(buffer, sink, out);
-    if (!r) {
-      run.error = r.error().code;
-      break;
-    }
-    buffer.erase(0, *r);
-  }
-  for (const Message& m : sink.messages) {
+  run.error = feed.fed.error;
+  for (const Message& m : feed.sink.messages) {
     run.messages.push_back(describe(m));
   }
-  run.out = out.data;
-  run.leftover = run.error ? 0 : buffer.size();
+  run.out = feed.out.data;
+  run.leftover = run.error ? 0 : feed.fed.leftover;
   return run;
 }
 

@@ -227,14 +227,25 @@ inline void PrintTo(const DecodeRun& run, std::ostream* os) {
       << " leftover=" << run.leftover << "}";
 }
 
-// Feeds `bytes` to a fresh codec in pieces ending at each of `cuts` (then the rest), keeping
-// unconsumed bytes and appending the next piece, as the core does.
-inline DecodeRun runDecode(const WsCodecOptions& options, std::string_view bytes,
-                           const std::vector<size_t>& cuts = {}) {
-  WsCodec codec(options);
-  FakeSink sink;
-  FakeOut out;
-  DecodeRun run;
+// How far feedInPieces got.
+struct FedPieces {
+  size_t consumed = 0;        // bytes the decoder took, over all its calls
+  size_t leftover = 0;        // bytes it had not taken when the feed stopped
+  std::optional<Errc> error;  // its first error; kInternal if it claimed more than it was given
+};
+
+struct NeverStop {
+  bool operator()() const { return false; }
+};
+
+// Feeds `bytes` in pieces ending at each of `cuts` (then the rest) as the core does: the bytes
+// `decode` did not consume are kept and the next piece appended to them. `decode` takes the kept
+// bytes as a std::string_view and returns Result<size_t>, how many it consumed. The feed stops at
+// the first error, or once `stop()` holds after a successful call.
+template <typename Decode, typename Stop = NeverStop>
+FedPieces feedInPieces(std::string_view bytes, const std::vector<size_t>& cuts, Decode decode,
+                       Stop stop = {}) {
+  FedPieces fed;
   std::string buffer;
   size_t start = 0;
   std::vector<size_t> ends = cuts;
@@ -242,25 +253,56 @@ inline DecodeRun runDecode(const WsCodecOptions& options, std::string_view bytes
   for (size_t end : ends) {
     buffer.append(bytes.substr(start, end - start));
     start = end;
-    Result<size_t> r = codec.decode(buffer, sink, out);
+    Result<size_t> r = decode(std::string_view(buffer));
     if (!r) {
-      run.error = r.error().code;
+      fed.error = r.error().code;
       break;
     }
     if (*r > buffer.size()) {
-      run.error = Errc::kInternal;  // a codec must never claim more than it was given
+      fed.error = Errc::kInternal;  // a codec must never claim more than it was given
       break;
     }
+    fed.consumed += *r;
     buffer.erase(0, *r);
+    if (stop()) {
+      break;
+    }
   }
-  for (const Message& m : sink.messages) {
+  fed.leftover = buffer.size();
+  return fed;
+}
+
+// What a fresh WsCodec delivered and wrote for `bytes` fed as feedInPieces feeds them.
+struct WsFeed {
+  FakeSink sink;
+  FakeOut out;
+  FedPieces fed;
+};
+
+inline WsFeed feedFreshCodec(const WsCodecOptions& options, std::string_view bytes,
+                             const std::vector<size_t>& cuts) {
+  WsCodec codec(options);
+  WsFeed feed;
+  feed.fed = feedInPieces(
+      bytes, cuts, [&](std::string_view in) { return codec.decode(in, feed.sink, feed.out); });
+  return feed;
+}
+
+// Feeds `bytes` to a fresh codec in pieces ending at each of `cuts` (then the rest), keeping
+// unconsumed bytes and appending the next piece, as the core does.
+inline DecodeRun runDecode(const WsCodecOptions& options, std::string_view bytes,
+                           const std::vector<size_t>& cuts = {}) {
+  const WsFeed feed = feedFreshCodec(options, bytes, cuts);
+  DecodeRun run;
+  run.error = feed.fed.error;
+  for (const Message& m : feed.sink.messages) {
     run.messages.emplace_back(m.type, std::string(m.data()));
   }
-  run.out = out.data;
-  run.peer_closed = sink.peer_closed;
-  run.close_reason = sink.close_reason;
-  run.activity = sink.activity;
-  run.leftover = buffer.size();
+  run.out = feed.out.data;
+  run.peer_closed = feed.sink.peer_closed;
+  run.close_reason = feed.sink.close_reason;
+  run.activity = feed.sink.activity;
+  run.leftover = feed.fed.leftover;
   if (run.error) {
     // A failing session may stop on a partial frame (UTF-8 fail-fast) or a whole one; how far
     // it got is irrelevant, only what it delivered and why it failed.
