@@ -48,7 +48,8 @@ ApiClient::ApiClient(RunState& run, uint32_t users)
   if (opt_.scenario == Scenario::kFanout) {
     stats.publish_ns.assign(size_t(opt_.pushes), 0);
     stats.recipients.assign(size_t(opt_.pushes), 0);
-    if (!opt_.broadcast) {
+    // Nchan subscribers name their room in the subscribe URL: there is nothing to join.
+    if (!opt_.broadcast && opt_.publisher == Publisher::kImgate) {
       join_batches_ = (users_ + opt_.max_targets - 1) / opt_.max_targets;
     }
   }
@@ -176,23 +177,36 @@ void ApiClient::fill(Conn& c, int64_t now) {
     }
     const uint64_t n = next_push_++;
     const int64_t t = wallNs();
-    body_ = "{\"to\":";
-    if (opt_.scenario == Scenario::kPush) {
-      body_.append("{\"users\":[\"");
-      body_.append(opt_.users_prefix);
-      body_.append(std::to_string((n - 1) % users_));
-      body_.append("\"]}");
-    } else if (opt_.broadcast) {
-      body_.append("\"all\"");
+    if (opt_.publisher == Publisher::kNchan) {
+      std::string channel;
+      if (opt_.scenario == Scenario::kPush) {
+        channel = nchanUserChannel(opt_.users_prefix + std::to_string((n - 1) % users_));
+      } else if (opt_.broadcast) {
+        channel = kNchanBroadcastChannel;
+      } else {
+        channel = nchanRoomChannel(opt_.room);
+      }
+      appendNchanPublish(c.out, opt_.api.text(), opt_.nchan_pub_path, channel,
+                         makePayload(uint64_t(t), n, opt_.payload_bytes));
     } else {
-      body_.append("{\"room\":\"");
-      body_.append(opt_.room);
-      body_.append("\"}");
+      body_ = "{\"to\":";
+      if (opt_.scenario == Scenario::kPush) {
+        body_.append("{\"users\":[\"");
+        body_.append(opt_.users_prefix);
+        body_.append(std::to_string((n - 1) % users_));
+        body_.append("\"]}");
+      } else if (opt_.broadcast) {
+        body_.append("\"all\"");
+      } else {
+        body_.append("{\"room\":\"");
+        body_.append(opt_.room);
+        body_.append("\"}");
+      }
+      body_.append(",\"event\":\"bench\",\"data\":");
+      body_.append(makePayload(uint64_t(t), n, opt_.payload_bytes));
+      body_.push_back('}');
+      appendRequest(c.out, "/v1/push", body_);
     }
-    body_.append(",\"event\":\"bench\",\"data\":");
-    body_.append(makePayload(uint64_t(t), n, opt_.payload_bytes));
-    body_.push_back('}');
-    appendRequest(c.out, "/v1/push", body_);
     c.inflight.push_back({Kind::kPush, n, now});
     ++stats.sent;
     if (stats.first_send_ns == 0) {
@@ -250,21 +264,18 @@ void ApiClient::readable(Conn& c) {
   const int64_t now = monoNs();
   size_t off = 0;
   while (c.fd >= 0) {
-    HttpHead head;
-    const std::string_view rest = std::string_view(c.in).substr(off);
-    const Parse p = parseHttpHead(rest, kMaxAnswerHead, head);
+    HttpAnswer answer;
+    const Parse p =
+        parseHttpAnswer(std::string_view(c.in).substr(off), kMaxAnswerHead, kMaxAnswerBody, answer);
     if (p == Parse::kNeedMore) {
       break;
     }
-    if (p == Parse::kError || !head.has_length || head.content_length > kMaxAnswerBody) {
+    if (p == Parse::kError) {
       closeConn(c, "api_bad_answer");
       return;
     }
-    if (rest.size() < head.head_len + head.content_length) {
-      break;
-    }
-    onAnswer(c, head.status, rest.substr(head.head_len, size_t(head.content_length)), now);
-    off += head.head_len + size_t(head.content_length);
+    onAnswer(c, answer.status, answer.body, now);
+    off += answer.size;
   }
   if (c.fd >= 0) {
     c.in.erase(0, off);
@@ -299,8 +310,13 @@ void ApiClient::onAnswer(Conn& c, int status, std::string_view body, int64_t now
     ++stats.accepted;
     uint64_t sessions = 0;
     uint64_t dropped = 0;
-    scanU64(body, "sessions", sessions);
-    scanU64(body, "dropped", dropped);
+    if (opt_.publisher == Publisher::kNchan) {
+      // 201 (delivered to subscribers) and 202 (only queued) both count as accepted.
+      sessions = nchanSubscribers(body).value_or(0);
+    } else {
+      scanU64(body, "sessions", sessions);
+      scanU64(body, "dropped", dropped);
+    }
     stats.sessions += sessions;
     stats.dropped += dropped;
     if (!stats.recipients.empty()) {

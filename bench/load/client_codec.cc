@@ -82,6 +82,10 @@ void ClientCodec::start(uint8_t& state, uint32_t id, ClientEvents& events) {
   if (config_.protocol == Protocol::kSocketIo) {
     out_.append(config_.sio_path);
     out_.append("?EIO=4&transport=websocket");
+  } else if (config_.protocol == Protocol::kNchan) {
+    // No token: the bench's Nchan checks nothing (an auth subrequest per connection would need
+    // a server of its own); the channels come from the query.
+    out_.append(nchanSubscribeTarget(config_.nchan_path, user(id), config_.room));
   } else {
     out_.append(config_.ws_path);
     out_.append("?token=");
@@ -274,6 +278,12 @@ void ClientCodec::onWsMessage(uint8_t& state, uint32_t id, std::string_view msg,
         onSocketIo(state, id, msg, events);
       }
       return;  // binary attachments are not part of any scenario
+    case Protocol::kNchan:
+      // Raw published bodies only: nothing here answers an uplink message.
+      if (uint64_t t = 0, n = 0; state == kStateOpen && scanPayload(msg, t, n)) {
+        events.delivery(t, n);
+      }
+      return;
     default:
       break;
   }
@@ -510,6 +520,7 @@ size_t ClientCodec::consumeTcp(uint8_t& state, const uint8_t* data, size_t size,
 void ClientCodec::sendPing(ClientEvents& events) {
   switch (config_.protocol) {
     case Protocol::kWs:
+    case Protocol::kNchan:
       sendWs(kWsPing, "", events);
       return;
     case Protocol::kWsEnvelope:
@@ -566,6 +577,8 @@ void ClientCodec::sendUplink(uint32_t id, uint64_t k, ClientEvents& events) {
                      {{kTagEvent, "up"}, {kTagData, body}});
       events.send(out_);
       return;
+    case Protocol::kNchan:
+      return;  // options.cc refuses the uplink scenario: Nchan subscribers only receive
   }
 }
 

@@ -51,6 +51,8 @@ struct CodecConfig {
   std::string host_header;  // Host: of upgrade requests
   std::string ws_path = "/ws";
   std::string sio_path = "/socket.io/";
+  std::string nchan_path = "/sub";
+  std::string room = "bench";  // Nchan: the room channel every subscriber also listens on
   std::string jwt_secret;
   std::string users_prefix = "u";
   int64_t jwt_iat_s = 0;
@@ -69,8 +71,8 @@ class ClientCodec {
  public:
   explicit ClientCodec(CodecConfig config);
 
-  // The TCP connection is up: sends the upgrade request (WebSocket, Socket.IO) or the HELLO
-  // (TCP frames) and moves the state on.
+  // The TCP connection is up: sends the upgrade request (WebSocket, Socket.IO, Nchan) or the
+  // HELLO (TCP frames) and moves the state on.
   void start(uint8_t& state, uint32_t id, ClientEvents& events);
 
   // Consumes the complete units (HTTP head, frames, whole fragmented messages) at the start of

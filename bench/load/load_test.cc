@@ -222,6 +222,101 @@ TEST(LoadWire, PayloadScanning) {
   }
 }
 
+// Parses a stream of pipelined answers fed in the chunks given by `cuts` (the push API client's
+// readable() loop) and logs "status body" per answer, or "error".
+std::vector<std::string> answers(const std::string& stream, const std::vector<size_t>& cuts) {
+  std::vector<std::string> log;
+  std::string buf;
+  size_t prev = 0;
+  std::vector<size_t> ends = cuts;
+  ends.push_back(stream.size());
+  for (size_t end : ends) {
+    buf.append(stream, prev, end - prev);
+    prev = end;
+    size_t off = 0;
+    while (true) {
+      HttpAnswer a;
+      const Parse p = parseHttpAnswer(std::string_view(buf).substr(off), 1024, 256, a);
+      if (p == Parse::kNeedMore) {
+        break;
+      }
+      if (p == Parse::kError) {
+        log.push_back("error");
+        return log;
+      }
+      log.push_back(std::to_string(a.status) + " " + std::string(a.body));
+      off += a.size;
+    }
+    buf.erase(0, off);
+  }
+  return log;
+}
+
+TEST(LoadWire, HttpAnswersSplitAtEveryOffset) {
+  // Nchan's JSON and text answers, then imgate's push answer, pipelined on one connection.
+  const std::string json = R"({"messages": 1, "requested": -1, "subscribers": 3, )"
+                           R"("last_message_id": "1795405546:0" })";
+  const std::string plain =
+      "queued messages: 1\r\nlast requested: -1 sec. ago\r\nactive subscribers: 0\r\n"
+      "last message id: 1795405541:0";
+  const std::string stream =
+      "HTTP/1.1 201 Created\r\nServer: nginx/1.22.1\r\nContent-Type: text/json\r\n"
+      "Content-Length: " +
+      std::to_string(json.size()) + "\r\nConnection: keep-alive\r\n\r\n" + json +
+      "HTTP/1.1 202 Accepted\r\nContent-Type: text/plain\r\nContent-Length: " +
+      std::to_string(plain.size()) + "\r\n\r\n" + plain +
+      "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n{\"sessions\":5}";
+  const std::vector<std::string> expected = {"201 " + json, "202 " + plain,
+                                             R"(200 {"sessions":5})"};
+  EXPECT_EQ(answers(stream, {}), expected);
+  std::vector<size_t> bytes;
+  for (size_t i = 1; i < stream.size(); ++i) {
+    bytes.push_back(i);
+  }
+  EXPECT_EQ(answers(stream, bytes), expected) << "byte by byte";
+  for (size_t i = 1; i < stream.size(); ++i) {
+    ASSERT_EQ(answers(stream, {i}), expected) << "split at " << i;
+  }
+  // A body to wait for, then what the client cannot frame or will not hold.
+  EXPECT_TRUE(answers("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", {}).empty());
+  EXPECT_EQ(answers("HTTP/1.1 200 OK\r\n\r\nabc", {}), std::vector<std::string>{"error"});
+  EXPECT_EQ(answers("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n"
+                    "\r\nabc",
+                    {}),
+            std::vector<std::string>{"error"});
+  EXPECT_EQ(answers("HTTP/1.1 200 OK\r\nContent-Length: 257\r\n\r\n", {}),
+            std::vector<std::string>{"error"});  // above max_body, refused from the head
+  EXPECT_EQ(answers("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", {}),
+            std::vector<std::string>{"200 "});
+}
+
+TEST(LoadWire, NchanPublishRequest) {
+  std::string out = "x";  // appends
+  appendNchanPublish(out, "127.0.0.1:18181", "/pub/", kNchanBroadcastChannel, makePayload(5, 6, 0));
+  const std::string body = R"({"lg_t":5,"lg_n":6})";
+  EXPECT_EQ(out,
+            "xPOST /pub/all HTTP/1.1\r\nHost: 127.0.0.1:18181\r\nAccept: application/json\r\n"
+            "Content-Type: text/plain\r\nContent-Length: 19\r\n\r\n" +
+                body);
+  HttpRequestHead head;
+  ASSERT_EQ(parseHttpRequestHead(std::string_view(out).substr(1), 1024, head), Parse::kOk);
+  EXPECT_EQ(head.content_length, body.size());
+  EXPECT_EQ(out.substr(1 + head.head_len), body);
+  EXPECT_EQ(nchanUserChannel("u12"), "user_u12");
+  EXPECT_EQ(nchanRoomChannel("bench"), "room_bench");
+  EXPECT_EQ(nchanSubscribeTarget("/sub", "u12", "bench"), "/sub?user=u12&room=bench");
+}
+
+TEST(LoadWire, NchanSubscriberCounts) {
+  EXPECT_EQ(nchanSubscribers(R"({"messages": 2, "requested": -1, "subscribers": 0, "x": 9})"), 0u);
+  EXPECT_EQ(nchanSubscribers(R"({"subscribers":1234567})"), 1234567u);
+  EXPECT_EQ(nchanSubscribers("queued messages: 1\r\nactive subscribers: 42\r\nlast"), 42u);
+  EXPECT_FALSE(nchanSubscribers(R"({"messages": 2})").has_value());
+  EXPECT_FALSE(nchanSubscribers(R"({"subscribers": "x"})").has_value());
+  EXPECT_FALSE(nchanSubscribers(R"({"subscribers": 12345678901234567890})").has_value());
+  EXPECT_FALSE(nchanSubscribers("active subscribers:").has_value());
+}
+
 // ---- Histogram ----------------------------------------------------------------------------------
 
 TEST(LoadHistogram, QuantilesWithinOnePercent) {
@@ -301,11 +396,52 @@ TEST(LoadOptions, ParsesAndBoundsValues) {
   EXPECT_NE(parse({"--bogus"}, bad), "");
   EXPECT_NE(parse({"--threads"}, bad), "");
   EXPECT_NE(parse({"--scenario", "backend"}, bad), "");
+  EXPECT_NE(parse({"--protocol", "nchan", "--scenario", "uplink"}, bad), "");
+  EXPECT_NE(parse({"--publish", "redis"}, bad), "");
+  EXPECT_NE(parse({"--nchan-path", "sub"}, bad), "");
+  EXPECT_NE(parse({"--imgate-pid", "12,"}, bad), "");
+  EXPECT_NE(parse({"--imgate-pid", "0"}, bad), "");
   uint32_t a = 0;
   uint32_t b = 0;
   EXPECT_TRUE(parseIpRange("127.0.0.2", a, b));
   EXPECT_EQ(a, b);
   EXPECT_FALSE(parseIpRange("127.0.0.9-127.0.0.2", a, b));
+}
+
+TEST(LoadOptions, NchanAndServerPids) {
+  Options d;
+  ASSERT_EQ(parse({}, d), "");
+  EXPECT_EQ(d.publisher, Publisher::kImgate);
+  EXPECT_TRUE(d.server_pids.empty());
+  EXPECT_EQ(d.imgate_pid, 0);
+
+  Options o;
+  ASSERT_EQ(parse({"--protocol", "nchan", "--scenario", "fanout", "--imgate-pid", "10,11,12"}, o),
+            "");
+  EXPECT_EQ(o.protocol, Protocol::kNchan);
+  EXPECT_EQ(o.publisher, Publisher::kNchan);  // implied by the protocol
+  EXPECT_EQ(o.server_pids, (std::vector<int64_t>{10, 11, 12}));
+  EXPECT_EQ(o.imgate_pid, 10);
+  EXPECT_EQ(o.nchan_path, "/sub");
+  EXPECT_EQ(o.nchan_pub_path, "/pub/");
+
+  Options e;  // an explicit --publish wins, in either order
+  ASSERT_EQ(parse({"--publish", "imgate", "--protocol", "nchan", "--server-pids", "7",
+                   "--nchan-pub-path", "/p/"},
+                  e),
+            "");
+  EXPECT_EQ(e.publisher, Publisher::kImgate);
+  EXPECT_EQ(e.server_pids, (std::vector<int64_t>{7}));
+  EXPECT_EQ(e.nchan_pub_path, "/p/");
+
+  std::string many = "1";
+  for (size_t i = 1; i < kMaxServerPids; ++i) {
+    many += "," + std::to_string(i + 1);
+  }
+  Options m;
+  ASSERT_EQ(parse({"--imgate-pid", many}, m), "");
+  EXPECT_EQ(m.server_pids.size(), kMaxServerPids);
+  EXPECT_NE(parse({"--imgate-pid", many + ",99"}, m), "");
 }
 
 // ---- Client codecs ------------------------------------------------------------------------------
@@ -505,6 +641,35 @@ TEST(LoadClientCodec, TcpFrames) {
   expectSplitInvariant(Protocol::kTcp, stream, log);
 }
 
+TEST(LoadClientCodec, NchanSubscriber) {
+  // Raw published bodies in text or binary frames; anything else (a body that is not a bench
+  // payload) is ignored, never taken for an uplink answer.
+  const std::string stream =
+      upgrade101() + text(R"({"lg_t":100,"lg_n":1})") +
+      serverWsFrame(0x82, R"({"lg_t":101,"lg_n":2,"p":"xxxx"})") + text("hello") +
+      serverWsFrame(0x89, "pi") + serverWsFrame(0x01, R"({"lg_t":102,)") +
+      serverWsFrame(0x80, R"("lg_n":3})") + serverWsFrame(0x88, std::string("\x03\xE9", 2));
+  expectSplitInvariant(
+      Protocol::kNchan, stream,
+      {"send GET /sub?user=u7&room=bench", "established", "delivery 100 1", "delivery 101 2",
+       "send ws 10 pi", "delivery 102 3", "closed ws_close_1001"});
+  // No token, the channels in the query, a plain upgrade.
+  ClientCodec codec(testConfig(Protocol::kNchan));
+  struct Capture : Recorder {
+    Capture() : Recorder(Protocol::kNchan) {}
+    void send(std::string_view bytes) override { raw = bytes; }
+    std::string raw;
+  } cap;
+  uint8_t state = kStateConnecting;
+  codec.start(state, 3, cap);
+  EXPECT_EQ(state, kStateHttp);
+  EXPECT_TRUE(cap.raw.starts_with("GET /sub?user=u3&room=bench HTTP/1.1\r\n")) << cap.raw;
+  EXPECT_EQ(cap.raw.find("token"), std::string::npos);
+  EXPECT_EQ(cap.raw.find("Sec-WebSocket-Protocol"), std::string::npos);
+  EXPECT_EQ(run(Protocol::kNchan, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", {}).back(),
+            "closed http_403");
+}
+
 TEST(LoadClientCodec, HandshakeFailures) {
   EXPECT_EQ(run(Protocol::kWs, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n", {}).back(),
             "closed http_401");
@@ -531,6 +696,7 @@ TEST(LoadClientCodec, KeepalivePings) {
       {Protocol::kWsEnvelope, {R"(send ws 1 {"t":"ping"})"}},
       {Protocol::kTcp, {"send tcp type 3 id 1 len 20"}},
       {Protocol::kSocketIo, {}},  // Engine.IO v4: only the server pings
+      {Protocol::kNchan, {"send ws 9 "}},
   };
   for (const auto& [p, expected] : cases) {
     ClientCodec codec(testConfig(p));
@@ -565,11 +731,17 @@ TEST(LoadClientCodec, UplinkMessages) {
       case Protocol::kTcp:
         EXPECT_TRUE(s.starts_with("send tcp type 5 id 1005")) << s;
         break;
+      case Protocol::kNchan:
+        break;  // not in the loop: below
     }
     uint64_t t = 0;
     uint64_t n = 0;
     EXPECT_FALSE(scanPayload(s, t, n));  // never mistaken for a push
   }
+  ClientCodec nchan(testConfig(Protocol::kNchan));
+  Recorder rec(Protocol::kNchan);
+  nchan.sendUplink(kId, 5, rec);
+  EXPECT_TRUE(rec.log.empty());  // subscribers only receive
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // imgate_load: the load generator of bench/load (see README.md there). Opens N client
-// connections over WebSocket, the envelope, TCP frames or Socket.IO, runs one scenario (idle,
-// fanout, push, uplink), and writes one JSON object with the results.
+// connections over WebSocket, the envelope, TCP frames, Socket.IO or Nchan's WebSocket
+// subscriber, runs one scenario (idle, fanout, push, uplink), and writes one JSON object with
+// the results.
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -32,17 +34,62 @@ std::atomic<bool> g_interrupted{false};
 
 void onSignal(int) { g_interrupted.store(true); }
 
-int64_t readRssKib(int64_t pid) {
-  const std::string path =
-      pid == 0 ? "/proc/self/status" : "/proc/" + std::to_string(pid) + "/status";
+// The "<field>: N kB" line of a /proc file; -1 when the file or the line is missing.
+int64_t procKib(const std::string& path, std::string_view field) {
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      return std::atoll(line.c_str() + 6);
+    if (line.size() > field.size() && line.compare(0, field.size(), field) == 0 &&
+        line[field.size()] == ':') {
+      return std::atoll(line.c_str() + field.size() + 1);
     }
   }
   return -1;
+}
+
+int64_t readRssKib(int64_t pid) {
+  return procKib(pid == 0 ? "/proc/self/status" : "/proc/" + std::to_string(pid) + "/status",
+                 "VmRSS");
+}
+
+// The server's memory, -1 when any of its processes is unreadable. One process: its VmRSS.
+// Several (nginx's master and workers): the sum of their proportional anonymous and shared
+// memory (Pss_Anon + Pss_Shmem), where a page k of them map counts 1/k, so the sum is what the
+// group uses; summed VmRSS would count a page of Nchan's shared zone once for every worker that
+// touched it. File pages are left out: their Pss moves whenever any other process on the
+// machine maps or unmaps libc, which at smoke sizes outweighs the connections (kernels before
+// 5.9 lack the split; plain Pss then).
+int64_t serverMemoryKib(const std::vector<int64_t>& pids) {
+  if (pids.empty()) {
+    return -1;
+  }
+  if (pids.size() == 1) {
+    return readRssKib(pids[0]);
+  }
+  int64_t total = 0;
+  for (const int64_t pid : pids) {
+    const std::string path = "/proc/" + std::to_string(pid) + "/smaps_rollup";
+    const int64_t anon = procKib(path, "Pss_Anon");
+    const int64_t shmem = procKib(path, "Pss_Shmem");
+    const int64_t kib = anon >= 0 && shmem >= 0 ? anon + shmem : procKib(path, "Pss");
+    if (kib < 0) {
+      return -1;
+    }
+    total += kib;
+  }
+  return total;
+}
+
+int64_t serverRssSumKib(const std::vector<int64_t>& pids) {
+  int64_t total = 0;
+  for (const int64_t pid : pids) {
+    const int64_t kib = readRssKib(pid);
+    if (kib < 0) {
+      return -1;
+    }
+    total += kib;
+  }
+  return pids.empty() ? -1 : total;
 }
 
 // CPU seconds (user + system) used so far by this process, and by `pid` from /proc (-1 when
@@ -74,6 +121,18 @@ double processCpuSeconds(int64_t pid) {
     }
   }
   return (utime + stime) / double(sysconf(_SC_CLK_TCK));
+}
+
+double serverCpuSeconds(const std::vector<int64_t>& pids) {
+  double total = 0;
+  for (const int64_t pid : pids) {
+    const double s = processCpuSeconds(pid);
+    if (s < 0) {
+      return -1;
+    }
+    total += s;
+  }
+  return pids.empty() ? -1 : total;
 }
 
 struct CpuMark {
@@ -145,8 +204,7 @@ class Run {
   void backendOnly();
   std::string report();
   CpuMark markCpu() const {
-    return {monoNs(), selfCpuSeconds(),
-            opt_.imgate_pid != 0 ? processCpuSeconds(opt_.imgate_pid) : -1.0};
+    return {monoNs(), selfCpuSeconds(), serverCpuSeconds(opt_.server_pids)};
   }
 
   uint64_t established() {
@@ -182,6 +240,8 @@ class Run {
   int64_t rss_before_ = -1;
   int64_t rss_connected_ = -1;
   int64_t rss_end_ = -1;
+  int64_t rss_sum_before_ = -1;  // several server processes: summed VmRSS, for comparison
+  int64_t rss_sum_connected_ = -1;
   int64_t client_rss_before_ = -1;
   int64_t client_rss_connected_ = -1;
   CpuMark cpu_connect_;  // connect phase start
@@ -259,7 +319,8 @@ void Run::connectPhase() {
     progress("settle");
     sleepMs(20);
   }
-  rss_connected_ = opt_.imgate_pid != 0 ? readRssKib(opt_.imgate_pid) : -1;
+  rss_connected_ = serverMemoryKib(opt_.server_pids);
+  rss_sum_connected_ = serverRssSumKib(opt_.server_pids);
   client_rss_connected_ = readRssKib(0);
 }
 
@@ -374,7 +435,8 @@ int Run::main() {
   if (opt_.scenario == Scenario::kBackend) {
     backendOnly();
   } else {
-    rss_before_ = opt_.imgate_pid != 0 ? readRssKib(opt_.imgate_pid) : -1;
+    rss_before_ = serverMemoryKib(opt_.server_pids);
+    rss_sum_before_ = serverRssSumKib(opt_.server_pids);
     cpu_connect_ = markCpu();
     connectPhase();
     cpu_phase_ = markCpu();
@@ -398,7 +460,7 @@ int Run::main() {
       }
     }
     cpu_end_ = markCpu();
-    rss_end_ = opt_.imgate_pid != 0 ? readRssKib(opt_.imgate_pid) : -1;
+    rss_end_ = serverMemoryKib(opt_.server_pids);
   }
   if (g_interrupted.load()) {
     notes_.push_back("interrupted by a signal");
@@ -470,6 +532,7 @@ std::string Run::report() {
   w.field("schema", 1);
   w.field("scenario", scenarioName(opt_.scenario));
   w.field("protocol", protocolName(opt_.protocol));
+  w.field("publisher", publisherName(opt_.publisher));
   w.field("started_at", started_at_);
   w.field("wall_seconds", secondsSince(start_ns_));
   w.field("complete", complete_);
@@ -523,6 +586,14 @@ std::string Run::report() {
     w.key("memory").beginObject();
     if (opt_.imgate_pid != 0) {
       w.field("imgate_pid", opt_.imgate_pid);
+      w.key("server_pids").beginArray();
+      for (const int64_t pid : opt_.server_pids) {
+        w.value(pid);
+      }
+      w.endArray();
+      // imgate_rss_*: VmRSS of the one server process, or summed Pss of several (see
+      // serverMemoryKib).
+      w.field("server_memory", opt_.server_pids.size() == 1 ? "vmrss" : "pss_anon_shmem_sum");
       w.field("imgate_rss_before_kib", rss_before_);
       w.field("imgate_rss_connected_kib", rss_connected_);
       w.field("imgate_rss_end_kib", rss_end_);
@@ -531,6 +602,11 @@ std::string Run::report() {
                 double(rss_connected_ - rss_before_) * 1024.0 / double(est));
       } else {
         w.key("imgate_rss_per_connection_bytes").null();
+      }
+      if (opt_.server_pids.size() > 1 && rss_sum_before_ >= 0 && rss_sum_connected_ >= 0 &&
+          est > 0) {
+        w.field("server_vmrss_sum_per_connection_bytes",
+                double(rss_sum_connected_ - rss_sum_before_) * 1024.0 / double(est));
       }
     }
     if (client_rss_before_ >= 0 && client_rss_connected_ >= 0 && est > 0) {

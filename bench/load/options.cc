@@ -114,6 +114,18 @@ const char* protocolName(Protocol p) {
       return "tcp";
     case Protocol::kSocketIo:
       return "socketio";
+    case Protocol::kNchan:
+      return "nchan";
+  }
+  return "?";
+}
+
+const char* publisherName(Publisher p) {
+  switch (p) {
+    case Publisher::kImgate:
+      return "imgate";
+    case Publisher::kNchan:
+      return "nchan";
   }
   return "?";
 }
@@ -154,7 +166,12 @@ bool parseEndpoint(const std::string& text, Endpoint& out) {
 const char* usageText() {
   return R"(usage: imgate_load --scenario idle|fanout|push|uplink|backend [options]
 
-  --protocol ws|ws-envelope|tcp|socketio   client protocol (default ws)
+  --protocol ws|ws-envelope|tcp|socketio|nchan
+                          client protocol (default ws; nchan: Nchan's WebSocket subscriber,
+                          GET <nchan-path>?user=U&room=R, no token)
+  --publish imgate|nchan  who takes pushes: imgate's POST /v1/push, or Nchan's publisher
+                          (POST <nchan-pub-path><channel>, raw payload; channels all, user_U,
+                          room_R; no room joins). Default imgate, nchan with --protocol nchan
   --connections N         client connections (default 1000, max 2000000)
   --threads T             event-loop threads (default: one per core, max 64)
   --connect-rate R/s      new connections per second, all threads (default 5000; 0: unpaced)
@@ -171,6 +188,8 @@ const char* usageText() {
   --api HOST:PORT         push API listener (default 127.0.0.1:18081)
   --ws-path P             WebSocket location (default /ws)
   --sio-path P            Socket.IO location (default /socket.io/)
+  --nchan-path P          Nchan subscriber location (default /sub)
+  --nchan-pub-path P      Nchan publisher prefix, the channel id follows (default /pub/)
   --api-key K             push API key (default bench-key)
   --jwt-secret S          HS256 secret of auth.jwt (default: the bench configs' secret)
   --jwt-ttl S             token lifetime (default 7200)
@@ -184,7 +203,9 @@ const char* usageText() {
   --pipeline D            push API requests in flight per connection (default 16)
   --api-conns C           push API connections (default 1)
   --max-targets N         users per room-join request (default 10000, imgate's max_targets)
-  --imgate-pid PID        read /proc/PID/status VmRSS for RSS per connection
+  --imgate-pid PID[,PID]  the server's processes (alias --server-pids; at most 64): memory per
+                          connection from VmRSS (one PID) or summed Pss (several, e.g. nginx's
+                          master and workers: shared pages count once), CPU summed
   --source-ips A-B        bind each socket to the next address of the range
                           (default for a 127.x target: 127.0.0.2-127.255.255.254)
   --backend-listen H:P    run the test HTTP backend (answers every POST 200 {"ok":true})
@@ -215,6 +236,7 @@ std::string parseOptions(int argc, char** argv, Options& o, bool& help) {
     }
   }
   bool threads_set = false;
+  bool publisher_set = false;
   using Setter = std::function<bool(const std::string&)>;
   auto u32 = [](uint32_t& dst, uint64_t max) {
     return Setter([&dst, max](const std::string& v) {
@@ -269,12 +291,25 @@ std::string parseOptions(int argc, char** argv, Options& o, bool& help) {
              {"ws", Protocol::kWs},
              {"ws-envelope", Protocol::kWsEnvelope},
              {"tcp", Protocol::kTcp},
-             {"socketio", Protocol::kSocketIo}};
+             {"socketio", Protocol::kSocketIo},
+             {"nchan", Protocol::kNchan}};
          auto it = kNames.find(v);
          if (it == kNames.end()) {
            return false;
          }
          o.protocol = it->second;
+         return true;
+       }},
+      {"--publish",
+       [&](const std::string& v) {
+         publisher_set = true;
+         if (v == "imgate") {
+           o.publisher = Publisher::kImgate;
+         } else if (v == "nchan") {
+           o.publisher = Publisher::kNchan;
+         } else {
+           return false;
+         }
          return true;
        }},
       {"--connections", u32(o.connections, kMaxConnections)},
@@ -301,6 +336,8 @@ std::string parseOptions(int argc, char** argv, Options& o, bool& help) {
       {"--api", endpoint(o.api)},
       {"--ws-path", str(o.ws_path)},
       {"--sio-path", str(o.sio_path)},
+      {"--nchan-path", str(o.nchan_path)},
+      {"--nchan-pub-path", str(o.nchan_pub_path)},
       {"--api-key", str(o.api_key)},
       {"--jwt-secret", str(o.jwt_secret)},
       {"--jwt-ttl", u32(o.jwt_ttl_s, 30 * 86400)},
@@ -315,11 +352,19 @@ std::string parseOptions(int argc, char** argv, Options& o, bool& help) {
       {"--max-targets", u32(o.max_targets, 10'000'000)},
       {"--imgate-pid",
        [&](const std::string& v) {
-         uint64_t x = 0;
-         if (!parseU64(v, x) || x == 0 || x > 0x7FFFFFFF) {
-           return false;
+         o.server_pids.clear();
+         size_t pos = 0;
+         while (pos <= v.size()) {
+           const size_t comma = std::min(v.find(',', pos), v.size());
+           uint64_t x = 0;
+           if (!parseU64(std::string_view(v).substr(pos, comma - pos), x) || x == 0 ||
+               x > 0x7FFFFFFF || o.server_pids.size() >= kMaxServerPids) {
+             return false;
+           }
+           o.server_pids.push_back(int64_t(x));
+           pos = comma + 1;
          }
-         o.imgate_pid = int64_t(x);
+         o.imgate_pid = o.server_pids.front();
          return true;
        }},
       {"--source-ips",
@@ -349,6 +394,7 @@ std::string parseOptions(int argc, char** argv, Options& o, bool& help) {
   };
   with_value["--messages"] = with_value["--pushes"];
   with_value["--rate"] = with_value["--push-rate"];
+  with_value["--server-pids"] = with_value["--imgate-pid"];
 
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -406,8 +452,16 @@ std::string parseOptions(int argc, char** argv, Options& o, bool& help) {
   if (o.room.empty()) {
     o.broadcast = true;
   }
-  if (!isSafePath(o.ws_path) || !isSafePath(o.sio_path)) {
-    return "--ws-path and --sio-path must start with '/' and hold no blanks, '?' or '#'";
+  if (!isSafePath(o.ws_path) || !isSafePath(o.sio_path) || !isSafePath(o.nchan_path) ||
+      !isSafePath(o.nchan_pub_path)) {
+    return "--ws-path, --sio-path, --nchan-path and --nchan-pub-path must start with '/' and hold "
+           "no blanks, '?' or '#'";
+  }
+  if (!publisher_set && o.protocol == Protocol::kNchan) {
+    o.publisher = Publisher::kNchan;
+  }
+  if (o.protocol == Protocol::kNchan && o.scenario == Scenario::kUplink) {
+    return "--protocol nchan has no uplink: Nchan subscribers only receive";
   }
   if (o.api_key.empty() || o.api_key.find_first_of("\r\n") != std::string::npos) {
     return "--api-key must be non-empty and on one line";

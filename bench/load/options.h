@@ -12,10 +12,16 @@
 namespace imgate::bench::load {
 
 enum class Scenario : uint8_t { kIdle, kFanout, kPush, kUplink, kBackend };
-enum class Protocol : uint8_t { kWs, kWsEnvelope, kTcp, kSocketIo };
+// kNchan: Nchan's WebSocket subscriber (bench/peers/nchan.conf.in), GET <nchan_path>?user=U&room=R
+// with no token; every text or binary message is a raw published body.
+enum class Protocol : uint8_t { kWs, kWsEnvelope, kTcp, kSocketIo, kNchan };
+// Who takes the pushes: imgate's push API (POST /v1/push, rooms joined through the members API)
+// or Nchan's publisher (POST <nchan_pub_path><channel>, the bench payload as the raw body).
+enum class Publisher : uint8_t { kImgate, kNchan };
 
 const char* scenarioName(Scenario s);
 const char* protocolName(Protocol p);
+const char* publisherName(Publisher p);
 
 struct Endpoint {
   std::string host = "127.0.0.1";
@@ -32,10 +38,13 @@ constexpr uint32_t kMaxFanoutMessages = 100'000;
 constexpr uint32_t kMaxPayloadBytes = 1 << 20;
 constexpr uint32_t kMaxPipeline = 1024;
 constexpr uint32_t kMaxApiConns = 256;
+constexpr size_t kMaxServerPids = 64;
 
 struct Options {
   Scenario scenario = Scenario::kIdle;
   Protocol protocol = Protocol::kWs;
+  // --publish; --protocol nchan makes kNchan the default.
+  Publisher publisher = Publisher::kImgate;
   uint32_t connections = 1000;      // --connections
   uint32_t threads = 0;             // --threads; 0: one per core
   uint32_t connect_rate = 5000;     // --connect-rate, connections/s over all threads; 0: no pacing
@@ -51,6 +60,8 @@ struct Options {
   Endpoint api{"127.0.0.1", 18081};      // --api: the push API listener
   std::string ws_path = "/ws";           // --ws-path
   std::string sio_path = "/socket.io/";  // --sio-path
+  std::string nchan_path = "/sub";       // --nchan-path: Nchan's subscriber location
+  std::string nchan_pub_path = "/pub/";  // --nchan-pub-path: publisher prefix of <channel>
   std::string api_key = "bench-key";     // --api-key
   std::string jwt_secret = "bench-secret-0123456789abcdef0123456789";  // --jwt-secret
   uint32_t jwt_ttl_s = 7200;                                           // --jwt-ttl
@@ -63,7 +74,10 @@ struct Options {
   uint32_t pipeline = 16;          // --pipeline: push API requests in flight per connection
   uint32_t api_conns = 1;          // --api-conns: push API keep-alive connections
   uint32_t max_targets = 10000;    // --max-targets: users per room-join request
-  int64_t imgate_pid = 0;          // --imgate-pid
+  int64_t imgate_pid = 0;          // --imgate-pid: the first of server_pids, 0: none
+  // --imgate-pid P[,P...] (alias --server-pids): every process of the server (nginx: master and
+  // workers); memory and CPU are summed over them.
+  std::vector<int64_t> server_pids;
   bool source_ips_set = false;
   uint32_t source_first = 0;  // --source-ips A-B (host byte order); 0: kernel picks
   uint32_t source_last = 0;

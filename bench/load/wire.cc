@@ -222,6 +222,24 @@ Parse parseHttpRequestHead(std::string_view buf, size_t max_head, HttpRequestHea
   return Parse::kOk;
 }
 
+Parse parseHttpAnswer(std::string_view buf, size_t max_head, uint64_t max_body, HttpAnswer& out) {
+  HttpHead head;
+  const Parse p = parseHttpHead(buf, max_head, head);
+  if (p != Parse::kOk) {
+    return p;
+  }
+  if (!head.has_length || head.chunked || head.content_length > max_body) {
+    return Parse::kError;
+  }
+  if (buf.size() - head.head_len < head.content_length) {
+    return Parse::kNeedMore;
+  }
+  out.status = head.status;
+  out.body = buf.substr(head.head_len, size_t(head.content_length));
+  out.size = head.head_len + size_t(head.content_length);
+  return Parse::kOk;
+}
+
 // ---- WebSocket ----------------------------------------------------------------------------------
 
 Parse parseWsFrame(const uint8_t* p, size_t n, uint64_t max_payload, WsFrame& out) {
@@ -421,6 +439,59 @@ bool inflateZlib(std::string_view in, size_t max_out, std::string& out) {
   const bool ok = rc == Z_STREAM_END && zs.avail_in == 0;
   inflateEnd(&zs);
   return ok;
+}
+
+// ---- Nchan -------------------------------------------------------------------------------------
+
+std::string nchanUserChannel(std::string_view user) { return "user_" + std::string(user); }
+
+std::string nchanRoomChannel(std::string_view room) { return "room_" + std::string(room); }
+
+std::string nchanSubscribeTarget(std::string_view path, std::string_view user,
+                                 std::string_view room) {
+  std::string out(path);
+  out.append("?user=");
+  out.append(user);
+  out.append("&room=");
+  out.append(room);
+  return out;
+}
+
+void appendNchanPublish(std::string& out, std::string_view host, std::string_view prefix,
+                        std::string_view channel, std::string_view body) {
+  out.append("POST ");
+  out.append(prefix);
+  out.append(channel);
+  out.append(" HTTP/1.1\r\nHost: ");
+  out.append(host);
+  // text/plain: Nchan keeps the type with the message; WebSocket subscribers get text frames.
+  out.append("\r\nAccept: application/json\r\nContent-Type: text/plain\r\nContent-Length: ");
+  out.append(std::to_string(body.size()));
+  out.append("\r\n\r\n");
+  out.append(body);
+}
+
+std::optional<uint64_t> nchanSubscribers(std::string_view body) {
+  constexpr std::string_view kKey = "subscribers";
+  const size_t pos = body.find(kKey);
+  if (pos == std::string_view::npos) {
+    return std::nullopt;
+  }
+  size_t i = pos + kKey.size();
+  while (i < body.size() && (body[i] == '"' || body[i] == ':' || body[i] == ' ')) {
+    ++i;
+  }
+  uint64_t v = 0;
+  size_t digits = 0;
+  while (i < body.size() && body[i] >= '0' && body[i] <= '9' && digits < 19) {
+    v = v * 10 + uint64_t(body[i] - '0');
+    ++i;
+    ++digits;
+  }
+  if (digits == 0 || (i < body.size() && body[i] >= '0' && body[i] <= '9')) {
+    return std::nullopt;
+  }
+  return v;
 }
 
 // ---- Payloads -----------------------------------------------------------------------------------

@@ -55,6 +55,17 @@ struct HttpRequestHead {
 };
 Parse parseHttpRequestHead(std::string_view buf, size_t max_head, HttpRequestHead& out);
 
+// One whole answer on a keep-alive connection (the push API client's side): the head and a
+// Content-Length body at the start of `buf`. kNeedMore until all of it arrived; kError for a bad
+// head, an answer without Content-Length (neither imgate nor nginx sends chunked or
+// close-delimited answers to these requests) or a body above max_body. `body` views `buf`.
+struct HttpAnswer {
+  int status = 0;
+  std::string_view body;
+  size_t size = 0;  // head and body: where the next answer starts
+};
+Parse parseHttpAnswer(std::string_view buf, size_t max_head, uint64_t max_body, HttpAnswer& out);
+
 // ---- WebSocket (RFC 6455) -----------------------------------------------------------------------
 
 enum WsOpcode : uint8_t {
@@ -149,6 +160,28 @@ uint64_t readBe(std::string_view bytes);  // big-endian integer of up to 8 bytes
 // Inflates one zlib stream (RFC 1950) into out; false when corrupt, truncated, followed by
 // extra bytes, or larger than max_out.
 bool inflateZlib(std::string_view in, size_t max_out, std::string& out);
+
+// ---- Nchan (bench/peers/nchan.conf.in) -------------------------------------------------------
+
+// The channels one subscriber connection multiplexes (nchan_channel_id in the bench config).
+constexpr std::string_view kNchanBroadcastChannel = "all";
+std::string nchanUserChannel(std::string_view user);  // user_<user>
+std::string nchanRoomChannel(std::string_view room);  // room_<room>
+
+// A subscriber's request target: <path>?user=<user>&room=<room> (names are URL-safe: options.cc
+// only admits letters, digits, '-', '_' and '.').
+std::string nchanSubscribeTarget(std::string_view path, std::string_view user,
+                                 std::string_view room);
+
+// Appends POST <prefix><channel> with `body` as the raw message, on a keep-alive connection,
+// asking for the JSON form of the channel status (Accept: application/json).
+void appendNchanPublish(std::string& out, std::string_view host, std::string_view prefix,
+                        std::string_view channel, std::string_view body);
+
+// Subscribers of the channel that took a publish, from the answer body: JSON
+// {"subscribers": N, ...} or the text/plain form "active subscribers: N". Nchan answers 201
+// when the channel had subscribers and 202 when the message was only queued; both are 2xx.
+std::optional<uint64_t> nchanSubscribers(std::string_view body);
 
 // ---- Payloads ---------------------------------------------------------------------------------
 

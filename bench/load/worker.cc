@@ -54,6 +54,8 @@ CodecConfig codecConfig(const RunState& run) {
   c.host_header = o.target.text();
   c.ws_path = o.ws_path;
   c.sio_path = o.sio_path;
+  c.nchan_path = o.nchan_path;
+  c.room = o.room;
   c.jwt_secret = o.jwt_secret;
   c.users_prefix = o.users_prefix;
   const int64_t now_s = wallNs() / 1'000'000'000;
