@@ -292,7 +292,7 @@ TEST(SocketIoConfigRouting, PollGetsTheSessionsPackets) {
   EXPECT_EQ(exchange->max_wait, 45s);
   ASSERT_TRUE(exchange->done);
   EXPECT_FALSE(exchange->response) << "answered only when the core calls back";
-  exchange->done(DetachedResult{DetachedResult::Status::kOk, "\x1e" "40{}\x1e" "42[\"a\"]"});
+  exchange->complete(DetachedResult{DetachedResult::Status::kOk, "\x1e" "40{}\x1e" "42[\"a\"]"});
   ASSERT_TRUE(exchange->response);
   EXPECT_EQ(exchange->response->status, 200);
   EXPECT_EQ(exchange->response->body, "40{}\x1e" "42[\"a\"]");
@@ -300,16 +300,16 @@ TEST(SocketIoConfigRouting, PollGetsTheSessionsPackets) {
   EXPECT_EQ(header(*exchange->response, "cache-control"), "no-store");
 
   auto empty = handle(*config, request("GET", query));
-  empty->done(DetachedResult{DetachedResult::Status::kOk, ""});
+  empty->complete(DetachedResult{DetachedResult::Status::kOk, ""});
   ASSERT_TRUE(empty->response);
   EXPECT_EQ(empty->response->body, "6") << "a released poll answers a noop";
 
   auto unknown = handle(*config, request("GET", query));
-  unknown->done(DetachedResult{DetachedResult::Status::kUnknown, ""});
+  unknown->complete(DetachedResult{DetachedResult::Status::kUnknown, ""});
   EXPECT_EQ(answered(*unknown), kUnknownSid);
 
   auto overlap = handle(*config, request("GET", query));
-  overlap->done(DetachedResult{DetachedResult::Status::kOverlap, ""});
+  overlap->complete(DetachedResult{DetachedResult::Status::kOverlap, ""});
   EXPECT_EQ(answered(*overlap), kBadRequest);
 }
 
@@ -326,17 +326,17 @@ TEST(SocketIoConfigRouting, PostFeedsTheSession) {
   EXPECT_EQ(exchange->body, payload);
   ASSERT_TRUE(exchange->done);
   EXPECT_FALSE(exchange->response);
-  exchange->done(DetachedResult{DetachedResult::Status::kOk, ""});
+  exchange->complete(DetachedResult{DetachedResult::Status::kOk, ""});
   ASSERT_TRUE(exchange->response);
   EXPECT_EQ(exchange->response->status, 200);
   EXPECT_EQ(exchange->response->body, "ok");
   EXPECT_EQ(header(*exchange->response, "content-type"), "text/html");
 
   auto unknown = handle(config, request("POST", query, {}, "3"));
-  unknown->done(DetachedResult{DetachedResult::Status::kUnknown, ""});
+  unknown->complete(DetachedResult{DetachedResult::Status::kUnknown, ""});
   EXPECT_EQ(answered(*unknown), kUnknownSid);
   auto overlap = handle(config, request("POST", query, {}, "3"));
-  overlap->done(DetachedResult{DetachedResult::Status::kOverlap, ""});
+  overlap->complete(DetachedResult{DetachedResult::Status::kOverlap, ""});
   EXPECT_EQ(answered(*overlap), kBadRequest);
 
   auto too_big = handle(config, request("POST", query, {}, std::string(2049, '4')));
@@ -344,6 +344,7 @@ TEST(SocketIoConfigRouting, PostFeedsTheSession) {
   EXPECT_EQ(answered(*too_big), "413 ");
   auto just_fits = handle(config, request("POST", query, {}, std::string(2048, '4')));
   EXPECT_EQ(just_fits->feeds, 1);
+  just_fits->complete(DetachedResult{DetachedResult::Status::kOk, ""});
 
   auto empty = handle(config, request("POST", query));
   EXPECT_EQ(empty->feeds, 0);
@@ -495,14 +496,14 @@ cors_credentials: true
 
   const std::string query = "EIO=4&transport=polling&sid=" + std::string(kSid);
   auto poll = handle(*config, request("GET", query, origin));
-  poll->done(DetachedResult{DetachedResult::Status::kOk, ""});
+  poll->complete(DetachedResult{DetachedResult::Status::kOk, ""});
   EXPECT_EQ(header(*poll->response, "access-control-allow-origin"), "https://app.test");
   auto post = handle(*config, request("POST", query, origin, "3"));
-  post->done(DetachedResult{DetachedResult::Status::kOk, ""});
+  post->complete(DetachedResult{DetachedResult::Status::kOk, ""});
   EXPECT_EQ(header(*post->response, "access-control-allow-origin"), "https://app.test");
   // Errors too, so a page can read them.
   auto gone = handle(*config, request("GET", query, origin));
-  gone->done(DetachedResult{DetachedResult::Status::kUnknown, ""});
+  gone->complete(DetachedResult{DetachedResult::Status::kUnknown, ""});
   EXPECT_EQ(answered(*gone), kUnknownSid);
   EXPECT_EQ(header(*gone->response, "access-control-allow-origin"), "https://app.test");
   auto bad = handle(*config, request("GET", "EIO=5&transport=polling", origin));

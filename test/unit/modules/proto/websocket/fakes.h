@@ -130,6 +130,13 @@ class FakeHttpExchange final : public HttpExchange {
     accept = std::move(a);
     unknown = std::move(u);
   }
+  // Runs the recorded poll or feed callback once, as the core does, and drops it (it holds the
+  // exchange: kept, it would be a reference cycle).
+  void complete(DetachedResult result) {
+    DetachedCallback cb = std::move(done);
+    done = nullptr;
+    cb(std::move(result));
+  }
   bool alive() const override { return true; }
   Hub& hub() override { return hub_; }
   Dispatcher& dispatcher() override { return dispatcher_; }
