@@ -89,6 +89,10 @@ const scenarios = {
     const first = transportOf(socket);
     const answer = await socket.timeout(5000).emitWithAck('chat', { text: 'hi' }, 2);
     const binary = options.binary ? await socket.timeout(5000).emitWithAck('upload', Buffer.from([0, 1, 2, 255])) : null;
+    // Attachments among other arguments (socket.io-client sends BINARY_EVENT with placeholders).
+    const mixed = options.binary
+      ? await socket.timeout(5000).emitWithAck('attach', { name: 'x.bin', data: Buffer.from([1, 2]) }, Buffer.from([3]))
+      : null;
     let after_upgrade = null;
     if (options.wait_upgrade) {
       await upgraded(socket);
@@ -96,7 +100,7 @@ const scenarios = {
     }
     const transport = transportOf(socket);
     socket.disconnect();
-    finish({ connected: true, id: socket.id, answer, binary, first, transport, after_upgrade });
+    finish({ connected: true, id: socket.id, answer, binary, mixed, first, transport, after_upgrade });
   },
 
   // A bad token: connect_error with the server's reason, no connect.

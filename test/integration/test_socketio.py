@@ -93,8 +93,11 @@ def test_emit_with_ack_answered_by_the_backend(gateway_factory, backend, transpo
     assert out["answer"] == {"backend": "sio", "got": '[{"text":"hi"},2]'}, out
     # A binary event reaches the backend base64-encoded (its test answer echoes only text bodies).
     assert out["binary"] == {"backend": "sio", "got": None}, out
+    # Attachments among other arguments reach the backend inline, base64 in {"_binary": ...}.
+    assert out["mixed"] == {"backend": "sio",
+                            "got": '[{"name":"x.bin","data":{"_binary":"AQI="}},{"_binary":"Aw=="}]'}, out
     paths = [r[0] for r in backend.requests]
-    assert paths == ["/sio/chat", "/sio/upload"] + ["/sio/chat"] * (len(transports) - 1), paths
+    assert paths == ["/sio/chat", "/sio/upload", "/sio/attach"] + ["/sio/chat"] * (len(transports) - 1), paths
     upload = backend.requests[1][2]
     assert upload["user"] == "sia" and upload["type"] == "binary"
     assert upload["body_base64"] == "AAEC/w=="

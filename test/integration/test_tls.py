@@ -14,7 +14,7 @@ import warnings
 
 import pytest
 
-from conftest import API_KEY, BIN, SECRET, make_token
+from conftest import API_KEY, BIN, NODE_DIR, SECRET, make_token
 from wsutil import connect, run
 
 TLS_CONFIG = """
@@ -35,6 +35,10 @@ listeners:
       - path: /ws
         protocol: proto.websocket
         pipeline: echo
+      - path: /engine.io/
+        protocol: proto.socketio
+        pipeline: echo
+        config: {{ mode: engineio }}
       - path: /v1/
         protocol: proto.http_push
         config:
@@ -370,3 +374,20 @@ def test_tls_many_large_pushes_arrive_intact_in_order(tls_gateway, certs):
             assert await asyncio.wait_for(ws.recv(), 10) == p
         await ws.close()
     run(main())
+
+
+def test_tls_engine_io_polling_then_upgrade(tls_gateway):
+    """engine.io-client over https: long-polling, then the upgrade hands the TLS connection (and
+    its OpenSSL state) to the worker that holds the polling session; messages echo before and
+    after."""
+    gw = tls_gateway
+    env = dict(os.environ, IMGATE_TLS_INSECURE="1")  # the test's self-signed certificate
+    proc = subprocess.run(["node", os.path.join(NODE_DIR, "eio_client.js"),
+                           f"https://127.0.0.1:{gw.port}", make_token("tlseio"), "3",
+                           "polling,websocket", "upgrade"], cwd=NODE_DIR, env=env,
+                          capture_output=True, text=True, timeout=30)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result.get("upgraded") is True and result["transport"] == "websocket", (result, proc.stderr)
+    assert sorted(map(json.dumps, result["got"])) == sorted(
+        map(json.dumps, ["hello engine", {"hex": "010203"}, "after upgrade"])), result
+

@@ -516,13 +516,19 @@ Status SioCodec::onSioPacket(SioAssembled&& assembled, CodecSink& sink, OutBuffe
       if (packet.nsp != "/") {
         message.meta.emplace_back("nsp", packet.nsp);
       }
-      if (packet.type == SioType::kBinaryEvent) {
-        if (assembled.buffers.size() != 1 || event->args != R"([{"_placeholder":true,"num":0}])") {
-          return fail(Errc::kInvalidPayload,
-                      "only events whose single argument is one binary attachment are supported");
-        }
+      if (packet.type == SioType::kBinaryEvent &&
+          (assembled.buffers.size() == 1 &&
+           event->args == R"([{"_placeholder":true,"num":0}])")) {
+        // emit("up", buffer): the attachment is the message, binary as from any protocol.
         message.type = PayloadType::kBinary;
         message.payload = makeBytes(std::move(assembled.buffers[0]));
+      } else if (packet.type == SioType::kBinaryEvent) {
+        // Any other shape: the arguments as JSON, each attachment inline as {"_binary": base64}.
+        auto inlined = inlineAttachments(event->args, assembled.buffers);
+        if (!inlined) {
+          return tl::unexpected(std::move(inlined.error()));
+        }
+        message.payload = makeBytes(std::move(*inlined));
       } else {
         message.payload = makeBytes(std::move(event->args));
       }

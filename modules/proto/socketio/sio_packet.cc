@@ -3,6 +3,10 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
+#include <utility>
+
+#include "modules/common/base64.h"
 
 namespace imgate::mod::socketio {
 
@@ -387,6 +391,109 @@ std::string binaryEventJson(std::string_view event, size_t n_attachments) {
     out.push_back('}');
   }
   out.push_back(']');
+  return out;
+}
+
+namespace {
+
+void skipSpace(std::string_view s, size_t& i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) {
+    ++i;
+  }
+}
+
+bool consumeLiteral(std::string_view s, size_t& i, std::string_view literal) {
+  if (s.substr(i, literal.size()) != literal) {
+    return false;
+  }
+  i += literal.size();
+  return true;
+}
+
+// At s[i] == '{': when the object is exactly a placeholder, its num and the index just past its
+// '}'. Anything else (other keys, escapes in the keys, a non-integer num): nullopt.
+std::optional<std::pair<uint64_t, size_t>> matchPlaceholder(std::string_view s, size_t i) {
+  ++i;  // '{'
+  bool seen_flag = false;
+  std::optional<uint64_t> num;
+  for (int member = 0; member < 2; ++member) {
+    skipSpace(s, i);
+    if (consumeLiteral(s, i, "\"_placeholder\"")) {
+      skipSpace(s, i);
+      if (seen_flag || !consumeLiteral(s, i, ":")) {
+        return std::nullopt;
+      }
+      skipSpace(s, i);
+      if (!consumeLiteral(s, i, "true")) {
+        return std::nullopt;
+      }
+      seen_flag = true;
+    } else if (consumeLiteral(s, i, "\"num\"")) {
+      skipSpace(s, i);
+      if (num || !consumeLiteral(s, i, ":")) {
+        return std::nullopt;
+      }
+      skipSpace(s, i);
+      const size_t start = i;
+      uint64_t value = 0;
+      while (i < s.size() && s[i] >= '0' && s[i] <= '9' && i - start < 18) {
+        value = value * 10 + static_cast<uint64_t>(s[i] - '0');
+        ++i;
+      }
+      if (i == start || (i < s.size() && (s[i] == '.' || s[i] == 'e' || s[i] == 'E' ||
+                                          (s[i] >= '0' && s[i] <= '9')))) {
+        return std::nullopt;
+      }
+      num = value;
+    } else {
+      return std::nullopt;
+    }
+    skipSpace(s, i);
+    if (member == 0 && !consumeLiteral(s, i, ",")) {
+      return std::nullopt;
+    }
+  }
+  if (!seen_flag || !num || !consumeLiteral(s, i, "}")) {
+    return std::nullopt;
+  }
+  return std::make_pair(*num, i);
+}
+
+}  // namespace
+
+Result<std::string> inlineAttachments(std::string_view json,
+                                      const std::vector<std::string>& buffers) {
+  std::string out;
+  out.reserve(json.size() + 16 * buffers.size());
+  size_t i = 0;
+  size_t copied = 0;
+  while (i < json.size()) {
+    const char c = json[i];
+    if (c == '"') {  // skip a string (escapes included): its text is data, never a placeholder
+      for (++i; i < json.size() && json[i] != '"'; ++i) {
+        if (json[i] == '\\') {
+          ++i;
+        }
+      }
+      ++i;
+      continue;
+    }
+    if (c == '{') {
+      if (auto match = matchPlaceholder(json, i)) {
+        if (match->first >= buffers.size()) {
+          return fail(Errc::kProtocolError, "illegal attachments");
+        }
+        out.append(json.substr(copied, i - copied));
+        out.append("{\"_binary\":\"");
+        out.append(common::base64Encode(buffers[match->first]));
+        out.append("\"}");
+        i = copied = match->second;
+        continue;
+      }
+    }
+    ++i;
+  }
+  out.append(json.substr(copied));
   return out;
 }
 

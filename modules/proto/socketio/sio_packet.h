@@ -173,6 +173,16 @@ struct EventView {
                                             std::string_view args_array_json,
                                             uint32_t max_depth = kDefaultJsonMaxDepth);
 
+// A BINARY_EVENT's (or BINARY_ACK's) arguments with their attachments inlined for a backend:
+// every placeholder object {"_placeholder":true,"num":N} (either key order, any whitespace, as
+// socket.io-parser and python-socketio write them) becomes {"_binary":"<base64 of buffer N>"};
+// strings that merely contain such text are left alone. `json` must be valid JSON (splitEvent's
+// args). Errors (kProtocolError, "illegal attachments" as socket.io-parser): a placeholder
+// whose num is not an index of `buffers`. A buffer no placeholder names is dropped, as the
+// reference's reconstructPacket does.
+[[nodiscard]] Result<std::string> inlineAttachments(std::string_view json,
+                                                    const std::vector<std::string>& buffers);
+
 // Data for a BINARY_EVENT the server pushes with n binary arguments:
 // ["<event>",{"_placeholder":true,"num":0},...,{"_placeholder":true,"num":n-1}]
 // (the attachments follow as n binary Engine.IO messages; packet.attachments = n).

@@ -456,15 +456,28 @@ TEST_F(SioCodecTest, BinaryEventBecomesBinaryMessage) {
   EXPECT_TRUE(out_.data.empty());
 }
 
-TEST(SioCodecBinary, OtherPlaceholderShapesAreInvalidPayload) {
-  const std::vector<std::string> cases = {
-      sioFrame(R"(51-["up","text",)" + kPlaceholder0 + "]") + binaryFrame("b"),
-      sioFrame(R"(51-["up",)" + kPlaceholder0 + ",2]") + binaryFrame("b"),
-      sioFrame(R"(52-["up",)" + kPlaceholder0 + "," + kPlaceholder1 + "]") +
-          binaryFrame("b0") + binaryFrame("b1"),
-      sioFrame(R"(51-["up",{"file":)" + kPlaceholder0 + "}]") + binaryFrame("b"),
-      sioFrame(R"(51-["up",[)" + kPlaceholder0 + "]]") + binaryFrame("b"),
-      sioFrame(R"(51-["up"])") + binaryFrame("b"),
+TEST(SioCodecBinary, OtherShapesCarryTheirAttachmentsInline) {
+  // base64: "b" -> "Yg==", "b0" -> "YjA=", "b1" -> "YjE=".
+  struct Case {
+    std::string frames;
+    std::string payload;
+  };
+  const std::vector<Case> cases = {
+      {sioFrame(R"(51-["up","text",)" + kPlaceholder0 + "]") + binaryFrame("b"),
+       R"(["text",{"_binary":"Yg=="}])"},
+      {sioFrame(R"(51-["up",)" + kPlaceholder0 + ",2]") + binaryFrame("b"),
+       R"([{"_binary":"Yg=="},2])"},
+      {sioFrame(R"(52-["up",)" + kPlaceholder1 + "," + kPlaceholder0 + "]") +
+           binaryFrame("b0") + binaryFrame("b1"),
+       R"([{"_binary":"YjE="},{"_binary":"YjA="}])"},
+      {sioFrame(R"(51-["up",{"file":)" + kPlaceholder0 + "}]") + binaryFrame("b"),
+       R"([{"file":{"_binary":"Yg=="}}])"},
+      {sioFrame(R"(51-["up",[)" + kPlaceholder0 + "]]") + binaryFrame("b"),
+       R"([[{"_binary":"Yg=="}]])"},
+      // python-socketio's spelling (spaces), and an unused attachment (dropped, as the reference).
+      {sioFrame(R"(51-["up",{"num": 0, "_placeholder": true}])") + binaryFrame("b"),
+       R"([{"_binary":"Yg=="}])"},
+      {sioFrame(R"(51-["up"])") + binaryFrame("b"), "[]"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     auto codec = makeCodec();
@@ -472,11 +485,41 @@ TEST(SioCodecBinary, OtherPlaceholderShapesAreInvalidPayload) {
     FakeOut out;
     ASSERT_TRUE(codec->decode(sioFrame("0"), sink, out));
     codec->onOpened(sessionOpened(), out);
-    Result<size_t> r = codec->decode(cases[i], sink, out);
-    ASSERT_FALSE(r) << "case " << i;
-    EXPECT_EQ(r.error().code, Errc::kInvalidPayload) << "case " << i << ": " << r.error().message;
-    EXPECT_TRUE(sink.messages.empty()) << "case " << i;
+    Result<size_t> r = codec->decode(cases[i].frames, sink, out);
+    ASSERT_TRUE(r) << "case " << i << ": " << r.error().message;
+    ASSERT_EQ(sink.messages.size(), 1u) << "case " << i;
+    EXPECT_EQ(sink.messages[0].event, "up");
+    EXPECT_EQ(sink.messages[0].type, PayloadType::kText) << "case " << i;
+    EXPECT_EQ(sink.messages[0].data(), cases[i].payload) << "case " << i;
   }
+  // A placeholder naming a missing attachment is refused, as socket.io-parser does.
+  auto codec = makeCodec();
+  SioSink sink;
+  FakeOut out;
+  ASSERT_TRUE(codec->decode(sioFrame("0"), sink, out));
+  codec->onOpened(sessionOpened(), out);
+  Result<size_t> r = codec->decode(sioFrame(R"(51-["up",)" + kPlaceholder1 + "]") +
+                                       binaryFrame("b"), sink, out);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message.rfind("illegal attachments", 0), 0u) << r.error().message;
+  EXPECT_TRUE(sink.messages.empty());
+}
+
+TEST(SioInlineAttachments, PlaceholdersOnlyOutsideStrings) {
+  const std::vector<std::string> buffers = {std::string("\x00\xff", 2), "hi"};
+  EXPECT_EQ(*inlineAttachments(R"([{"_placeholder":true,"num":1}])", buffers),
+            R"([{"_binary":"aGk="}])");
+  EXPECT_EQ(*inlineAttachments(R"(["{\"_placeholder\":true,\"num\":0}",{"_placeholder":true,"num":0}])",
+                               buffers),
+            R"(["{\"_placeholder\":true,\"num\":0}",{"_binary":"AP8="}])");
+  // Not placeholders: other keys, a false flag, a fractional num; copied as they are.
+  for (const std::string json :
+       {R"([{"_placeholder":true,"num":0,"x":1}])", R"([{"_placeholder":false,"num":0}])",
+        R"([{"_placeholder":true,"num":0.5}])", R"([{"num":0}])", R"([{}])"}) {
+    EXPECT_EQ(*inlineAttachments(json, buffers), json) << json;
+  }
+  EXPECT_FALSE(inlineAttachments(R"([{"_placeholder":true,"num":2}])", buffers));
+  EXPECT_FALSE(inlineAttachments(R"([{"_placeholder":true,"num":99999999999}])", buffers));
 }
 
 TEST_F(SioCodecTest, BinaryFrameWithNothingAwaitedFails) {
