@@ -11,7 +11,7 @@ packages=(
   libexpected-dev rapidjson-dev libmaxminddb-dev
   # tests, fuzzers, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
-  python3 python3-websockets python3-pytest python3-cryptography python3-socketio python3-websocket python3-requests curl openssl procps
+  python3 python3-websockets python3-pytest python3-pytest-xdist python3-cryptography python3-socketio python3-websocket python3-requests curl openssl procps
   chromium  # the browser path of the integration tests (driven by npm playwright-core)
   nginx libnginx-mod-nchan  # a peer in bench/compare (started there on loopback ports only)
 )

@@ -1639,7 +1639,12 @@ void Connection::attachSocket(SocketTransfer& transfer) {
   if (!transfer.input.empty()) {
     consume(transfer.input);
   }
-  if (state_ != State::kClosed) {
+  if (state_ == State::kClosed) {
+    return;
+  }
+  if (ssl_ != nullptr && SSL_pending(ssl_) > 0) {
+    handleRead();  // records OpenSSL decrypted before the move: no socket event will say so
+  } else {
     flush();
   }
 }
