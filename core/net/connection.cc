@@ -1369,12 +1369,37 @@ void Connection::exchangeDetach(std::string key, CodecPtr codec, HttpResponse ac
   if (state_ == State::kClosed || closing_ || location_ == nullptr) {
     return;
   }
+  // A detached session stands for a client connection: it is admitted as one (connections,
+  // per-IP, rate, handshakes in flight), so handshake requests on one keep-alive connection
+  // cannot pile up sessions beyond the listener's limits.
+  const bool admission = listener_->admission && !listener_->admin;
+  const std::string ip(std::string_view(peer_).substr(0, peer_.rfind(':')));
+  if (admission) {
+    const AdmissionRefusal refusal = Admission::instance().admit(
+        generation_->admission, ip,
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now().time_since_epoch())
+            .count());
+    if (refusal != AdmissionRefusal::kNone) {
+      exchangeRespond(HttpResponse::json(
+          503, format("{\"error\":\"unavailable\",\"reason\":",
+                      jsonQuote(format("admission limit: ", admissionRefusalName(refusal))), "}")));
+      return;
+    }
+  }
   if (!worker_.registry().addDetached(key, worker_.index())) {
+    if (admission) {
+      Admission::instance().handshakeDone();
+      Admission::instance().connectionClosed(ip);
+    }
     counters().bugs.fetch_add(1, std::memory_order_relaxed);  // keys are random: a module bug
     exchangeRespond(HttpResponse::json(500, R"({"error":"internal","reason":"session key taken"})"));
     return;
   }
   Connection* session = worker_.newDetached(peer_, generation_, *listener_);
+  if (admission) {
+    session->admitted(ip);  // released at open (handshake) and when the session ends
+  }
   session->startDetached(std::move(key), *location_, std::move(codec), std::move(accept),
                          std::move(request), handle_);
 }

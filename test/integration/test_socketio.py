@@ -418,6 +418,31 @@ def test_polling_errors(gateway_factory, backend):
     assert status == 413
 
 
+def test_polling_sessions_are_admitted_like_connections(gateway_factory, backend):
+    # Handshakes on keep-alive connections must not pile up sessions past the limits: each
+    # polling session holds a connection (and per-IP) slot of `limits` until it ends.
+    gw = gateway_factory("limits: { max_connections_per_ip: 3 }\n" + CONFIG.format(
+        idle="120s", ping="25s", backend=backend.address, secret=SECRET, api_key=API_KEY))
+    handshake = "/socket.io/?EIO=4&transport=polling"
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)  # one keep-alive connection
+
+    def get():
+        conn.request("GET", handshake)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+
+    for _ in range(2):  # this connection + the sessions so far stay within 3
+        status, body = get()
+        assert status == 200 and body.startswith("0{"), (status, body)
+    status, body = get()
+    conn.close()
+    assert status == 503, (status, body)
+    assert json.loads(body) == {"error": "unavailable",
+                                "reason": "admission limit: max_connections_per_ip"}, body
+    status, text, _ = gw.admin("GET", "/metrics")
+    assert 'imgate_connections_refused_total{limit="max_connections_per_ip"} 1' in text.decode()
+
+
 def test_polling_cors(gateway_factory, backend):
     gw = start(gateway_factory, backend)
     origin = "http://app.example"

@@ -516,9 +516,8 @@ Status SioCodec::onSioPacket(SioAssembled&& assembled, CodecSink& sink, OutBuffe
       if (packet.nsp != "/") {
         message.meta.emplace_back("nsp", packet.nsp);
       }
-      if (packet.type == SioType::kBinaryEvent &&
-          (assembled.buffers.size() == 1 &&
-           event->args == R"([{"_placeholder":true,"num":0}])")) {
+      if (packet.type == SioType::kBinaryEvent && assembled.buffers.size() == 1 &&
+          isSingleAttachment(event->args)) {
         // emit("up", buffer): the attachment is the message, binary as from any protocol.
         message.type = PayloadType::kBinary;
         message.payload = makeBytes(std::move(assembled.buffers[0]));

@@ -461,6 +461,29 @@ std::optional<std::pair<uint64_t, size_t>> matchPlaceholder(std::string_view s, 
 
 }  // namespace
 
+bool isSingleAttachment(std::string_view args) {
+  size_t i = 0;
+  skipSpace(args, i);
+  if (!consumeLiteral(args, i, "[")) {
+    return false;
+  }
+  skipSpace(args, i);
+  if (i >= args.size() || args[i] != '{') {
+    return false;
+  }
+  const auto match = matchPlaceholder(args, i);
+  if (!match || match->first != 0) {
+    return false;
+  }
+  i = match->second;
+  skipSpace(args, i);
+  if (!consumeLiteral(args, i, "]")) {
+    return false;
+  }
+  skipSpace(args, i);
+  return i == args.size();
+}
+
 Result<std::string> inlineAttachments(std::string_view json,
                                       const std::vector<std::string>& buffers) {
   std::string out;

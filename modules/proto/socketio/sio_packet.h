@@ -183,6 +183,10 @@ struct EventView {
 [[nodiscard]] Result<std::string> inlineAttachments(std::string_view json,
                                                     const std::vector<std::string>& buffers);
 
+// True when `args` (splitEvent's) is exactly one placeholder for attachment 0, in any of the
+// spellings inlineAttachments accepts: emit("up", buffer), delivered as a binary message.
+bool isSingleAttachment(std::string_view args);
+
 // Data for a BINARY_EVENT the server pushes with n binary arguments:
 // ["<event>",{"_placeholder":true,"num":0},...,{"_placeholder":true,"num":n-1}]
 // (the attachments follow as n binary Engine.IO messages; packet.attachments = n).

@@ -194,7 +194,9 @@ class HttpExchange {
   // unguessable (it is the only credential of those requests) and unique; the module makes it.
   // As upgrade(): the pipeline's onOpen runs first and `accept` answers this request on pass
   // (an HTTP error on reject), or, when handshakeInBand(), `accept` is sent at once and the
-  // codec's hello (decoded from a feed) opens it. Everything the codec writes waits in the
+  // codec's hello (decoded from a feed) opens it. The session is admitted like a client
+  // connection (config `limits`; over a limit this request is answered 503 instead) and holds
+  // that slot until it ends. Everything the codec writes waits in the
   // session's output buffer (bounded by sessions.max_outbound) for the next poll. The session
   // closes like any other (idle timeout, kick, ...); its last bytes wait sessions.close_timeout
   // for a poll to fetch them.

@@ -474,9 +474,10 @@ TEST(SioCodecBinary, OtherShapesCarryTheirAttachmentsInline) {
        R"([{"file":{"_binary":"Yg=="}}])"},
       {sioFrame(R"(51-["up",[)" + kPlaceholder0 + "]]") + binaryFrame("b"),
        R"([[{"_binary":"Yg=="}]])"},
-      // python-socketio's spelling (spaces), and an unused attachment (dropped, as the reference).
-      {sioFrame(R"(51-["up",{"num": 0, "_placeholder": true}])") + binaryFrame("b"),
-       R"([{"_binary":"Yg=="}])"},
+      // python-socketio's spelling (spaces) inside another argument, and an unused
+      // attachment (dropped, as the reference).
+      {sioFrame(R"(51-["up",[{"num": 0, "_placeholder": true}]])") + binaryFrame("b"),
+       R"([[{"_binary":"Yg=="}]])"},
       {sioFrame(R"(51-["up"])") + binaryFrame("b"), "[]"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -503,6 +504,29 @@ TEST(SioCodecBinary, OtherShapesCarryTheirAttachmentsInline) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message.rfind("illegal attachments", 0), 0u) << r.error().message;
   EXPECT_TRUE(sink.messages.empty());
+}
+
+TEST(SioCodecBinary, OneAttachmentInAnySpellingIsABinaryMessage) {
+  for (const std::string& args :
+       {std::string("[") + kPlaceholder0 + "]", std::string(R"([ {"num": 0, "_placeholder": true} ])")}) {
+    auto codec = makeCodec();
+    SioSink sink;
+    FakeOut out;
+    ASSERT_TRUE(codec->decode(sioFrame("0"), sink, out));
+    codec->onOpened(sessionOpened(), out);
+    const std::string data = R"(["up",)" + args.substr(1);
+    Result<size_t> r = codec->decode(sioFrame("51-" + data) + binaryFrame("b"), sink, out);
+    ASSERT_TRUE(r) << args << ": " << r.error().message;
+    ASSERT_EQ(sink.messages.size(), 1u) << args;
+    EXPECT_EQ(sink.messages[0].type, PayloadType::kBinary) << args;
+    EXPECT_EQ(sink.messages[0].data(), "b") << args;
+  }
+  EXPECT_TRUE(isSingleAttachment(R"([{"_placeholder":true,"num":0}])"));
+  EXPECT_FALSE(isSingleAttachment(R"([{"_placeholder":true,"num":1}])"));
+  EXPECT_FALSE(isSingleAttachment(R"([{"_placeholder":true,"num":0},1])"));
+  EXPECT_FALSE(isSingleAttachment(R"([{"_placeholder":true,"num":0,"x":1}])"));
+  EXPECT_FALSE(isSingleAttachment(R"(["{\"_placeholder\":true,\"num\":0}"])"));
+  EXPECT_FALSE(isSingleAttachment("[]"));
 }
 
 TEST(SioInlineAttachments, PlaceholdersOnlyOutsideStrings) {
