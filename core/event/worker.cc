@@ -51,6 +51,9 @@ class EventTimer final : public Timer {
   std::function<void()> cb_;
 };
 
+// The loop running on this thread, if any: its posts are batched per iteration.
+thread_local EventLoop* tls_loop = nullptr;
+
 }  // namespace
 
 EventLoop::EventLoop() {
@@ -69,9 +72,11 @@ EventLoop::EventLoop() {
   }
   wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, &EventLoop::onWake, this);
   event_add(wake_event_, nullptr);
+  posted_event_ = event_new(base_, -1, 0, &EventLoop::onPosted, this);
 }
 
 EventLoop::~EventLoop() {
+  event_free(posted_event_);
   event_free(wake_event_);
   close(wake_fd_);
   event_base_free(base_);
@@ -83,19 +88,88 @@ TimerPtr EventLoop::schedule(std::chrono::milliseconds delay, std::function<void
 
 void EventLoop::post(std::function<void()> cb) {
   cb = module::pinned(std::move(cb));
+  EventLoop* here = tls_loop;
+  // Held until the end of this iteration, unless we are already flushing (a post made by a
+  // flushed callback waits for the next iteration, so a callback that keeps re-posting itself
+  // cannot starve the sockets).
+  if (here != nullptr && !here->flushing_) {
+    Outbox* box = nullptr;
+    for (Outbox& o : here->outboxes_) {
+      if (o.target == this) {
+        box = &o;
+        break;
+      }
+    }
+    if (box == nullptr) {
+      box = &here->outboxes_.emplace_back();
+      box->target = this;
+    }
+    box->cbs.push_back(std::move(cb));
+    if (!here->posted_armed_) {
+      here->posted_armed_ = true;
+      event_active(here->posted_event_, 0, 0);
+    }
+    return;
+  }
+  std::vector<std::function<void()>> one;
+  one.push_back(std::move(cb));
+  enqueue(one);
+}
+
+void EventLoop::enqueue(std::vector<std::function<void()>>& cbs) {
   bool wake = false;
   {
     std::lock_guard lock(mu_);
-    inbox_.push_back(std::move(cb));
+    if (inbox_.empty()) {
+      inbox_.swap(cbs);
+    } else {
+      for (auto& cb : cbs) {
+        inbox_.push_back(std::move(cb));
+      }
+    }
     if (!wake_pending_) {
       wake_pending_ = true;
       wake = true;
     }
   }
+  cbs.clear();
   if (wake) {
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
   }
+}
+
+void EventLoop::onPosted(int, short, void* arg) {
+  auto* self = static_cast<EventLoop*>(arg);
+  self->flushPosted();
+  if (self->stopping_.load()) {
+    event_base_loopbreak(self->base_);
+  }
+}
+
+bool EventLoop::flushPosted() {
+  posted_armed_ = false;
+  if (outboxes_.empty()) {
+    return false;
+  }
+  std::vector<Outbox> boxes;
+  boxes.swap(outboxes_);
+  flushing_ = true;
+  for (Outbox& box : boxes) {
+    if (box.target != this) {
+      box.target->enqueue(box.cbs);
+    }
+  }
+  // Our own posts run here, after every callback of the iteration that made them.
+  for (Outbox& box : boxes) {
+    if (box.target == this) {
+      for (auto& cb : box.cbs) {
+        cb();
+      }
+    }
+  }
+  flushing_ = false;
+  return true;
 }
 
 std::chrono::steady_clock::time_point EventLoop::now() const { return std::chrono::steady_clock::now(); }
@@ -112,12 +186,13 @@ void EventLoop::onWake(int fd, short, void* arg) {
   static_cast<EventLoop*>(arg)->drainInbox();
 }
 
-void EventLoop::drainInbox() {
+bool EventLoop::drainInbox() {
   {
     std::lock_guard lock(mu_);
     running_.swap(inbox_);
     wake_pending_ = false;
   }
+  const bool any = !running_.empty();
   for (auto& cb : running_) {
     cb();
   }
@@ -125,11 +200,17 @@ void EventLoop::drainInbox() {
   if (stopping_.load()) {
     event_base_loopbreak(base_);
   }
+  return any;
 }
 
 void EventLoop::run() {
+  tls_loop = this;
   event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
-  drainInbox();  // run what was posted before stop, so no completion is lost
+  // Run what was posted before stop and hand over what we posted, so no completion is lost
+  // (bounded: a callback that re-posts itself forever must not hang the shutdown).
+  for (int round = 0; round < 64 && (flushPosted() || drainInbox()); ++round) {
+  }
+  tls_loop = nullptr;
 }
 
 void EventLoop::stop() {

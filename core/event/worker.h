@@ -39,7 +39,11 @@ class EventLoop : public Dispatcher {
   event_base* base() const { return base_; }
 
   // Dispatcher. post() is safe from any thread; the callback runs on this loop's thread, in
-  // posting order, batched: one wakeup per batch however many posts arrive.
+  // posting order, batched: one wakeup per batch however many posts arrive. From a loop's own
+  // thread (a worker or the main loop), posts are held until the end of the current loop
+  // iteration and then handed over together, one wakeup per target loop (nginx's posted
+  // events): a burst of pipelined requests costs one eventfd write per worker, not one per
+  // request, and a post to the loop itself costs no system call at all.
   TimerPtr schedule(std::chrono::milliseconds delay, std::function<void()> cb) override;
   void post(std::function<void()> cb) override;
   std::chrono::steady_clock::time_point now() const override;
@@ -51,7 +55,11 @@ class EventLoop : public Dispatcher {
 
  private:
   static void onWake(int fd, short what, void* arg);
-  void drainInbox();
+  static void onPosted(int fd, short what, void* arg);
+  bool drainInbox();
+  // Hands the posts held during this iteration to their loops (those to this loop run here).
+  bool flushPosted();
+  void enqueue(std::vector<std::function<void()>>& cbs);
 
   event_base* base_ = nullptr;
   int wake_fd_ = -1;
@@ -61,6 +69,16 @@ class EventLoop : public Dispatcher {
   std::vector<std::function<void()>> running_;
   bool wake_pending_ = false;  // guarded by mu_
   std::atomic<bool> stopping_{false};
+  // Loop thread only: posts made during the current iteration, per target loop (this loop
+  // first when it has any), and the event that flushes them after the iteration's callbacks.
+  struct Outbox {
+    EventLoop* target = nullptr;
+    std::vector<std::function<void()>> cbs;
+  };
+  std::vector<Outbox> outboxes_;
+  event* posted_event_ = nullptr;
+  bool posted_armed_ = false;
+  bool flushing_ = false;
 };
 
 class Registry;

@@ -61,9 +61,9 @@ class HttpExchangeImpl final : public HttpExchange,
                                public std::enable_shared_from_this<HttpExchangeImpl> {
  public:
   HttpExchangeImpl(std::shared_ptr<ConnectionHandle> handle, HttpRequest request,
-                   std::string location, Worker& worker)
+                   std::string location, Worker& worker, uint64_t pipelined_id = 0)
       : handle_(std::move(handle)), request_(std::move(request)), location_(std::move(location)),
-        worker_(worker) {}
+        worker_(worker), pipelined_id_(pipelined_id) {}
   const HttpRequest& request() const override { return request_; }
   std::string_view location() const override { return location_; }
   void respond(HttpResponse response) override {
@@ -71,12 +71,17 @@ class HttpExchangeImpl final : public HttpExchange,
       return;
     }
     done_ = true;
-    if (handle_->connection != nullptr) {
+    if (handle_->connection == nullptr) {
+      return;
+    }
+    if (pipelined_id_ != 0) {
+      handle_->connection->exchangeAnswer(pipelined_id_, std::move(response));
+    } else {
       handle_->connection->exchangeRespond(std::move(response));
     }
   }
   void upgrade(CodecPtr codec, HttpResponse accept, std::vector<std::string> subprotocols) override {
-    if (done_) {
+    if (done_ || refuseTakeover("upgrade")) {
       return;
     }
     done_ = true;
@@ -93,7 +98,7 @@ class HttpExchangeImpl final : public HttpExchange,
   HttpRequest& mutableRequest() { return request_; }
 
   void detach(std::string key, CodecPtr codec, HttpResponse accept) override {
-    if (done_) {
+    if (done_ || refuseTakeover("detach")) {
       return;
     }
     done_ = true;
@@ -141,7 +146,7 @@ class HttpExchangeImpl final : public HttpExchange,
 
   void attach(std::string key, CodecPtr codec, HttpResponse accept,
               HttpResponse unknown) override {
-    if (done_) {
+    if (done_ || refuseTakeover("attach")) {
       return;
     }
     if (!worker_.registry().detachedWorker(key)) {
@@ -152,6 +157,19 @@ class HttpExchangeImpl final : public HttpExchange,
     if (handle_->connection != nullptr) {
       handle_->connection->exchangeAttach(std::move(key), std::move(codec), std::move(accept));
     }
+  }
+
+  // A concurrentRequests() location promised respond() only: its connection may be carrying
+  // later requests already, so it cannot become a session. A module bug, answered 500.
+  bool refuseTakeover(const char* what) {
+    if (pipelined_id_ == 0) {
+      return false;
+    }
+    LOG_ERROR(location_, ": ", what, " on a location that declares concurrentRequests()");
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    respond(HttpResponse::json(
+        500, R"({"error":"internal","reason":"this location cannot take over its connection"})"));
+    return true;
   }
 
   // Runs `fn` on the worker that holds detached session `key`, or `missing` (kUnknown) there or
@@ -183,10 +201,23 @@ class HttpExchangeImpl final : public HttpExchange,
   HttpRequest request_;
   std::string location_;
   Worker& worker_;
+  uint64_t pipelined_id_;
   bool done_ = false;
 };
 
 void freeBytesRef(const void*, size_t, void* extra) { delete static_cast<Bytes*>(extra); }
+
+// Hands a request to its location's module; a handler that throws gets the client a 500.
+void runHandler(const Location& loc, const std::shared_ptr<HttpExchangeImpl>& exchange) {
+  try {
+    module::LibraryScope scope(loc.library);
+    loc.protocol->onHttpRequest(exchange);
+  } catch (const std::exception& e) {
+    LOG_ERROR(loc.module, ": request handler threw: ", e.what());
+    counters().bugs.fetch_add(1, std::memory_order_relaxed);
+    exchange->respond(HttpResponse::json(500, R"({"error":"internal","reason":"handler failed"})"));
+  }
+}
 
 }  // namespace
 
@@ -545,6 +576,19 @@ void Connection::dispatchRequest(HttpRequest request) {
     }
   }
   const Location* loc = listener_->match(request.path);
+  if (pipelined_ && !pipelined_->answers.empty()) {
+    // Pipelined requests are still unanswered: this one joins them when its location allows,
+    // else it waits until they are all written (its answer must come after theirs).
+    if (startConcurrent(request, loc)) {
+      return;
+    }
+    pipelined_->held = std::make_unique<HttpRequest>(std::move(request));
+    exchange_in_flight_ = true;  // parse nothing more until the held request is dispatched
+    return;
+  }
+  if (startConcurrent(request, loc)) {
+    return;
+  }
   if (loc == nullptr) {
     const bool keep = request.keep_alive;
     writeResponse(HttpResponse::json(404, format("{\"error\":\"not_found\",\"reason\":",
@@ -558,13 +602,95 @@ void Connection::dispatchRequest(HttpRequest request) {
   request_keep_alive_ = request.keep_alive;
   request_head_ = request.method == "HEAD";
   auto exchange = std::make_shared<HttpExchangeImpl>(handle_, std::move(request), loc->path, worker_);
-  try {
-    module::LibraryScope scope(loc->library);
-    loc->protocol->onHttpRequest(exchange);
-  } catch (const std::exception& e) {
-    LOG_ERROR(loc->module, ": request handler threw: ", e.what());
-    counters().bugs.fetch_add(1, std::memory_order_relaxed);
-    exchange->respond(HttpResponse::json(500, R"({"error":"internal","reason":"handler failed"})"));
+  runHandler(*loc, exchange);
+}
+
+// Up to this many requests of a concurrentRequests() location in flight per connection.
+constexpr size_t kMaxPipelined = 32;
+
+bool Connection::startConcurrent(HttpRequest& request, const Location* loc) {
+  if (loc == nullptr || !loc->protocol->concurrentRequests() || !request.keep_alive ||
+      worker_.draining()) {
+    return false;
+  }
+  if (!pipelined_) {
+    pipelined_ = std::make_unique<Pipelined>();
+  }
+  location_ = loc;
+  const uint64_t id = pipelined_->next_id++;
+  Pipelined::Answer& slot = pipelined_->answers.emplace_back();
+  slot.id = id;
+  slot.head = request.method == "HEAD";
+  slot.start = request_start_;
+  if (pipelined_->answers.size() >= kMaxPipelined) {
+    exchange_in_flight_ = true;  // read on once the oldest is answered
+  }
+  auto exchange =
+      std::make_shared<HttpExchangeImpl>(handle_, std::move(request), loc->path, worker_, id);
+  runHandler(*loc, exchange);
+  return true;
+}
+
+void Connection::exchangeAnswer(uint64_t id, HttpResponse response) {
+  if (state_ == State::kClosed || !pipelined_ || pipelined_->answers.empty()) {
+    return;
+  }
+  const uint64_t first = pipelined_->answers.front().id;
+  if (id < first || id - first >= pipelined_->answers.size()) {
+    return;
+  }
+  Pipelined::Answer& slot = pipelined_->answers[id - first];
+  slot.ready = true;
+  slot.response = std::move(response);
+  if (id == first) {
+    writeAnswers();
+  }
+}
+
+// Writes the answers that are next in request order, then reads on: more pipelined requests,
+// or the one-at-a-time request that waited for them. One flush per loop iteration, so answers
+// completed together leave in one write.
+void Connection::writeAnswers() {
+  auto& answers = pipelined_->answers;
+  bool wrote = false;
+  while (!answers.empty() && answers.front().ready && state_ != State::kClosed) {
+    Pipelined::Answer slot = std::move(answers.front());
+    answers.pop_front();
+    appendResponse(slot.response, true, slot.head, slot.start);
+    wrote = true;
+  }
+  if (state_ == State::kClosed) {
+    return;
+  }
+  if (wrote && !pipelined_->flush_posted) {
+    pipelined_->flush_posted = true;
+    worker_.post([handle = handle_] {
+      if (Connection* c = handle->connection; c != nullptr && c->pipelined_) {
+        c->pipelined_->flush_posted = false;
+        c->flush();
+      }
+    });
+  }
+  if (!answers.empty()) {
+    if (exchange_in_flight_ && !pipelined_->held && answers.size() < kMaxPipelined) {
+      exchange_in_flight_ = false;
+      pumpInput();
+    }
+    return;
+  }
+  exchange_in_flight_ = false;
+  if (std::unique_ptr<HttpRequest> held = std::move(pipelined_->held)) {
+    dispatchRequest(std::move(*held));
+  } else if (worker_.draining()) {
+    closing_ = true;  // as writeResponse does for a keep-alive request answered while draining
+    flush();
+    lingerClose();
+    return;
+  } else if (!parser_) {
+    armTimer(Timer::kKeepalive, listener_->keepalive_timeout);
+  }
+  if (!closing_ && state_ != State::kClosed) {
+    pumpInput();
   }
 }
 
@@ -604,6 +730,18 @@ void Connection::writeResponse(const HttpResponse& response, bool keep_alive, bo
   if (response.status != 101) {
     releaseHandshakeSlot();  // a plain HTTP exchange is done: its handshake was the request
   }
+  appendResponse(response, keep_alive, head, request_start_);
+  flush();
+  if (!keep_alive) {
+    closing_ = true;
+    lingerClose();
+  } else if (state_ == State::kHttp) {
+    armTimer(Timer::kKeepalive, listener_->keepalive_timeout);
+  }
+}
+
+void Connection::appendResponse(const HttpResponse& response, bool keep_alive, bool head,
+                                std::chrono::steady_clock::time_point start) {
   std::string out;
   out.reserve(256 + response.body.size());
   out.append("HTTP/1.1 ").append(std::to_string(response.status)).append(" ");
@@ -625,17 +763,10 @@ void Connection::writeResponse(const HttpResponse& response, bool keep_alive, bo
   append(out);
   if (Log::instance().accessLog()) {
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::steady_clock::now() - request_start_)
+                        std::chrono::steady_clock::now() - start)
                         .count();
     LOG_INFO("access ", peer_, " ", listener_name_, " ", response.status, " ",
              response.body.size(), "B ", us, "us");
-  }
-  flush();
-  if (!keep_alive) {
-    closing_ = true;
-    lingerClose();
-  } else if (state_ == State::kHttp) {
-    armTimer(Timer::kKeepalive, listener_->keepalive_timeout);
   }
 }
 
@@ -1002,8 +1133,7 @@ void Connection::adoptCurrentGeneration() {
   }
   if (state_ == State::kSession && !runner_.busy()) {
     maybeMigrate();
-  } else if (state_ == State::kHttp && !exchange_in_flight_ &&
-             generation_ != worker_.generation()) {
+  } else if (state_ == State::kHttp && !httpBusy() && generation_ != worker_.generation()) {
     const ListenerSpec* spec = worker_.generation()->listener(listener_name_);
     if (spec != nullptr) {
       generation_ = worker_.generation();
@@ -1211,14 +1341,14 @@ void Connection::onTimer() {
       finalClose("handshake timeout");
       return;
     case Timer::kHeader:
-      if (parser_ && state_ == State::kHttp && !exchange_in_flight_) {
+      if (parser_ && state_ == State::kHttp && !httpBusy()) {
         httpError(408, "timeout", "request not received in time");
       } else {
         armTimer(Timer::kHeader, listener_->header_timeout);
       }
       return;
     case Timer::kKeepalive:
-      if (state_ == State::kHttp && !exchange_in_flight_ && !parser_) {
+      if (state_ == State::kHttp && !httpBusy() && !parser_) {
         finalClose("keep-alive timeout");
       } else if (state_ == State::kHttp) {
         armTimer(Timer::kKeepalive, listener_->keepalive_timeout);

@@ -118,6 +118,8 @@ class Connection final : public Session,
 
   // ---- HTTP exchanges (called through HttpExchangeImpl) ----
   void exchangeRespond(HttpResponse response);
+  // The answer to pipelined request `id` of a ProtocolConfig::concurrentRequests() location.
+  void exchangeAnswer(uint64_t id, HttpResponse response);
   void exchangeUpgrade(CodecPtr codec, HttpResponse accept, std::vector<std::string> subprotocols,
                        HttpRequest request);
   bool closing() const { return closing_; }
@@ -168,6 +170,12 @@ class Connection final : public Session,
   size_t processSession(std::string_view input);
   void dispatchRequest(HttpRequest request);
   void writeResponse(const HttpResponse& response, bool keep_alive, bool head);
+  void appendResponse(const HttpResponse& response, bool keep_alive, bool head,
+                      std::chrono::steady_clock::time_point start);
+  bool startConcurrent(HttpRequest& request, const Location* loc);
+  void writeAnswers();
+  // An HTTP exchange is under way (one at a time, or pipelined ones not all answered).
+  bool httpBusy() const { return exchange_in_flight_ || (pipelined_ && !pipelined_->answers.empty()); }
   void httpError(int status, std::string_view error, std::string_view reason);
   void pumpInput();
 
@@ -212,6 +220,22 @@ class Connection final : public Session,
     bool upgrading = false;                       // probe seen: polls are answered at once
   };
   std::unique_ptr<Detached> detached_;  // null unless this is a detached session
+  // Requests of concurrentRequests() locations in flight on this keep-alive connection, oldest
+  // first: answers wait here until those before them are written.
+  struct Pipelined {
+    struct Answer {
+      uint64_t id = 0;
+      bool ready = false;
+      bool head = false;
+      std::chrono::steady_clock::time_point start;
+      HttpResponse response;
+    };
+    std::deque<Answer> answers;
+    uint64_t next_id = 1;
+    std::unique_ptr<HttpRequest> held;  // a one-at-a-time request waiting for answers to drain
+    bool flush_posted = false;          // a flush is posted for the end of this loop iteration
+  };
+  std::unique_ptr<Pipelined> pipelined_;  // null until the first concurrent request
   std::string attach_key_;              // kProbe / kMoving: the session being taken over
   bool probe_sent_ = false;
   void armTimer(Timer kind, std::chrono::milliseconds delay);

@@ -94,6 +94,8 @@ class HttpPushConfig final : public ProtocolConfig {
       : api_(std::move(options), counters) {}
 
   void onHttpRequest(const HttpExchangePtr& exchange) const override { api_.handle(exchange); }
+  // Every endpoint answers with respond(): pipelined pushes on one connection run side by side.
+  bool concurrentRequests() const override { return true; }
 
  private:
   PushApi api_;

@@ -256,6 +256,13 @@ class ProtocolConfig {
   virtual void onHttpRequest(const HttpExchangePtr& exchange) const {
     exchange->respond(HttpResponse::json(404, R"({"error":"not_found","reason":"no handler"})"));
   }
+  // HTTP listeners: true when every request of this location is answered with respond() alone
+  // (never upgrade, detach or attach). The core then starts the next pipelined request of a
+  // keep-alive connection before this one is answered (up to 32 in flight per connection,
+  // answers written in request order as HTTP/1.1 requires, several per write), so a client
+  // that pipelines is not held to one round trip per request. An upgrade, detach or attach on
+  // such an exchange is answered 500. Default false: one request at a time.
+  virtual bool concurrentRequests() const { return false; }
 };
 using ProtocolConfigPtr = std::shared_ptr<const ProtocolConfig>;
 
