@@ -14,6 +14,7 @@ packages=(
   python3 python3-websockets python3-pytest python3-pytest-xdist python3-cryptography python3-socketio python3-websocket python3-requests curl openssl procps
   chromium  # the browser path of the integration tests (driven by npm playwright-core)
   nginx libnginx-mod-nchan  # a peer in bench/compare (started there on loopback ports only)
+  python3-matplotlib  # bench/sweep draws the charts of bench/RESULTS.md
 )
 
 missing=()

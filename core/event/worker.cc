@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -28,33 +29,38 @@ namespace imgate::core {
 
 namespace {
 
-class EventTimer final : public Timer {
- public:
-  EventTimer(event_base* base, std::chrono::milliseconds delay, std::function<void()> cb)
-      : cb_(std::move(cb)) {
-    ev_ = evtimer_new(base, &EventTimer::fire, this);
-    timeval tv;
-    tv.tv_sec = static_cast<time_t>(delay.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((delay.count() % 1000) * 1000);
-    evtimer_add(ev_, &tv);
-  }
-  ~EventTimer() override { event_free(ev_); }
-
- private:
-  static void fire(int, short, void* arg) {
-    auto* self = static_cast<EventTimer*>(arg);
-    // The callback may destroy this timer (its owner resets the handle): move it out first.
-    auto cb = std::move(self->cb_);
-    cb();
-  }
-  event* ev_ = nullptr;
-  std::function<void()> cb_;
-};
+int64_t monotonicUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 // The loop running on this thread, if any: its posts are batched per iteration.
 thread_local EventLoop* tls_loop = nullptr;
 
 }  // namespace
+
+// One schedule(): its place in the loop's heap. Destroying it cancels it.
+class EventLoop::HeapTimer final : public Timer {
+ public:
+  HeapTimer(EventLoop& loop, int64_t due_us, std::function<void()> cb)
+      : loop_(&loop), due_us_(due_us), seq_(loop.timer_seq_++), cb_(std::move(cb)) {}
+  ~HeapTimer() override {
+    if (loop_ != nullptr && index_ != kNotQueued) {
+      loop_->timerRemove(this);
+    }
+  }
+  bool before(const HeapTimer& o) const {
+    return due_us_ != o.due_us_ ? due_us_ < o.due_us_ : seq_ < o.seq_;  // FIFO on ties
+  }
+
+  static constexpr uint32_t kNotQueued = UINT32_MAX;
+  EventLoop* loop_;  // null once the loop is gone
+  int64_t due_us_;
+  uint64_t seq_;
+  uint32_t index_ = kNotQueued;
+  std::function<void()> cb_;
+};
 
 EventLoop::EventLoop() {
   event_config* cfg = event_config_new();
@@ -73,9 +79,15 @@ EventLoop::EventLoop() {
   wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, &EventLoop::onWake, this);
   event_add(wake_event_, nullptr);
   posted_event_ = event_new(base_, -1, 0, &EventLoop::onPosted, this);
+  timer_event_ = evtimer_new(base_, &EventLoop::onTimers, this);
 }
 
 EventLoop::~EventLoop() {
+  for (HeapTimer* t : timers_) {
+    t->loop_ = nullptr;  // handles that outlive the loop just never fire
+    t->index_ = HeapTimer::kNotQueued;
+  }
+  event_free(timer_event_);
   event_free(posted_event_);
   event_free(wake_event_);
   close(wake_fd_);
@@ -83,7 +95,117 @@ EventLoop::~EventLoop() {
 }
 
 TimerPtr EventLoop::schedule(std::chrono::milliseconds delay, std::function<void()> cb) {
-  return std::make_unique<EventTimer>(base_, delay, module::pinned(std::move(cb)));
+  const int64_t due = monotonicUs() + std::max<int64_t>(0, delay.count()) * 1000;
+  auto timer = std::make_unique<HeapTimer>(*this, due, module::pinned(std::move(cb)));
+  timerInsert(timer.get());
+  return timer;
+}
+
+void EventLoop::timerInsert(HeapTimer* t) {
+  t->index_ = static_cast<uint32_t>(timers_.size());
+  timers_.push_back(t);
+  timerSiftUp(t->index_);
+  if (t->index_ == 0) {
+    timerArm();
+  }
+}
+
+void EventLoop::timerRemove(HeapTimer* t) {
+  const size_t i = t->index_;
+  t->index_ = HeapTimer::kNotQueued;
+  HeapTimer* last = timers_.back();
+  timers_.pop_back();
+  if (last != t) {
+    timers_[i] = last;
+    last->index_ = static_cast<uint32_t>(i);
+    timerSiftUp(i);
+    timerSiftDown(last->index_);
+  }
+  if (i == 0) {
+    timerArm();
+  }
+}
+
+void EventLoop::timerSiftUp(size_t i) {
+  HeapTimer* t = timers_[i];
+  while (i > 0) {
+    const size_t parent = (i - 1) / 2;
+    if (!t->before(*timers_[parent])) {
+      break;
+    }
+    timers_[i] = timers_[parent];
+    timers_[i]->index_ = static_cast<uint32_t>(i);
+    i = parent;
+  }
+  timers_[i] = t;
+  t->index_ = static_cast<uint32_t>(i);
+}
+
+void EventLoop::timerSiftDown(size_t i) {
+  HeapTimer* t = timers_[i];
+  const size_t n = timers_.size();
+  for (;;) {
+    size_t child = 2 * i + 1;
+    if (child >= n) {
+      break;
+    }
+    if (child + 1 < n && timers_[child + 1]->before(*timers_[child])) {
+      ++child;
+    }
+    if (!timers_[child]->before(*t)) {
+      break;
+    }
+    timers_[i] = timers_[child];
+    timers_[i]->index_ = static_cast<uint32_t>(i);
+    i = child;
+  }
+  timers_[i] = t;
+  t->index_ = static_cast<uint32_t>(i);
+}
+
+// Points the libevent timer at the earliest deadline (no system call: libevent folds it into
+// the next epoll_wait timeout).
+void EventLoop::timerArm() {
+  if (timers_firing_) {
+    return;  // onTimers arms once when done
+  }
+  if (timers_.empty()) {
+    if (timer_armed_us_ >= 0) {
+      evtimer_del(timer_event_);
+      timer_armed_us_ = -1;
+    }
+    return;
+  }
+  const int64_t due = timers_.front()->due_us_;
+  if (due == timer_armed_us_) {
+    return;
+  }
+  const int64_t wait = std::max<int64_t>(0, due - monotonicUs());
+  timeval tv;
+  tv.tv_sec = static_cast<time_t>(wait / 1000000);
+  tv.tv_usec = static_cast<suseconds_t>(wait % 1000000);
+  evtimer_add(timer_event_, &tv);
+  timer_armed_us_ = due;
+}
+
+void EventLoop::onTimers(int, short, void* arg) {
+  auto* self = static_cast<EventLoop*>(arg);
+  self->timer_armed_us_ = -1;
+  const int64_t now = monotonicUs();
+  // Only timers due now and scheduled before now: one scheduled by a callback here (even with
+  // zero delay) waits for the next turn, as with one libevent timer each.
+  const uint64_t seq_limit = self->timer_seq_;
+  self->timers_firing_ = true;
+  while (!self->timers_.empty() && self->timers_.front()->due_us_ <= now &&
+         self->timers_.front()->seq_ < seq_limit) {
+    HeapTimer* t = self->timers_.front();
+    self->timerRemove(t);
+    // The callback may destroy its own handle (its owner resets it): move the callback out.
+    std::function<void()> cb = std::move(t->cb_);
+    cb();
+  }
+  self->timers_firing_ = false;
+  self->timerArm();
 }
 
 void EventLoop::post(std::function<void()> cb) {

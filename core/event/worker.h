@@ -56,6 +56,7 @@ class EventLoop : public Dispatcher {
  private:
   static void onWake(int fd, short what, void* arg);
   static void onPosted(int fd, short what, void* arg);
+  static void onTimers(int fd, short what, void* arg);
   bool drainInbox();
   // Hands the posts held during this iteration to their loops (those to this loop run here).
   bool flushPosted();
@@ -76,6 +77,23 @@ class EventLoop : public Dispatcher {
     std::vector<std::function<void()>> cbs;
   };
   std::vector<Outbox> outboxes_;
+  // Timers (schedule()): a min-heap on the deadline, behind one libevent timer armed for the
+  // earliest. A session's timers then cost a small handle each, not a libevent event each.
+ public:
+  class HeapTimer;
+
+ private:
+  friend class HeapTimer;
+  void timerInsert(HeapTimer* t);
+  void timerRemove(HeapTimer* t);
+  void timerSiftUp(size_t i);
+  void timerSiftDown(size_t i);
+  void timerArm();
+  std::vector<HeapTimer*> timers_;
+  event* timer_event_ = nullptr;
+  int64_t timer_armed_us_ = -1;  // deadline the libevent timer is set for, -1: not set
+  uint64_t timer_seq_ = 0;
+  bool timers_firing_ = false;
   event* posted_event_ = nullptr;
   bool posted_armed_ = false;
   bool flushing_ = false;

@@ -5,6 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <string_view>
+#include <unordered_set>
 
 #include "common/stats.h"
 #include "event/worker.h"
@@ -127,6 +130,13 @@ struct PushJob : std::enable_shared_from_this<PushJob> {
 namespace {
 thread_local Dispatcher* tls_dispatcher = nullptr;
 }  // namespace
+
+std::string_view internName(std::string_view name) {
+  static std::mutex mu;
+  static auto* names = new std::unordered_set<std::string>();  // never freed: views outlive exit
+  std::lock_guard lock(mu);
+  return *names->emplace(name).first;  // set nodes never move
+}
 
 void setCurrentDispatcher(Dispatcher* dispatcher) { tls_dispatcher = dispatcher; }
 

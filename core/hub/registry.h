@@ -25,11 +25,15 @@ namespace imgate::core {
 class Worker;
 struct PushJob;
 
+// Module and listener names, kept for the life of the process (a config names a few): one
+// copy each however many sessions refer to them.
+std::string_view internName(std::string_view name);
+
 struct SessionRef {
   uint64_t id = 0;
   std::string device;
-  std::string protocol;
-  std::string listener;
+  std::string_view protocol;  // internName() or a literal
+  std::string_view listener;  // internName() or a literal
   std::string peer;
   int64_t connected_at_ms = 0;
 };

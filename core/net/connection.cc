@@ -876,7 +876,8 @@ void Connection::acceptSession() {
   registered_ = true;
   bool first_of_user = false;
   if (!identity_.user.empty()) {
-    SessionRef ref{id_, identity_.device, protocol_, listener_name_, peer_, opened_at_ms_};
+    SessionRef ref{id_, identity_.device, internName(protocol_), internName(listener_name_), peer_,
+                   opened_at_ms_};
     auto added = worker_.registry().add(identity_.app, identity_.user, ref,
                                         settings().max_conns_per_user);
     first_of_user = added.first;

@@ -75,8 +75,7 @@ Verdict StageRunner::guard(size_t index, F&& hook) {
   // Take what the hook asked for before anything else runs: sending the replies below goes
   // through outbound hooks, which must not see (or clear) these requests.
   const bool resume = std::exchange(resume_requested_, false);
-  std::optional<std::pair<Errc, std::string>> reject = std::move(reject_requested_);
-  reject_requested_.reset();
+  RejectRequest reject = std::move(reject_requested_);
   resume_now_ = false;
   if (v.action == Action::kPause) {
     if (reject) {
@@ -118,8 +117,7 @@ void StageRunner::applyDeferred() {
   if (depth_ > 0 || (!deferred_resume_ && !deferred_reject_)) {
     return;
   }
-  auto reject_request = std::move(deferred_reject_);
-  deferred_reject_.reset();
+  RejectRequest reject_request = std::move(deferred_reject_);
   const bool resume_request = std::exchange(deferred_resume_, false);
   if (!paused_at_ || !host_.alive()) {
     return;
@@ -263,7 +261,7 @@ void StageRunner::resume() {
 
 void StageRunner::reject(Errc code, std::string reason) {
   if (in_hook_) {
-    reject_requested_.emplace(code, std::move(reason));
+    reject_requested_ = std::make_unique<std::pair<Errc, std::string>>(code, std::move(reason));
     return;
   }
   if (!paused_at_) {

@@ -94,26 +94,28 @@ class StageRunner {
   StageCallbacks& callbacks_;
   std::shared_ptr<const Pipeline> pipeline_;
   std::vector<StagePtr> stages_;
-  bool in_hook_ = false;
-  bool closed_ = false;
+  std::vector<uint8_t> wants_outbound_;  // per stage: 1 when its onOutbound runs
   std::optional<size_t> paused_at_;
-  bool pause_is_open_ = false;
   std::unique_ptr<Message> paused_message_;
   // Messages waiting behind a pause; allocated on first use (idle sessions keep none).
   std::unique_ptr<std::deque<Message>> queue_;
   bool queueEmpty() const { return !queue_ || queue_->empty(); }
+  // A rejection asked for (rare: held out of line, so idle sessions do not carry its space).
+  using RejectRequest = std::unique_ptr<std::pair<Errc, std::string>>;
   // Requests made inside a hook, taken by guard() as soon as the hook returns.
-  bool resume_requested_ = false;
-  std::optional<std::pair<Errc, std::string>> reject_requested_;
-  // guard() verdict side channel: the pausing hook already asked to resume.
-  bool resume_now_ = false;
+  RejectRequest reject_requested_;
   // Requests for a pause in progress made by a hook of another event; applied at depth 0.
-  bool deferred_resume_ = false;
-  std::optional<std::pair<Errc, std::string>> deferred_reject_;
-  int depth_ = 0;  // nesting of chain runs on the stack
-  std::vector<bool> wants_outbound_;  // per stage
+  RejectRequest deferred_reject_;
   std::shared_ptr<const char> epoch_ = std::make_shared<const char>(0);
   std::vector<Message> replies_;
+  int depth_ = 0;  // nesting of chain runs on the stack
+  bool in_hook_ = false;
+  bool closed_ = false;
+  bool pause_is_open_ = false;
+  bool resume_requested_ = false;  // asked inside a hook, taken by guard()
+  // guard() verdict side channel: the pausing hook already asked to resume.
+  bool resume_now_ = false;
+  bool deferred_resume_ = false;  // asked for a pause in progress, applied at depth 0
 };
 
 }  // namespace imgate::core

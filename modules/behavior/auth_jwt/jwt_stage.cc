@@ -304,43 +304,51 @@ void JwtStage::track(int64_t exp_s) {
 }
 
 void JwtStage::untrack() {
-  notice_timer_.reset();
-  close_timer_.reset();
+  timer_.reset();
   ExpiryRegistry::instance().erase(callbacks_.session().id());
 }
 
 void JwtStage::arm(const SessionExpiry& expiry) {
   const JwtSettings& settings = config_->settings();
-  const int64_t now_ms = callbacks_.dispatcher().wallMs();
-  const int64_t exp_s = expiry.exp_s;
-  const int64_t close_at_ms = (exp_s + settings.verifier.leeway.count()) * 1000;
-  const int64_t notice_at_ms = exp_s * 1000 - settings.refresh_window.count();
-  Dispatcher& dispatcher = callbacks_.dispatcher();
-  // Timers die with the stage, so their callbacks may use it.
-  close_timer_ = dispatcher.schedule(delayUntil(close_at_ms, now_ms), [this] {
-    config_->counters().expired.add();
-    callbacks_.close(Errc::kUnauthenticated, "token expired");
-  });
-  notice_timer_.reset();
-  if (!expiry.notified) {
-    notice_timer_ = dispatcher.schedule(delayUntil(notice_at_ms, now_ms),
-                                        [this, exp_s] { noticeDue(exp_s); });
-  }
+  exp_s_ = expiry.exp_s;
+  close_at_ms_ = (expiry.exp_s + settings.verifier.leeway.count()) * 1000;
+  notice_at_ms_ = expiry.notified ? std::numeric_limits<int64_t>::max()
+                                  : expiry.exp_s * 1000 - settings.refresh_window.count();
+  schedule(callbacks_.dispatcher().wallMs());
 }
 
-void JwtStage::noticeDue(int64_t exp_s) {
-  const Session& session = callbacks_.session();
-  if (session.openedAtMs() == 0) {
-    notice_timer_ =
-        callbacks_.dispatcher().schedule(kNoticeRetry, [this, exp_s] { noticeDue(exp_s); });
+void JwtStage::schedule(int64_t now_ms) {
+  timer_for_close_ = close_at_ms_ <= notice_at_ms_;
+  const int64_t at = timer_for_close_ ? close_at_ms_ : notice_at_ms_;
+  // The timer dies with the stage, so its callback may use it.
+  timer_ = callbacks_.dispatcher().schedule(delayUntil(at, now_ms), [this] { onTimer(); });
+}
+
+void JwtStage::onTimer() {
+  if (timer_for_close_) {
+    config_->counters().expired.add();
+    callbacks_.close(Errc::kUnauthenticated, "token expired");
     return;
   }
-  // Recorded before the reply: sending may run other stages' outbound hooks, which may close
-  // the session (and run onClose, which erases the entry) before reply() returns.
-  ExpiryRegistry::instance().set(session.id(), SessionExpiry{exp_s, true}, nowSeconds());
+  noticeDue();
+}
+
+void JwtStage::noticeDue() {
+  const Session& session = callbacks_.session();
+  const int64_t now_ms = callbacks_.dispatcher().wallMs();
+  if (session.openedAtMs() == 0) {
+    notice_at_ms_ = now_ms + kNoticeRetry.count();  // replies before the accept are not delivered
+    schedule(now_ms);
+    return;
+  }
+  // Recorded, and the close armed, before the reply: sending may run other stages' outbound
+  // hooks, which may close the session (and run onClose, which erases the entry and the timer)
+  // before reply() returns.
+  ExpiryRegistry::instance().set(session.id(), SessionExpiry{exp_s_, true}, nowSeconds());
+  notice_at_ms_ = std::numeric_limits<int64_t>::max();
+  schedule(now_ms);
   config_->counters().notices.add();
-  callbacks_.reply(
-      expiringNotice(session.identity().app, exp_s, callbacks_.dispatcher().wallMs()));
+  callbacks_.reply(expiringNotice(session.identity().app, exp_s_, now_ms));
 }
 
 Verdict JwtStage::refresh(const RefreshRequest& request) {

@@ -116,14 +116,20 @@ class JwtStage final : public Stage {
   void track(int64_t exp_s);
   void untrack();
   void arm(const SessionExpiry& expiry);
-  void noticeDue(int64_t exp_s);
+  // One timer per session, set for the nearer of the notice and the close.
+  void schedule(int64_t now_ms);
+  void onTimer();
+  void noticeDue();
   Verdict refresh(const RefreshRequest& request);
   int64_t nowSeconds() const;
 
   std::shared_ptr<const JwtStageConfig> config_;
   StageCallbacks& callbacks_;
-  TimerPtr notice_timer_;
-  TimerPtr close_timer_;
+  TimerPtr timer_;
+  int64_t exp_s_ = 0;
+  int64_t notice_at_ms_ = 0;  // INT64_MAX once sent (or never, for a refreshed token's notice)
+  int64_t close_at_ms_ = 0;
+  bool timer_for_close_ = false;
 };
 
 // Validates the section beyond what the schema checks (key sources, algorithm names, that each

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -143,6 +144,90 @@ TEST(EventLoopTest, PostsMadeWhileStoppingAreNotLost) {
     source.run();
     EXPECT_TRUE(waitFor(done));
   }
+}
+
+
+// ---- schedule(): the loop's timer heap ------------------------------------------------------
+
+TEST(EventLoopTimerTest, TimersFireInDeadlineOrderAndCancelledOnesNever) {
+  EventLoop loop;
+  std::vector<int> fired;
+  std::vector<TimerPtr> timers;
+  // Deadlines 0..39 ms in a scrambled order; every third one cancelled before it is due.
+  for (int i = 0; i < 40; ++i) {
+    const int ms = (i * 17) % 40;
+    timers.push_back(loop.schedule(std::chrono::milliseconds(ms), [&fired, ms] { fired.push_back(ms); }));
+  }
+  for (int i = 0; i < 40; i += 3) {
+    timers[static_cast<size_t>(i)].reset();
+  }
+  TimerPtr stop = loop.schedule(80ms, [&] { loop.stop(); });
+  loop.run();
+  std::vector<int> expected;
+  for (int ms = 0; ms < 40; ++ms) {
+    bool cancelled = false;
+    for (int i = 0; i < 40; i += 3) {
+      cancelled = cancelled || (i * 17) % 40 == ms;
+    }
+    if (!cancelled) {
+      expected.push_back(ms);
+    }
+  }
+  EXPECT_EQ(fired, expected);
+}
+
+TEST(EventLoopTimerTest, EqualDeadlinesFireInScheduleOrder) {
+  EventLoop loop;
+  std::vector<int> fired;
+  std::vector<TimerPtr> timers;
+  for (int i = 0; i < 10; ++i) {
+    timers.push_back(loop.schedule(0ms, [&fired, i] { fired.push_back(i); }));
+  }
+  TimerPtr stop = loop.schedule(20ms, [&] { loop.stop(); });
+  loop.run();
+  EXPECT_EQ(fired, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+}
+
+TEST(EventLoopTimerTest, CallbackMayDestroyItsOwnHandleAndCancelOthersDueNow) {
+  EventLoop loop;
+  TimerPtr first;
+  TimerPtr second;
+  bool second_fired = false;
+  first = loop.schedule(1ms, [&] {
+    first.reset();   // its own handle
+    second.reset();  // due at the same time, not run yet: cancelled
+  });
+  second = loop.schedule(1ms, [&] { second_fired = true; });
+  TimerPtr stop = loop.schedule(20ms, [&] { loop.stop(); });
+  loop.run();
+  EXPECT_FALSE(second_fired);
+}
+
+TEST(EventLoopTimerTest, ZeroDelayTimerScheduledByATimerWaitsForTheNextTurn) {
+  EventLoop loop;
+  std::vector<std::string> order;
+  TimerPtr c;
+  TimerPtr a = loop.schedule(0ms, [&] {
+    order.push_back("a");
+    c = loop.schedule(0ms, [&] {
+      order.push_back("c");
+      loop.stop();
+    });
+    loop.post([&] { order.push_back("posted"); });  // runs at the end of this turn
+  });
+  TimerPtr b = loop.schedule(0ms, [&] { order.push_back("b"); });
+  TimerPtr guard = loop.schedule(5s, [&] { loop.stop(); });
+  loop.run();
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "posted", "c"}));
+}
+
+TEST(EventLoopTimerTest, HandleMayOutliveTheLoop) {
+  TimerPtr survivor;
+  {
+    EventLoop loop;
+    survivor = loop.schedule(1h, [] { FAIL() << "must never fire"; });
+  }
+  survivor.reset();  // no access to the destroyed loop
 }
 
 }  // namespace
