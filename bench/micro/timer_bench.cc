@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+// Session timers: arming and cancelling N outstanding timers, as sessions do with their idle and
+// token-expiry timers. BM_LibeventEventPerTimer is what EventLoop::schedule did before the
+// timer heap (one libevent event allocated, added and freed per timer, plus its handle);
+// BM_LoopSchedule is the heap behind one libevent timer. Memory per timer is in the labels.
+#include <benchmark/benchmark.h>
+#include <event2/event.h>
+#include <sys/time.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "event/worker.h"
+
+namespace imgate::core {
+namespace {
+
+// The pre-heap Timer: a libevent event per schedule (kept here as the baseline).
+class LibeventTimer final : public Timer {
+ public:
+  LibeventTimer(event_base* base, std::chrono::milliseconds delay, std::function<void()> cb)
+      : cb_(std::move(cb)) {
+    ev_ = evtimer_new(base, &LibeventTimer::fire, this);
+    timeval tv{static_cast<time_t>(delay.count() / 1000),
+               static_cast<suseconds_t>((delay.count() % 1000) * 1000)};
+    evtimer_add(ev_, &tv);
+  }
+  ~LibeventTimer() override { event_free(ev_); }
+
+ private:
+  static void fire(int, short, void* arg) { static_cast<LibeventTimer*>(arg)->cb_(); }
+  event* ev_ = nullptr;
+  std::function<void()> cb_;
+};
+
+// Spread deadlines like sessions' idle timers: minutes ahead, all different.
+std::chrono::milliseconds delayOf(int64_t i) { return std::chrono::milliseconds(60000 + i * 7); }
+
+void BM_LibeventEventPerTimer(benchmark::State& state) {
+  EventLoop loop;
+  const int64_t n = state.range(0);
+  std::vector<TimerPtr> timers(static_cast<size_t>(n));
+  for (auto _ : state) {
+    for (int64_t i = 0; i < n; ++i) {
+      timers[static_cast<size_t>(i)] =
+          std::make_unique<LibeventTimer>(loop.base(), delayOf(i), [] {});
+    }
+    for (auto& t : timers) {
+      t.reset();
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetLabel("heap bytes/timer: handle 48 + event 128 (+ allocator classes)");
+}
+BENCHMARK(BM_LibeventEventPerTimer)->Arg(1000)->Arg(100000);
+
+void BM_LoopSchedule(benchmark::State& state) {
+  EventLoop loop;
+  const int64_t n = state.range(0);
+  std::vector<TimerPtr> timers(static_cast<size_t>(n));
+  for (auto _ : state) {
+    for (int64_t i = 0; i < n; ++i) {
+      timers[static_cast<size_t>(i)] = loop.schedule(delayOf(i), [] {});
+    }
+    for (auto& t : timers) {
+      t.reset();
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetLabel("heap bytes/timer: handle 72 + 8 in the heap array");
+}
+BENCHMARK(BM_LoopSchedule)->Arg(1000)->Arg(100000);
+
+// Re-arming one session's timer (the keep-alive / idle timer after each exchange) while 100k
+// other sessions' timers are outstanding.
+template <bool kHeap>
+void rearmWithOthers(benchmark::State& state) {
+  EventLoop loop;
+  std::vector<TimerPtr> others;
+  for (int64_t i = 0; i < 100000; ++i) {
+    others.push_back(kHeap ? loop.schedule(delayOf(i), [] {})
+                           : std::make_unique<LibeventTimer>(loop.base(), delayOf(i), [] {}));
+  }
+  TimerPtr mine;
+  for (auto _ : state) {
+    mine = kHeap ? loop.schedule(std::chrono::milliseconds(30000), [] {})
+                 : std::make_unique<LibeventTimer>(loop.base(), std::chrono::milliseconds(30000),
+                                                   [] {});
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+void BM_RearmLibevent(benchmark::State& state) { rearmWithOthers<false>(state); }
+void BM_RearmHeap(benchmark::State& state) { rearmWithOthers<true>(state); }
+BENCHMARK(BM_RearmLibevent);
+BENCHMARK(BM_RearmHeap);
+
+}  // namespace
+}  // namespace imgate::core
