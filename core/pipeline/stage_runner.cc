@@ -28,7 +28,7 @@ bool StageRunner::reset(std::shared_ptr<const Pipeline> pipeline) {
   stages_.clear();
   wants_outbound_.clear();
   pipeline_ = std::move(pipeline);
-  epoch_ = std::make_shared<const char>(0);
+  epoch_.reset();
   stages_.reserve(pipeline_->stages.size());
   for (const CompiledStage& cs : pipeline_->stages) {
     StagePtr stage;
@@ -336,7 +336,7 @@ void StageRunner::close() {
     return;
   }
   closed_ = true;
-  epoch_ = std::make_shared<const char>(0);
+  epoch_.reset();
   queue_.reset();
   paused_message_.reset();
   paused_at_.reset();

@@ -71,7 +71,12 @@ class StageRunner {
 
   // Valid while the current stage instances live: expires at reset() and close(). Completions
   // of async work started by a stage (upstream calls) check it before touching the stage.
-  std::weak_ptr<const char> epoch() const { return epoch_; }
+  std::weak_ptr<const char> epoch() const {
+    if (!epoch_) {
+      epoch_ = std::make_shared<const char>(0);  // made on first use: most sessions never ask
+    }
+    return epoch_;
+  }
 
   bool paused() const { return paused_at_.has_value(); }
   bool busy() const { return paused_at_.has_value() || in_hook_ || !queueEmpty(); }
@@ -106,7 +111,8 @@ class StageRunner {
   RejectRequest reject_requested_;
   // Requests for a pause in progress made by a hook of another event; applied at depth 0.
   RejectRequest deferred_reject_;
-  std::shared_ptr<const char> epoch_ = std::make_shared<const char>(0);
+  // Owner of the token epoch() hands out; dropped (expiring every copy) on reset and close.
+  mutable std::shared_ptr<const char> epoch_;
   std::vector<Message> replies_;
   int depth_ = 0;  // nesting of chain runs on the stack
   bool in_hook_ = false;
