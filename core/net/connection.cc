@@ -656,6 +656,7 @@ void Connection::writeAnswers() {
   while (!answers.empty() && answers.front().ready && state_ != State::kClosed) {
     Pipelined::Answer slot = std::move(answers.front());
     answers.pop_front();
+    releaseHandshakeSlot();  // as writeResponse: an answered exchange ends the handshake
     appendResponse(slot.response, true, slot.head, slot.start);
     wrote = true;
   }

@@ -153,3 +153,35 @@ def test_handshake_cap_counts_only_connections_still_in_their_handshake(gateway_
 
     asyncio.run(main())
     assert metric(gw, 'imgate_connections_refused_total{limit="max_handshakes"}') >= 1
+
+
+def test_answered_pipelined_api_requests_free_the_handshake_slot(gateway_factory):
+    # A keep-alive connection whose pipelined push API requests (run side by side) were answered
+    # is past its handshake: with max_handshakes 1 the next client still gets in.
+    text = config(handshakes=1).replace(
+        "      - { path: /ws, protocol: proto.websocket, pipeline: im }",
+        "      - { path: /ws, protocol: proto.websocket, pipeline: im }\n"
+        "      - { path: /v1/, protocol: proto.http_push, config: { api_keys: [k] } }")
+    assert "proto.http_push" in text
+    gw = gateway_factory(text)
+
+    async def main():
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        body = b'{"to":{"users":["nobody"]},"data":"x"}'
+        req = (b"POST /v1/push HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+               b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+        writer.write(req * 3)
+        await writer.drain()
+        for _ in range(3):
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = int([line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")][0].split(b":")[1])
+            await reader.readexactly(length)
+        # The API connection stays open; a WebSocket client must still be admitted.
+        session = await ws_open(gw.port, "after-api")
+        assert session is not None, "the answered API connection kept the only handshake slot"
+        session[1].close()
+        writer.close()
+
+    asyncio.run(main())
+
