@@ -92,7 +92,7 @@ class EventLoop : public Dispatcher {
   std::vector<HeapTimer*> timers_;
   event* timer_event_ = nullptr;
   int64_t timer_armed_us_ = -1;  // deadline the libevent timer is set for, -1: not set
-  uint64_t timer_seq_ = 0;
+  uint32_t timer_seq_ = 0;  // wraps (HeapTimer::seqBefore)
   bool timers_firing_ = false;
   event* posted_event_ = nullptr;
   bool posted_armed_ = false;

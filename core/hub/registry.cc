@@ -168,7 +168,7 @@ Registry::AddResult Registry::add(const std::string& app, const std::string& use
       entry.sessions.erase(entry.sessions.begin());
     }
   }
-  result.rooms.assign(entry.rooms.begin(), entry.rooms.end());
+  result.rooms = entry.rooms.list();
   return result;
 }
 
@@ -187,7 +187,7 @@ void Registry::remove(const std::string& app, const std::string& user, uint64_t 
     if (!sessions.empty()) {
       return;
     }
-    left_rooms.assign(it->second.rooms.begin(), it->second.rooms.end());
+    left_rooms = it->second.rooms.list();
     shard.users.erase(it);
     // Still under the user's lock, so no push for the user slips between: what follows the
     // current head is stored for the user's next session.
@@ -444,7 +444,7 @@ std::vector<SessionInfo> Registry::userSessions(const std::string& app, const st
   if (it == shard.users.end()) {
     return out;
   }
-  std::vector<std::string> rooms(it->second.rooms.begin(), it->second.rooms.end());
+  std::vector<std::string> rooms = it->second.rooms.list();
   std::sort(rooms.begin(), rooms.end());
   for (const SessionRef& ref : it->second.sessions) {
     SessionInfo info;
@@ -559,7 +559,7 @@ std::vector<std::string> Registry::join(const std::string& app, const std::strin
       offline.push_back(user);
       continue;
     }
-    if (it->second.rooms.insert(room).second) {
+    if (it->second.rooms.insert(room)) {
       for (const SessionRef& ref : it->second.sessions) {
         per_worker[workerOf(ref.id) % n].push_back(ref.id);
       }

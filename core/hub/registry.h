@@ -102,9 +102,27 @@ class Registry final : public Hub {
   int64_t rate_window_start_us_ = 0;
   uint64_t rate_window_opened_ = 0;
   static constexpr size_t kShards = 64;
+  // A user's rooms: most users are in none, so the set is allocated on the first join (an
+  // empty unordered_set alone is 56 bytes in every user's entry).
+  class RoomSet {
+   public:
+    bool insert(const std::string& room) {
+      if (!set_) {
+        set_ = std::make_unique<std::unordered_set<std::string>>();
+      }
+      return set_->insert(room).second;
+    }
+    size_t erase(const std::string& room) { return set_ ? set_->erase(room) : 0; }
+    std::vector<std::string> list() const {
+      return set_ ? std::vector<std::string>(set_->begin(), set_->end()) : std::vector<std::string>{};
+    }
+
+   private:
+    std::unique_ptr<std::unordered_set<std::string>> set_;
+  };
   struct UserEntry {
     std::vector<SessionRef> sessions;  // oldest first
-    std::unordered_set<std::string> rooms;
+    RoomSet rooms;
   };
   struct UserShard {
     mutable std::mutex mu;

@@ -311,15 +311,16 @@ void JwtStage::untrack() {
 void JwtStage::arm(const SessionExpiry& expiry) {
   const JwtSettings& settings = config_->settings();
   exp_s_ = expiry.exp_s;
-  close_at_ms_ = (expiry.exp_s + settings.verifier.leeway.count()) * 1000;
   notice_at_ms_ = expiry.notified ? std::numeric_limits<int64_t>::max()
                                   : expiry.exp_s * 1000 - settings.refresh_window.count();
   schedule(callbacks_.dispatcher().wallMs());
 }
 
 void JwtStage::schedule(int64_t now_ms) {
-  timer_for_close_ = close_at_ms_ <= notice_at_ms_;
-  const int64_t at = timer_for_close_ ? close_at_ms_ : notice_at_ms_;
+  // The close: exp plus the verifier's leeway (the stage's config never changes under it).
+  const int64_t close_at_ms = (exp_s_ + config_->settings().verifier.leeway.count()) * 1000;
+  timer_for_close_ = close_at_ms <= notice_at_ms_;
+  const int64_t at = timer_for_close_ ? close_at_ms : notice_at_ms_;
   // The timer dies with the stage, so its callback may use it.
   timer_ = callbacks_.dispatcher().schedule(delayUntil(at, now_ms), [this] { onTimer(); });
 }

@@ -128,7 +128,6 @@ class JwtStage final : public Stage {
   TimerPtr timer_;
   int64_t exp_s_ = 0;
   int64_t notice_at_ms_ = 0;  // INT64_MAX once sent (or never, for a refreshed token's notice)
-  int64_t close_at_ms_ = 0;
   bool timer_for_close_ = false;
 };
 
