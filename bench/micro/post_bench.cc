@@ -35,36 +35,38 @@ void waitFor(const std::atomic<int64_t>& done, int64_t want) {
   }
 }
 
-void BM_PostUnbatched(benchmark::State& state) {
-  Running target;
+// Times `burst(target, done)` (1,000 posts to `target`, each counting itself in `done`) until
+// every post ran.
+template <typename Burst>
+void timeBursts(benchmark::State& state, EventLoop& target, Burst burst) {
   std::atomic<int64_t> done{0};
   int64_t want = 0;
   for (auto _ : state) {
-    for (int i = 0; i < kBurst; ++i) {
-      target.loop.post([&done] { done.fetch_add(1, std::memory_order_release); });
-    }
+    burst(target, done);
     want += kBurst;
     waitFor(done, want);
   }
   state.SetItemsProcessed(state.iterations() * kBurst);
+}
+
+void postBurst(EventLoop& target, std::atomic<int64_t>& done) {
+  for (int i = 0; i < kBurst; ++i) {
+    target.post([&done] { done.fetch_add(1, std::memory_order_release); });
+  }
+}
+
+void BM_PostUnbatched(benchmark::State& state) {
+  Running target;
+  timeBursts(state, target.loop, postBurst);
 }
 BENCHMARK(BM_PostUnbatched)->UseRealTime();
 
 void BM_PostBatched(benchmark::State& state) {
   Running target;
   Running source;
-  std::atomic<int64_t> done{0};
-  int64_t want = 0;
-  for (auto _ : state) {
-    source.loop.post([&] {
-      for (int i = 0; i < kBurst; ++i) {
-        target.loop.post([&done] { done.fetch_add(1, std::memory_order_release); });
-      }
-    });
-    want += kBurst;
-    waitFor(done, want);
-  }
-  state.SetItemsProcessed(state.iterations() * kBurst);
+  timeBursts(state, target.loop, [&](EventLoop& to, std::atomic<int64_t>& done) {
+    source.loop.post([&to, &done] { postBurst(to, done); });
+  });
 }
 BENCHMARK(BM_PostBatched)->UseRealTime();
 

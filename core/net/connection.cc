@@ -495,6 +495,9 @@ size_t Connection::processBuffered(std::string_view input) {
   }
 }
 
+// Unparsed HTTP input held while requests are in flight (pipelined behind a slow answer).
+constexpr size_t kMaxPendingHttpInput = 64 * 1024;
+
 void Connection::consume(std::string_view data) {
   if (in_buf_.empty()) {
     const size_t used = processBuffered(data);
@@ -528,6 +531,13 @@ void Connection::pumpInput() {
   }
   if (in_buf_.empty() && in_buf_.capacity() > 0) {
     std::string().swap(in_buf_);  // idle sessions keep no input buffer
+  }
+  // HTTP input waiting behind unanswered requests is bounded: past kMaxPendingHttpInput the
+  // socket is not read (TCP flow control holds the client) until answers drain the buffer.
+  const bool full = state_ == State::kHttp && in_buf_.size() >= kMaxPendingHttpInput;
+  if (full != http_input_full_ && (full || state_ == State::kHttp || !runner_.busy())) {
+    http_input_full_ = full;
+    enableRead(!full);
   }
   maybeFinishFeed();
 }

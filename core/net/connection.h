@@ -238,6 +238,7 @@ class Connection final : public Session,
   std::unique_ptr<Pipelined> pipelined_;  // null until the first concurrent request
   std::string attach_key_;              // kProbe / kMoving: the session being taken over
   bool probe_sent_ = false;
+  bool http_input_full_ = false;  // reading paused: kMaxPendingHttpInput bytes wait unparsed
   void armTimer(Timer kind, std::chrono::milliseconds delay);
   void onTimer();
   void lingerClose();

@@ -9,6 +9,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -458,3 +459,29 @@ def test_polling_cors(gateway_factory, backend):
     assert status == 200 and body.startswith("0{")
     assert headers["Access-Control-Allow-Origin"] in ("*", origin)
 
+
+
+def test_input_behind_a_held_poll_is_bounded(gateway_factory, backend):
+    # A long poll holds its connection's one exchange; bytes pipelined behind it wait unparsed.
+    # The gateway buffers at most 64 KiB of them and stops reading (TCP flow control), so a
+    # client cannot make it buffer without bound.
+    gw = start(gateway_factory, backend)
+    sid = open_polling(gw, make_token("held"))
+    sock = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+    sock.sendall(f"GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    time.sleep(0.2)  # the poll is held (nothing to send for ping_interval)
+    sock.setblocking(False)
+    junk = b"X" * (1 << 20)
+    sent = 0
+    deadline = time.time() + 3
+    while time.time() < deadline and sent < (32 << 20):
+        try:
+            sent += sock.send(junk)
+        except BlockingIOError:
+            time.sleep(0.01)
+    sock.close()
+    # Bounded: ~300 KiB (64 KiB buffered + socket buffers); unbounded reading took > 9 MiB.
+    assert sent < (2 << 20), f"the gateway kept reading: {sent} bytes accepted"
+    status, body, _ = raw(gw, "GET", "/v1/stats", headers={"Authorization": "Bearer " + API_KEY})
+    assert status == 200, (status, body)
