@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "hub/local_hub.h"
 #include "hub/registry.h"
@@ -28,12 +29,6 @@
 namespace imgate::core {
 
 namespace {
-
-int64_t monotonicUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // The loop running on this thread, if any: its posts are batched per iteration.
 thread_local EventLoop* tls_loop = nullptr;
@@ -99,7 +94,7 @@ EventLoop::~EventLoop() {
 }
 
 TimerPtr EventLoop::schedule(std::chrono::milliseconds delay, std::function<void()> cb) {
-  const int64_t due = monotonicUs() + std::max<int64_t>(0, delay.count()) * 1000;
+  const int64_t due = steadyUs() + std::max<int64_t>(0, delay.count()) * 1000;
   auto timer = std::make_unique<HeapTimer>(*this, due, module::pinned(std::move(cb)));
   timerInsert(timer.get());
   return timer;
@@ -184,7 +179,7 @@ void EventLoop::timerArm() {
   if (due == timer_armed_us_) {
     return;
   }
-  const int64_t wait = std::max<int64_t>(0, due - monotonicUs());
+  const int64_t wait = std::max<int64_t>(0, due - steadyUs());
   timeval tv;
   tv.tv_sec = static_cast<time_t>(wait / 1000000);
   tv.tv_usec = static_cast<suseconds_t>(wait % 1000000);
@@ -195,7 +190,7 @@ void EventLoop::timerArm() {
 void EventLoop::onTimers(int, short, void* arg) {
   auto* self = static_cast<EventLoop*>(arg);
   self->timer_armed_us_ = -1;
-  const int64_t now = monotonicUs();
+  const int64_t now = steadyUs();
   // Only timers due now and scheduled before now: one scheduled by a callback here (even with
   // zero delay) waits for the next turn, as with one libevent timer each.
   const uint32_t seq_limit = self->timer_seq_;

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "common/clock.h"
 #include "common/stats.h"
 #include "event/worker.h"
 #include "hub/local_hub.h"
@@ -16,16 +17,6 @@
 #include "net/connection.h"
 
 namespace imgate::core {
-
-namespace {
-
-int64_t steadyUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 // Shared by the workers taking part in one push; the last one to finish reports to the origin
 // (with wait_ack: once every awaited user acked, or at the deadline, whichever comes first).

@@ -14,6 +14,7 @@
 
 #include <rapidjson/document.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/stats.h"
 #include "event/worker.h"
@@ -36,13 +37,6 @@ char* scratch() {
   thread_local std::unique_ptr<char[]> buf(new char[kReadChunk]);
   return buf.get();
 }
-
-int64_t steadyUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 
 std::string httpDate() {
   thread_local time_t cached_second = 0;
