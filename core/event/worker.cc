@@ -455,10 +455,9 @@ void Worker::acceptFrom(Acceptor& acceptor) {
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     const uint64_t id = (++next_id_ << 8) | index_;
-    const std::string ip_key(ip);
     auto* connection = new Connection(*this, fd, std::move(peer), generation_, *spec, id);
     if (admission) {
-      connection->admitted(ip_key);
+      connection->admitted();
     }
     connections_.insert(connection);
     connection->start();

@@ -222,7 +222,7 @@ struct Connection::Handshake {
 
 Connection::Connection(Worker& worker, int fd, std::string peer, GenerationPtr generation,
                        const ListenerSpec& listener, uint64_t id)
-    : worker_(worker), fd_(fd), id_(id), peer_(std::move(peer)), listener_name_(listener.name),
+    : worker_(worker), fd_(fd), id_(id), peer_(std::move(peer)),
       generation_(std::move(generation)), listener_(&listener),
       handle_(std::make_shared<ConnectionHandle>()), runner_(*this, *this) {
   handle_->connection = this;
@@ -249,7 +249,7 @@ Connection::~Connection() {
   }
   releaseHandshakeSlot();
   if (admitted_) {
-    Admission::instance().connectionClosed(admission_ip_);
+    Admission::instance().connectionClosed(peerIp());
   }
   counters().connections_active.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -290,8 +290,6 @@ void Connection::start() {
 void Connection::startStream() {
   if (location_->protocol->handshakeInBand()) {
     state_ = State::kHello;
-    location_path_ = location_->path;
-    protocol_ = location_->module;
     armTimer(Timer::kHandshake, settings().handshake_timeout);
     return;
   }
@@ -573,7 +571,7 @@ void Connection::dispatchRequest(HttpRequest request) {
   request.peer = peer_;
   // Each request runs on the newest generation (reload applies to keep-alive connections).
   if (generation_ != worker_.generation()) {
-    const ListenerSpec* spec = worker_.generation()->listener(listener_name_);
+    const ListenerSpec* spec = worker_.generation()->listener(listener_->name);
     if (spec != nullptr) {
       generation_ = worker_.generation();
       listener_ = spec;
@@ -770,7 +768,7 @@ void Connection::appendResponse(const HttpResponse& response, bool keep_alive, b
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - start)
                         .count();
-    LOG_INFO("access ", peer_, " ", listener_name_, " ", response.status, " ",
+    LOG_INFO("access ", peer_, " ", listener_->name, " ", response.status, " ",
              response.body.size(), "B ", us, "us");
   }
 }
@@ -796,8 +794,6 @@ void Connection::exchangeUpgrade(CodecPtr codec, HttpResponse accept,
     parser_.reset();
     accepted_early_ = true;
     state_ = State::kHello;
-    location_path_ = location_->path;
-    protocol_ = location_->module;
     armTimer(Timer::kHandshake, settings().handshake_timeout);
     pumpInput();
     return;
@@ -811,8 +807,6 @@ void Connection::exchangeUpgrade(CodecPtr codec, HttpResponse accept,
   handshake_->subprotocols = std::move(offered);
   handshake_->request = std::move(request);
   state_ = State::kUpgrading;
-  location_path_ = location_->path;
-  protocol_ = location_->module;
   armTimer(Timer::kHandshake, settings().handshake_timeout);
   if (runner_.reset(location_->pipeline)) {
     runner_.open();
@@ -881,8 +875,8 @@ void Connection::acceptSession() {
   registered_ = true;
   bool first_of_user = false;
   if (!identity_.user.empty()) {
-    SessionRef ref{id_, identity_.device, internName(protocol_), internName(listener_name_), peer_,
-                   opened_at_ms_};
+    SessionRef ref{id_, identity_.device, internName(location_->module),
+                   internName(listener_->name), peer_, opened_at_ms_};
     auto added = worker_.registry().add(identity_.app, identity_.user, ref,
                                         settings().max_conns_per_user);
     first_of_user = added.first;
@@ -922,8 +916,8 @@ void Connection::acceptSession() {
     sendSequenced(m);
   }
   if (Log::instance().accessLog()) {
-    LOG_INFO("session ", id_, " open ", protocol_, " ", listener_name_, " peer ", peer_, " app ",
-             quote(identity_.app), " user ", quote(identity_.user));
+    LOG_INFO("session ", id_, " open ", location_->module, " ", listener_->name, " peer ", peer_,
+             " app ", quote(identity_.app), " user ", quote(identity_.user));
   }
   armTimer(Timer::kIdle, pingInterval().count() > 0
                              ? std::min(pingInterval(), settings().idle_timeout)
@@ -1140,7 +1134,7 @@ void Connection::adoptCurrentGeneration() {
   if (state_ == State::kSession && !runner_.busy()) {
     maybeMigrate();
   } else if (state_ == State::kHttp && !httpBusy() && generation_ != worker_.generation()) {
-    const ListenerSpec* spec = worker_.generation()->listener(listener_name_);
+    const ListenerSpec* spec = worker_.generation()->listener(listener_->name);
     if (spec != nullptr) {
       generation_ = worker_.generation();
       listener_ = spec;
@@ -1156,13 +1150,13 @@ void Connection::maybeMigrate() {
   if (current == generation_ || runner_.busy()) {
     return;
   }
-  const ListenerSpec* spec = current->listener(listener_name_);
+  const ListenerSpec* spec = current->listener(listener_->name);
   if (spec == nullptr) {
     return;  // listener removed: stay on the old generation until closed
   }
   const Location* loc = nullptr;
   for (const Location& l : spec->locations) {
-    if (l.path == location_path_ && l.module == protocol_) {
+    if (l.path == location_->path && l.module == location_->module) {
       loc = &l;
     }
   }
@@ -1509,7 +1503,7 @@ void Connection::exchangeDetach(std::string key, CodecPtr codec, HttpResponse ac
   // per-IP, rate, handshakes in flight), so handshake requests on one keep-alive connection
   // cannot pile up sessions beyond the listener's limits.
   const bool admission = listener_->admission && !listener_->admin;
-  const std::string ip(std::string_view(peer_).substr(0, peer_.rfind(':')));
+  const std::string_view ip = peerIp();
   if (admission) {
     const AdmissionRefusal refusal = Admission::instance().admit(
         generation_->admission, ip,
@@ -1534,7 +1528,7 @@ void Connection::exchangeDetach(std::string key, CodecPtr codec, HttpResponse ac
   }
   Connection* session = worker_.newDetached(peer_, generation_, *listener_);
   if (admission) {
-    session->admitted(ip);  // released at open (handshake) and when the session ends
+    session->admitted();  // released at open (handshake) and when the session ends
   }
   session->startDetached(std::move(key), *location_, std::move(codec), std::move(accept),
                          std::move(request), handle_);
@@ -1548,8 +1542,6 @@ void Connection::startDetached(std::string key, const Location& location, CodecP
   detached_->handshake = std::move(handshake);
   worker_.addDetached(detached_->key, this);
   location_ = &location;
-  location_path_ = location.path;
-  protocol_ = location.module;
   codec_library_ = location.library;
   codec_ = std::move(codec);
   last_activity_ = std::chrono::steady_clock::now();
@@ -1685,8 +1677,6 @@ void Connection::exchangeAttach(std::string key, CodecPtr codec, HttpResponse ac
   writeResponse(accept, true, false);
   parser_.reset();
   state_ = State::kProbe;
-  location_path_ = location_->path;
-  protocol_ = location_->module;
   armTimer(Timer::kHandshake, settings().handshake_timeout);
   pumpInput();
 }

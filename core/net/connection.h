@@ -63,8 +63,10 @@ class Connection final : public Session,
   // ---- Session ----
   uint64_t id() const override { return id_; }
   std::string_view protocol() const override;
-  std::string_view listener() const override { return listener_name_; }
+  std::string_view listener() const override { return listener_->name; }
   std::string_view peerAddress() const override { return peer_; }
+  // The peer's address without the port: what admission counts per IP.
+  std::string_view peerIp() const { return std::string_view(peer_).substr(0, peer_.rfind(':')); }
   const Identity& identity() const override { return identity_; }
   std::optional<std::string_view> handshakeHeader(std::string_view name) const override;
   std::optional<std::string> handshakeQuery(std::string_view name) const override;
@@ -191,10 +193,10 @@ class Connection final : public Session,
   // and upstream pools only it uses) alive for the life of quiet sessions. A session in the
   // middle of a pipeline run, a handshake or an HTTP exchange moves later, as before.
   void adoptCurrentGeneration();
-  // Admission::admit() passed for this connection from `ip`: it holds a connection slot and a
-  // handshake slot, released when the handshake completes and when it is destroyed.
-  void admitted(std::string ip) {
-    admission_ip_ = std::move(ip);
+  // Admission::admit() passed for this connection from its peer's address (peerIp()): it holds
+  // a connection slot and a handshake slot, released when the handshake completes and when it
+  // is destroyed.
+  void admitted() {
     admitted_ = handshake_slot_ = true;
   }
 
@@ -266,13 +268,9 @@ class Connection final : public Session,
   Timer timer_kind_ = Timer::kNone;
   Errc close_code_ = Errc::kNone;
   std::string peer_;
-  std::string admission_ip_;
-  std::string listener_name_;
   GenerationPtr generation_;
   const ListenerSpec* listener_ = nullptr;  // in generation_
   const Location* location_ = nullptr;      // in generation_ (session's location)
-  std::string location_path_;
-  std::string protocol_;
   event* read_ev_ = nullptr;
   event* write_ev_ = nullptr;
   evbuffer* out_ = nullptr;
