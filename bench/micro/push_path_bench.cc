@@ -10,7 +10,7 @@
 
 #include "hub/registry.h"
 #include "modules/proto/http_push/push_api.h"
-#include "modules/proto/websocket/utf8.h"
+#include "modules/common/utf8.h"
 #include "net/http_parser.h"
 #include "test/unit/modules/proto/http_push/push_api_fakes.h"
 
@@ -76,9 +76,9 @@ void utf8(benchmark::State& state, bool multibyte) {
     text += unit;
   }
   text.resize(static_cast<size_t>(state.range(0)));
-  text.resize(mod::websocket::validUtf8Prefix(text, text.size()));  // no cut code point
+  text.resize(mod::common::validUtf8Prefix(text, text.size()));  // no cut code point
   for (auto _ : state) {
-    benchmark::DoNotOptimize(mod::websocket::isValidUtf8(text));
+    benchmark::DoNotOptimize(mod::common::isValidUtf8(text));
   }
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(text.size()));
 }

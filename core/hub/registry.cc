@@ -18,6 +18,10 @@
 
 namespace imgate::core {
 
+namespace {
+thread_local Dispatcher* tls_dispatcher = nullptr;
+}  // namespace
+
 // Shared by the workers taking part in one push; the last one to finish reports to the origin
 // (with wait_ack: once every awaited user acked, or at the deadline, whichever comes first).
 struct PushJob : std::enable_shared_from_this<PushJob> {
@@ -40,7 +44,10 @@ struct PushJob : std::enable_shared_from_this<PushJob> {
   bool reported = false;
   TimerPtr deadline;
 
-  void finishOne() {
+  // One worker is done. `on_loop`: called from a posted callback on a worker's loop, where
+  // answering the origin directly is safe when this is the origin's own thread (no re-entry into
+  // the caller of Registry::push, which only ever runs before any post).
+  void finishOne(bool on_loop) {
     if (remaining.fetch_sub(1) != 1) {
       return;
     }
@@ -51,7 +58,11 @@ struct PushJob : std::enable_shared_from_this<PushJob> {
       wait = !awaited.empty() && origin != nullptr;
     }
     if (!wait) {
-      report();
+      if (on_loop && origin != nullptr && origin == tls_dispatcher) {
+        reportNow();  // saves a post to ourselves: the same context that post would run in
+      } else {
+        report();
+      }
       return;
     }
     origin->post([self = shared_from_this()] {
@@ -117,10 +128,6 @@ struct PushJob : std::enable_shared_from_this<PushJob> {
     }
   }
 };
-
-namespace {
-thread_local Dispatcher* tls_dispatcher = nullptr;
-}  // namespace
 
 std::string_view internName(std::string_view name) {
   static std::mutex mu;
@@ -242,21 +249,35 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
     std::vector<std::string> room_keys;
   };
   std::vector<std::vector<Batch>> per_worker(n);
-  auto shared = std::make_shared<const Message>(message);
+  // Sequenced user pushes make each user's copy in the stream store; the others share one.
+  MessagePtr shared_message;
+  auto shared = [&]() -> const MessagePtr& {
+    if (!shared_message) {
+      shared_message = std::make_shared<const Message>(message);
+    }
+    return shared_message;
+  };
   switch (target.kind) {
     case TargetKind::kUser: {
       if (target.wait_ack.count() > 0 && sequenced) {
         job->wait_ack = target.wait_ack;
       }
-      for (const std::string& user : target.ids) {
+      for (size_t i = 0; i < target.ids.size(); ++i) {
+        const std::string& user = target.ids[i];
         const std::string k = key(app, user);
         UserShard& shard = userShard(k);
+        const std::string stream_key = sequenced ? streamKey(app, "user", user) : std::string();
         // Under the user's lock: a session added after this gets the next seq live, one added
         // before it is in this lookup (Connection reads the stream head after add()).
         std::lock_guard lock(shard.mu);
-        MessagePtr m = shared;
+        MessagePtr m;
         if (sequenced) {
-          m = store_->append(streamKey(app, "user", user), "user", message, now_ms);
+          // The last (often the only) user's copy takes the message itself.
+          m = store_->append(stream_key, "user",
+                             i + 1 == target.ids.size() ? std::move(message) : Message(message),
+                             now_ms);
+        } else {
+          m = shared();
         }
         auto it = shard.users.find(k);
         const bool online = it != shard.users.end() && !it->second.sessions.empty();
@@ -270,7 +291,7 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
             if (sequenced && settings.offline && settings.limits.max_messages > 0) {
               job->offline_stored.push_back(user);
               // The first message of a user never seen online starts the offline backlog.
-              store_->markOffline(streamKey(app, "user", user), m->seq - 1);
+              store_->markOffline(stream_key, m->seq - 1);
             }
           } else if (job->wait_ack.count() > 0) {
             job->awaited.push_back(user);
@@ -281,7 +302,7 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
         }
         if (job->wait_ack.count() > 0) {
           std::lock_guard wl(waiters_mu_);
-          waiters_.emplace(streamKey(app, "user", user), AckWaiter{m->epoch, m->seq, user, job});
+          waiters_.emplace(stream_key, AckWaiter{m->epoch, m->seq, user, job});
         }
         std::vector<Batch*> batches(n, nullptr);
         for (const SessionRef& ref : it->second.sessions) {
@@ -296,11 +317,8 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
       break;
     }
     case TargetKind::kSession: {
-      // Session-targeted messages belong to no stream.
       if (sequenced) {
-        Message copy = message;
-        copy.seq = 0;
-        shared = std::make_shared<const Message>(std::move(copy));
+        message.seq = 0;  // session-targeted messages belong to no stream
       }
       for (const std::string& id : target.ids) {
         char* end = nullptr;
@@ -311,7 +329,7 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
         }
         auto& batches = per_worker[workerOf(sid)];
         if (batches.empty()) {
-          batches.push_back(Batch{shared, {}, {}});
+          batches.push_back(Batch{shared(), {}, {}});
         }
         batches.front().ids.push_back(sid);
       }
@@ -319,12 +337,14 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
     }
     case TargetKind::kRoom:
       for (const std::string& room : target.ids) {
-        MessagePtr m = shared;
+        MessagePtr m;
         if (sequenced) {
           m = store_->append(streamKey(app, roomStream(room), ""), roomStream(room), message,
                              now_ms);
           std::lock_guard job_lock(job->mu);
           job->positions.push_back({room, roomStream(room), m->epoch, m->seq});
+        } else {
+          m = shared();
         }
         for (size_t w = 0; w < n; ++w) {
           per_worker[w].push_back(Batch{m, {}, {key(app, room)}});
@@ -332,15 +352,16 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
       }
       break;
     case TargetKind::kAll: {
-      MessagePtr m = shared;
+      MessagePtr m;
       if (sequenced && settings.broadcast_stream) {
         m = store_->append(streamKey(app, "all", ""), "all", message, now_ms);
         std::lock_guard job_lock(job->mu);
         job->positions.push_back({app, "all", m->epoch, m->seq});
-      } else if (sequenced) {
-        Message copy = message;
-        copy.seq = 0;
-        m = std::make_shared<const Message>(std::move(copy));
+      } else {
+        if (sequenced) {
+          message.seq = 0;  // a broadcast outside the "all" stream
+        }
+        m = shared();
       }
       for (size_t w = 0; w < n; ++w) {
         per_worker[w].push_back(Batch{m, {}, {}});
@@ -359,7 +380,7 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
   }
   if (involved.empty()) {
     job->remaining = 1;
-    job->finishOne();
+    job->finishOne(false);
     return;
   }
   job->remaining = involved.size();
@@ -393,7 +414,7 @@ void Registry::push(const std::string& app, PushTarget target, Message message,
         job->delivered.fetch_add(delivery.delivered);
         job->dropped.fetch_add(delivery.dropped);
       }
-      job->finishOne();
+      job->finishOne(true);
     });
   }
 }

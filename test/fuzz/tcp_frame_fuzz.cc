@@ -17,7 +17,7 @@
 #include "modules/common/json_text.h"
 #include "modules/proto/tcp_frame/frame.h"
 #include "modules/proto/tcp_frame/tcp_frame_codec.h"
-#include "modules/proto/websocket/utf8.h"
+#include "modules/common/utf8.h"
 #include "test/fuzz/fuzz_codec_support.h"
 
 namespace {
@@ -96,7 +96,7 @@ void checkStreamsJson(const std::vector<Message>& messages) {
   // The exact text is pinned by the unit tests; here: valid UTF-8 whatever the names, one
   // object, and every stream's epoch and seq in it. (No rapidjson Document here: 1.1.0's
   // internal stack does pointer arithmetic on null that UBSan reports.)
-  check(mod::websocket::isValidUtf8(json));
+  check(mod::common::isValidUtf8(json));
   check(json.size() >= 2 && json.front() == '{' && json.back() == '}');
   for (const StreamStart& s : streams) {
     check(json.find("\"epoch\":\"" + epochHex(s.epoch) + "\",\"seq\":" +

@@ -20,7 +20,7 @@
 
 #include "modules/common/base64.h"
 #include "modules/common/json_text.h"
-#include "modules/proto/websocket/utf8.h"
+#include "modules/common/utf8.h"
 #include "modules/proto/websocket/ws_codec.h"
 #include "modules/proto/websocket/ws_envelope.h"
 #include "test/fuzz/fuzz_codec_support.h"
@@ -39,7 +39,7 @@ using imgate::fuzz::check;
 using imgate::mod::epochHex;
 using imgate::mod::websocket::decodeEnvelope;
 using imgate::mod::websocket::encodeEnvelope;
-using imgate::mod::websocket::isValidUtf8;
+using imgate::mod::common::isValidUtf8;
 using imgate::mod::websocket::kMaxEnvelopeSeq;
 using imgate::mod::websocket::Uplink;
 using imgate::mod::websocket::WsCodec;

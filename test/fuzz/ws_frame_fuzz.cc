@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "modules/proto/websocket/utf8.h"
+#include "modules/common/utf8.h"
 #include "modules/proto/websocket/ws_codec.h"
 #include "test/fuzz/fuzz_codec_support.h"
 
@@ -22,7 +22,7 @@ using imgate::Bytes;
 using imgate::Errc;
 using imgate::Message;
 using imgate::PayloadType;
-using imgate::mod::websocket::isValidUtf8;
+using imgate::mod::common::isValidUtf8;
 using imgate::mod::websocket::WsCodec;
 using imgate::mod::websocket::WsCodecOptions;
 

@@ -7,7 +7,6 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <charconv>
 #include <cstdint>
 #include <functional>
@@ -21,8 +20,12 @@
 #include "imgate/sdk/hub.h"
 #include "imgate/sdk/message.h"
 #include "modules/common/base64.h"
+#include "modules/common/utf8.h"
 
 namespace imgate::mod::http_push {
+
+using common::isValidUtf8;
+
 namespace {
 
 constexpr unsigned kParseFlags =
@@ -164,53 +167,132 @@ std::string quoted(std::string_view s) {
 
 // ---- JSON input ----------------------------------------------------------------------------
 
-// rapidjson's iterative parser keeps deep input off the stack, but Value::Accept (used to
+std::string_view view(const rapidjson::Value& v) {
+  return std::string_view(v.GetString(), v.GetStringLength());
+}
+
+// Deep input never reaches a recursive parse (see parseJson), but Value::Accept (used to
 // re-serialize "data") recurses, so nesting is bounded before anything is serialized.
-bool withinDepth(const rapidjson::Value& root, size_t limit) {
+// What a walk over a parsed document found wrong, if anything.
+enum class TreeFault : uint8_t { kNone, kTooDeep, kBadString };
+
+// One walk over a parsed document, iterative whatever its depth: nesting beyond `limit`, and,
+// when `strings` is set, strings (member names included) that are not valid UTF-8. The body was
+// valid UTF-8, so such a string can only come from a \u escape naming a lone low surrogate
+// (\udc00..\udfff), which rapidjson 1.1 decodes into an invalid sequence instead of refusing.
+TreeFault checkTree(const rapidjson::Value& root, size_t limit, bool strings) {
   std::vector<std::pair<const rapidjson::Value*, size_t>> stack;
-  if (root.IsArray() || root.IsObject()) {
-    stack.emplace_back(&root, 1);
-  }
+  stack.emplace_back(&root, 1);
   while (!stack.empty()) {
     const auto [value, depth] = stack.back();
     stack.pop_back();
+    if (value->IsString()) {
+      if (strings && !isValidUtf8(view(*value))) {
+        return TreeFault::kBadString;
+      }
+      continue;
+    }
+    if (!value->IsArray() && !value->IsObject()) {
+      continue;
+    }
     if (depth > limit) {
-      return false;
+      return TreeFault::kTooDeep;
     }
     if (value->IsArray()) {
       for (const auto& e : value->GetArray()) {
-        if (e.IsArray() || e.IsObject()) {
-          stack.emplace_back(&e, depth + 1);
-        }
+        stack.emplace_back(&e, depth + 1);
       }
     } else {
       for (const auto& m : value->GetObject()) {
-        if (m.value.IsArray() || m.value.IsObject()) {
-          stack.emplace_back(&m.value, depth + 1);
+        if (strings && !isValidUtf8(view(m.name))) {
+          return TreeFault::kBadString;
         }
+        stack.emplace_back(&m.value, depth + 1);
       }
+    }
+  }
+  return TreeFault::kNone;
+}
+
+constexpr const char* kLoneSurrogate =
+    "a \\u escape names a lone UTF-16 surrogate: json strings must be Unicode text";
+
+// Whether the array / object nesting in `json` stays within `limit`, counting brackets outside
+// strings. Exact for well-formed JSON. For malformed input the count is at least the depth a
+// parser reaches before its error: up to that point the input is a valid prefix, where both
+// agree on what is a string.
+bool nestingWithin(std::string_view json, size_t limit) {
+  // Depth never exceeds the number of opening brackets: a count that compiles to a tight loop
+  // and settles the usual body (a few brackets) without the exact scan.
+  size_t opens = 0;
+  for (const char c : json) {
+    opens += static_cast<size_t>(c == '[') + static_cast<size_t>(c == '{');
+  }
+  if (opens <= limit) {
+    return true;
+  }
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, whatever it is
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) {
+        return false;
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
     }
   }
   return true;
 }
 
 ApiResult<void> parseJson(std::string_view body, size_t max_depth, rapidjson::Document& doc) {
+  // Fast path, which every well-formed body takes: the encoding is checked in one pass over the
+  // whole body and the nesting bounded before parsing, so rapidjson's recursive parser (faster
+  // than the iterative one) needs no encoding check of its own and cannot recurse deeper than
+  // max_depth. Its acceptance is the strict parse's: both refuse raw control characters and bad
+  // \u escapes; only the encoding check moved.
+  const bool escapes = body.find("\\u") != std::string_view::npos;
+  if (isValidUtf8(body) && nestingWithin(body, max_depth)) {
+    doc.Parse(body.data(), body.size());
+    if (!doc.HasParseError()) {
+      if (escapes && checkTree(doc, max_depth, true) == TreeFault::kBadString) {
+        return badRequest(kLoneSurrogate);
+      }
+      if (!doc.IsObject()) {
+        return badRequest("body must be a json object");
+      }
+      return {};
+    }
+  }
+  // Anything else is refused: the strict, iterative parse names the first error and its offset.
   doc.Parse<kParseFlags>(body.data(), body.size());
   if (doc.HasParseError()) {
     return badRequest("invalid json at offset " + std::to_string(doc.GetErrorOffset()) + ": " +
                       rapidjson::GetParseError_En(doc.GetParseError()));
   }
-  if (!withinDepth(doc, max_depth)) {
-    return badRequest("json nesting deeper than " + std::to_string(max_depth));
+  switch (checkTree(doc, max_depth, escapes)) {
+    case TreeFault::kTooDeep:
+      return badRequest("json nesting deeper than " + std::to_string(max_depth));
+    case TreeFault::kBadString:
+      return badRequest(kLoneSurrogate);
+    case TreeFault::kNone:
+      break;
   }
   if (!doc.IsObject()) {
     return badRequest("body must be a json object");
   }
   return {};
-}
-
-std::string_view view(const rapidjson::Value& v) {
-  return std::string_view(v.GetString(), v.GetStringLength());
 }
 
 std::string memberName(const rapidjson::Value::ConstMemberIterator& it) {
@@ -253,6 +335,16 @@ ApiResult<std::optional<std::string>> optionalString(const rapidjson::Value& obj
 
 // Order-preserving de-duplication: a user named twice must not get the message twice.
 std::vector<std::string> dedup(std::vector<std::string> ids) {
+  if (ids.size() <= 8) {  // the usual few ids: pairwise comparison beats building a hash set
+    std::vector<std::string> out;
+    out.reserve(ids.size());
+    for (auto& id : ids) {
+      if (std::find(out.begin(), out.end(), id) == out.end()) {
+        out.push_back(std::move(id));
+      }
+    }
+    return out;
+  }
   std::unordered_set<std::string> seen;
   std::vector<std::string> out;
   out.reserve(ids.size());
@@ -527,9 +619,9 @@ void writePushResult(JsonOut& out, const PushResult& result, bool waited) {
       out.key("stream");
       out.str(p.stream);
       out.key("epoch");
-      char hex[17];
-      std::snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(p.epoch));
-      out.str(hex);
+      char hex[16];
+      const auto end = std::to_chars(hex, hex + sizeof(hex), p.epoch, 16).ptr;
+      out.str(std::string_view(hex, static_cast<size_t>(end - hex)));
       out.key("seq");
       out.u64(p.seq);
       out.endObject();
@@ -699,6 +791,22 @@ ApiResult<void> requireJsonContentType(const HttpRequest& request) {
 // ---- One request ---------------------------------------------------------------------------
 
 // Per-request context; lives on the handler's stack except where a callback captures pieces.
+// A request body's parsed JSON. Its first 4 KiB of values live in the object itself, on the
+// handler's stack, so a typical push (a few hundred bytes) costs no 64 KiB heap chunk from
+// rapidjson's pool; larger bodies spill into heap chunks as before.
+class JsonBody {
+ public:
+  JsonBody() : pool_(buffer_, sizeof(buffer_)), doc_(&pool_) {}
+  JsonBody(const JsonBody&) = delete;
+  JsonBody& operator=(const JsonBody&) = delete;
+  rapidjson::Document& doc() { return doc_; }
+
+ private:
+  alignas(16) char buffer_[4096];
+  rapidjson::MemoryPoolAllocator<> pool_;
+  rapidjson::Document doc_;
+};
+
 class Request {
  public:
   Request(const PushApiOptions& options, const PushApiCounters& counters,
@@ -939,7 +1047,8 @@ ApiResult<void> Request::dispatch(const RouteMatch& match) {
 }
 
 ApiResult<void> Request::push(const std::string& query_app) {
-  rapidjson::Document doc;
+  JsonBody body;
+  rapidjson::Document& doc = body.doc();
   if (auto ok = parseBody(doc); !ok) {
     return ok;
   }
@@ -1153,7 +1262,8 @@ ApiResult<std::pair<std::string, std::vector<std::string>>> Request::memberBody(
   if (!from_query.empty()) {
     return badRequest("give users in the body or in ?user=, not both");
   }
-  rapidjson::Document doc;
+  JsonBody body;
+  rapidjson::Document& doc = body.doc();
   if (auto ok = parseBody(doc); !ok) {
     return tl::unexpected<ApiError>(std::move(ok.error()));
   }
@@ -1284,51 +1394,6 @@ Result<std::string> decodeBase64(std::string_view in) {
     return fail(Errc::kBadRequest, "is not valid base64 (RFC 4648 standard alphabet)");
   }
   return std::move(*out);
-}
-
-bool isValidUtf8(std::string_view text) {
-  size_t i = 0;
-  const size_t n = text.size();
-  while (i < n) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len = 0;
-    uint32_t cp = 0;
-    uint32_t min = 0;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-      min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-      min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-      min = 0x10000;
-    } else {
-      return false;
-    }
-    if (n - i < len) {
-      return false;
-    }
-    for (size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(text[i + k]);
-      if ((cc & 0xC0) != 0x80) {
-        return false;
-      }
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += len;
-  }
-  return true;
 }
 
 bool constantTimeEquals(std::string_view presented, std::string_view expected) {

@@ -64,8 +64,9 @@ struct PushApiOptions {
   // Most ids in one target list (to.users, to.sessions, to.rooms, room member lists), counted
   // before duplicates are removed, so the work per request is bounded by the request itself.
   size_t max_targets = 10000;
-  // Deepest nesting of arrays/objects accepted in a body. Parsing is iterative, but "data" is
-  // re-serialized recursively, so this bounds stack use.
+  // Deepest nesting of arrays/objects accepted in a body. It is counted before parsing (a body
+  // over it gets the strict, iterative parse, which recurses nowhere), so it bounds the stack
+  // that the recursive parse and the re-serialization of "data" use.
   size_t max_json_depth = 64;
 };
 
@@ -106,9 +107,6 @@ class PushApi {
 // RFC 4648 §4 base64 (standard alphabet). Padding is optional, but when present it must be
 // complete; whitespace and the URL-safe alphabet are refused. Error: kBadRequest.
 [[nodiscard]] Result<std::string> decodeBase64(std::string_view in);
-
-// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-bool isValidUtf8(std::string_view text);
 
 // Compares `presented` with `expected` in time that depends only on the length of `presented`.
 bool constantTimeEquals(std::string_view presented, std::string_view expected);

@@ -431,24 +431,6 @@ Result<JsonShape> Scanner::run() {
 
 }  // namespace
 
-bool validUtf8(std::string_view bytes) {
-  const auto* const u = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t n = bytes.size();
-  size_t i = 0;
-  while (i < n) {
-    if (u[i] < 0x80) {
-      ++i;
-      continue;
-    }
-    const Utf8Step step = utf8Step(u + i, n - i);
-    if (!step.ok) {
-      return false;
-    }
-    i += step.len;
-  }
-  return true;
-}
-
 std::string jsonString(std::string_view utf8) {
   std::string out;
   appendJsonString(out, utf8);

@@ -36,10 +36,6 @@ std::string jsonString(std::string_view utf8);
 // character, invalid UTF-8, bytes after the closing quote.
 [[nodiscard]] Result<std::string> parseJsonString(std::string_view json);
 
-// True when `bytes` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
-// above U+10FFFF).
-bool validUtf8(std::string_view bytes);
-
 enum class JsonKind : uint8_t { kNull, kFalse, kTrue, kNumber, kString, kArray, kObject };
 
 struct JsonScanOptions {

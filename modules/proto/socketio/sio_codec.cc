@@ -10,6 +10,7 @@
 #include "json_string.h"
 #include "modules/common/base64.h"
 #include "modules/common/message_meta.h"
+#include "modules/common/utf8.h"
 #include "sio_probe_codec.h"
 
 namespace imgate::mod::socketio {
@@ -296,7 +297,7 @@ Result<size_t> SioCodec::decodePolling(std::string_view in, CodecSink& sink, Out
   }
   // Text packets are text: the WebSocket layer checks its text frames, this is the same check
   // for bodies (the reference decodes them as UTF-8, replacing bad sequences; we refuse them).
-  if (!validUtf8(in)) {
+  if (!common::isValidUtf8(in)) {
     return fail(Errc::kInvalidPayload, "payload is not valid utf-8");
   }
   sink.onActivity();

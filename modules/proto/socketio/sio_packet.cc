@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "modules/common/base64.h"
+#include "modules/common/utf8.h"
 
 namespace imgate::mod::socketio {
 
@@ -44,7 +45,7 @@ Status checkNamespace(std::string_view nsp, const SioLimits& limits) {
   const bool control = std::any_of(nsp.begin(), nsp.end(), [](char c) {
     return static_cast<unsigned char>(c) < 0x20 || c == '\x7f';
   });
-  if (control || !validUtf8(nsp)) {
+  if (control || !common::isValidUtf8(nsp)) {
     return fail(Errc::kProtocolError, "invalid namespace");
   }
   return {};

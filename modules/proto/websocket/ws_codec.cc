@@ -529,7 +529,7 @@ Status WsCodec::onControlFrame(const FrameInfo& frame, std::string_view payload,
       return fail(Errc::kProtocolError, "invalid close code " + std::to_string(code));
     }
     reason = data.substr(2);
-    if (!isValidUtf8(reason)) {
+    if (!common::isValidUtf8(reason)) {
       return fail(Errc::kInvalidPayload, "close reason is not utf-8");
     }
   }
@@ -776,7 +776,7 @@ void WsCodec::encodeClose(Errc code, std::string_view reason, OutBuffer& out) {
 
 void WsCodec::writeClose(uint16_t code, std::string_view reason, OutBuffer& out) {
   uint8_t frame[kMaxFrameHeader + kMaxControlPayload];
-  const size_t reason_len = validUtf8Prefix(reason, kMaxCloseReason);
+  const size_t reason_len = common::validUtf8Prefix(reason, kMaxCloseReason);
   const size_t h = writeFrameHeader(frame, true, false, Opcode::kClose, 2 + reason_len);
   frame[h] = static_cast<uint8_t>(code >> 8);
   frame[h + 1] = static_cast<uint8_t>(code);

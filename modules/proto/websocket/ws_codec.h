@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "imgate/sdk/codec.h"
-#include "utf8.h"
+#include "modules/common/utf8.h"
 #include "ws_deflate.h"
 
 namespace imgate::mod::tcp_frame {
@@ -190,7 +190,7 @@ class WsCodec final : public Codec {
   std::unique_ptr<tcp_frame::TcpFrameCodec> frames_;
   uint32_t compressed_in_ = 0;          // compressed bytes of the current message
   uint32_t frame_checked_ = 0;          // payload bytes of the pending frame already UTF-8 checked
-  Utf8Validator utf8_;
+  common::Utf8Validator utf8_;
   Opcode message_opcode_ = Opcode::kContinuation;  // kContinuation: no message in progress
   bool message_compressed_ = false;
   bool close_received_ = false;

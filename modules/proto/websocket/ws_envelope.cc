@@ -10,7 +10,7 @@
 
 #include "modules/common/base64.h"
 #include "modules/common/json_text.h"
-#include "utf8.h"
+#include "modules/common/utf8.h"
 #include "modules/common/insitu_stream.h"
 #include "modules/common/message_meta.h"
 
@@ -213,7 +213,7 @@ Status checkStrings(const Fields& fields) {
     if (!value || f.field == Field::kDataBase64) {
       continue;
     }
-    if (!isValidUtf8(*value)) {
+    if (!common::isValidUtf8(*value)) {
       return fail(Errc::kInvalidPayload, "\"" + std::string(f.name) + "\" is not valid utf-8");
     }
     if (f.field != Field::kData && f.field != Field::kT && hasControlChars(*value)) {
@@ -226,7 +226,7 @@ Status checkStrings(const Fields& fields) {
 
 std::string quoted(std::string_view s) {
   std::string out = "\"";
-  for (const char c : s.substr(0, validUtf8Prefix(s, kMaxQuoted))) {
+  for (const char c : s.substr(0, common::validUtf8Prefix(s, kMaxQuoted))) {
     out.push_back(static_cast<unsigned char>(c) < 0x20 || c == '"' ? '?' : c);
   }
   out.push_back('"');

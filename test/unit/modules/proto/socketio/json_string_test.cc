@@ -6,6 +6,8 @@
 // surrogate escapes).
 #include "modules/proto/socketio/json_string.h"
 
+#include "modules/common/utf8.h"
+
 #include <gtest/gtest.h>
 #include <rapidjson/reader.h>
 
@@ -115,8 +117,8 @@ TEST(SocketioJsonString, InvalidUtf8BecomesReplacementCharacter) {
   };
   for (const Case& c : cases) {
     EXPECT_EQ(jsonString(c.in), "\"" + c.out + "\"");
-    EXPECT_TRUE(validUtf8(jsonString(c.in)));
-    EXPECT_FALSE(validUtf8(c.in));
+    EXPECT_TRUE(common::isValidUtf8(jsonString(c.in)));
+    EXPECT_FALSE(common::isValidUtf8(c.in));
   }
 }
 

@@ -405,7 +405,7 @@ TEST(WsCodecTest, CloseReasonIsTruncatedOnUtf8BoundaryAndOmittedForInternal) {
   std::vector<ServerFrame> f = parseServerFrames(out.data);
   ASSERT_EQ(f.size(), 1u);
   EXPECT_EQ(f[0].payload.size(), 2u + 123u);  // 41 whole euro signs
-  EXPECT_TRUE(isValidUtf8(f[0].payload.substr(2)));
+  EXPECT_TRUE(common::isValidUtf8(f[0].payload.substr(2)));
   EXPECT_EQ(f[0].payload.substr(0, 2), closePayload(4010));
 
   WsCodec internal(WsCodecOptions{});

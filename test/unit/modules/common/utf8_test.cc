@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "modules/proto/websocket/utf8.h"
+#include "modules/common/utf8.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace imgate::mod::websocket {
+namespace imgate::mod::common {
 namespace {
 
 struct Utf8Case {
@@ -132,5 +132,18 @@ TEST(WsUtf8Test, ValidPrefixCutsOnCharacterBoundary) {
   EXPECT_EQ(validUtf8Prefix("", 10), 0u);
 }
 
+// Strings the push API checks (ids, query parameters, bodies).
+TEST(Utf8, PushApiCases) {
+  for (const char* good : {"", "ascii", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
+                           "\xEF\xBF\xBF", "\xF4\x8F\xBF\xBF"}) {
+    EXPECT_TRUE(isValidUtf8(good)) << good;
+  }
+  for (const char* bad : {"\x80", "\xC3", "\xC3\x28", "\xC0\xAF", "\xE0\x80\xAF",
+                          "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xF8\x88\x80\x80\x80", "\xFF",
+                          "ok\xE2\x82"}) {
+    EXPECT_FALSE(isValidUtf8(bad)) << bad;
+  }
+}
+
 }  // namespace
-}  // namespace imgate::mod::websocket
+}  // namespace imgate::mod::common
