@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
 #include <cstring>
 #include <fstream>
 
@@ -76,7 +78,7 @@ tl::expected<std::vector<std::shared_ptr<ListenSocket>>, std::string> Server::op
 }
 
 void Server::publish(std::shared_ptr<const Generation> gen,
-                     std::vector<std::shared_ptr<ListenSocket>> sockets) {
+                     std::vector<std::shared_ptr<ListenSocket>> sockets, bool wait_applied) {
   std::map<std::string, std::shared_ptr<ListenSocket>> next;
   std::vector<std::pair<std::string, int>> bound;
   for (size_t i = 0; i < gen->listeners.size(); ++i) {
@@ -96,9 +98,32 @@ void Server::publish(std::shared_ptr<const Generation> gen,
     bound_ = std::move(bound);
     generation_id_ = gen->id;
   }
+  // A reload is reported done once every worker runs the new generation, so the next message a
+  // client sends after "reload done" meets the new rules (the workers apply it on their own
+  // threads; this thread waits, bounded, which costs a reload a loop turn of each worker).
+  struct Applied {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left = 0;
+  };
+  auto applied = std::make_shared<Applied>();
+  applied->left = workers_.size();
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    worker->post([worker, gen, sockets] { worker->apply(gen, sockets); });
+    worker->postNow([worker, gen, sockets, applied] {
+      worker->apply(gen, sockets);
+      std::lock_guard lock(applied->mu);
+      if (--applied->left == 0) {
+        applied->cv.notify_all();
+      }
+    });
+  }
+  if (wait_applied) {
+    std::unique_lock lock(applied->mu);
+    if (!applied->cv.wait_for(lock, kApplyWait, [&] { return applied->left == 0; })) {
+      LOG_WARN("reload: ", applied->left, " worker(s) did not take generation ", gen->id,
+               " within ", kApplyWait.count(), " ms; they will when their loop turns");
+    }
   }
 }
 
@@ -118,7 +143,7 @@ std::vector<std::string> Server::reload() {
         errors.push_back(format(config_path_, ": log.file: ", log_error));
       } else {
         (*built)->id = next_generation_++;
-        publish(*built, std::move(*sockets));
+        publish(*built, std::move(*sockets), true);
       }
     }
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,8 +40,11 @@ class Server final : public ServerControl {
   std::vector<std::string> reload();
   tl::expected<std::vector<std::shared_ptr<ListenSocket>>, std::string> openSockets(
       const Generation& generation);
+  // Hands the generation to every worker; `wait_applied` (reloads, not the start, when the
+  // workers are not running yet) returns only once they all run it, at most kApplyWait.
   void publish(std::shared_ptr<const Generation> generation,
-               std::vector<std::shared_ptr<ListenSocket>> sockets);
+               std::vector<std::shared_ptr<ListenSocket>> sockets, bool wait_applied);
+  static constexpr std::chrono::milliseconds kApplyWait{5000};
   bool configureLog(const Generation& generation, std::string& error);
   void gracefulStop();
   void checkDrained();

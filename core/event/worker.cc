@@ -237,6 +237,21 @@ void EventLoop::post(std::function<void()> cb) {
   enqueue(one);
 }
 
+void EventLoop::postNow(std::function<void()> cb) {
+  std::vector<std::function<void()>> cbs;
+  if (EventLoop* here = tls_loop; here != nullptr) {
+    for (auto it = here->outboxes_.begin(); it != here->outboxes_.end(); ++it) {
+      if (it->target == this) {
+        cbs.swap(it->cbs);  // posted earlier in this iteration: they go first
+        here->outboxes_.erase(it);
+        break;
+      }
+    }
+  }
+  cbs.push_back(module::pinned(std::move(cb)));
+  enqueue(cbs);
+}
+
 void EventLoop::enqueue(std::vector<std::function<void()>>& cbs) {
   bool wake = false;
   {

@@ -46,6 +46,11 @@ class EventLoop : public Dispatcher {
   // request, and a post to the loop itself costs no system call at all.
   TimerPtr schedule(std::chrono::milliseconds delay, std::function<void()> cb) override;
   void post(std::function<void()> cb) override;
+  // Like post(), but handed over at once even from a loop's own thread (after what that thread
+  // posted to this loop earlier in its iteration, which keeps the order): for a caller that
+  // goes on to wait for the callback (a reload waiting for every worker to take the new
+  // generation). Never from this loop's own thread.
+  void postNow(std::function<void()> cb);
   std::chrono::steady_clock::time_point now() const override;
   int64_t wallMs() const override;
 

@@ -130,6 +130,36 @@ TEST(EventLoopTest, CallbackThatRepostsItselfDoesNotStarveTimers) {
   EXPECT_GT(spins, 1);
 }
 
+// postNow() from a loop thread reaches the target while the posting callback still runs (it
+// may wait for it), after the posts that callback made before it.
+TEST(EventLoopTest, PostNowIsHandedOverAtOnceAfterEarlierPosts) {
+  EventLoop source;
+  EventLoop target;
+  std::vector<int> got;  // target thread only
+  std::atomic<bool> done{false};
+  bool seen_in_time = false;
+  {
+    LoopThread t(target);
+    source.post([&] {
+      target.post([&got] { got.push_back(1); });
+      target.post([&got] { got.push_back(2); });
+      target.postNow([&] {
+        got.push_back(3);
+        done = true;
+      });
+      seen_in_time = waitFor(done);  // still inside this callback: a held post would never come
+      target.post([&got] { got.push_back(4); });
+      source.stop();
+    });
+    source.run();
+    std::atomic<bool> last{false};
+    target.post([&] { last = true; });
+    ASSERT_TRUE(waitFor(last));
+  }
+  EXPECT_TRUE(seen_in_time);
+  EXPECT_EQ(got, (std::vector<int>{1, 2, 3, 4}));
+}
+
 TEST(EventLoopTest, PostsMadeWhileStoppingAreNotLost) {
   EventLoop source;
   EventLoop target;
