@@ -30,22 +30,21 @@ Connection* LocalHub::find(uint64_t session_id) const {
 
 void LocalHub::joinRoom(Connection& connection, const std::string& room_key,
                         std::optional<StreamHead> at) {
-  auto& keys = connection.roomKeys();
-  if (std::find(keys.begin(), keys.end(), room_key) != keys.end()) {
+  const auto& joined = connection.roomKeys();
+  if (std::find(joined.begin(), joined.end(), room_key) != joined.end()) {
     return;
   }
-  keys.push_back(room_key);
+  connection.mutableRoomKeys().push_back(room_key);
   rooms_[room_key].push_back(&connection);
   connection.roomJoined(room_key, at);
 }
 
 void LocalHub::leaveRoom(Connection& connection, const std::string& room_key) {
-  auto& keys = connection.roomKeys();
-  auto k = std::find(keys.begin(), keys.end(), room_key);
-  if (k == keys.end()) {
+  if (std::find(connection.roomKeys().begin(), connection.roomKeys().end(), room_key) ==
+      connection.roomKeys().end()) {
     return;
   }
-  keys.erase(k);
+  std::erase(connection.mutableRoomKeys(), room_key);
   connection.roomLeft(room_key);
   auto it = rooms_.find(room_key);
   if (it != rooms_.end()) {

@@ -222,7 +222,7 @@ struct Connection::Handshake {
 
 Connection::Connection(Worker& worker, int fd, std::string peer, GenerationPtr generation,
                        const ListenerSpec& listener, uint64_t id)
-    : worker_(worker), fd_(fd), id_(id), peer_(std::move(peer)),
+    : worker_(worker), id_(id), fd_(fd), peer_(std::move(peer)),
       generation_(std::move(generation)), listener_(&listener),
       handle_(std::make_shared<ConnectionHandle>()), runner_(*this, *this) {
   handle_->connection = this;
@@ -364,6 +364,20 @@ const std::vector<std::string>& Connection::offeredSubprotocols() const {
 Dispatcher& Connection::dispatcher() { return worker_; }
 
 Hub& Connection::hub() { return worker_.registry(); }
+
+Upstreams& Connection::upstreams() {
+  if (!upstreams_) {
+    upstreams_ = std::make_unique<SessionUpstreams>(*this);
+  }
+  return *upstreams_;
+}
+
+Logger& Connection::log() {
+  if (!session_log_) {
+    session_log_ = std::make_unique<SessionLog>(*this);
+  }
+  return *session_log_;
+}
 
 bool Connection::SessionLog::enabled(LogLevel level) const { return Log::instance().enabled(level); }
 
@@ -1008,7 +1022,7 @@ void Connection::deliver(Delivery& delivery) {
   using Policy = SessionSettings::SlowConsumer;
   const Policy policy = settings().slow_consumer;
   const bool backed_up = pending() > settings().outbound_high_water ||
-                         (backlog_ != nullptr && !backlog_->empty());
+                         (backlog_ != nullptr && !backlog_->queue.empty());
   if (policy == Policy::kDropNew && backed_up) {
     counters().outbound_dropped.fetch_add(1, std::memory_order_relaxed);
     ++delivery.dropped;
@@ -1067,16 +1081,16 @@ void Connection::deliver(Delivery& delivery) {
       // Shared encodings are stateless: any of them can be dropped without corrupting the
       // stream. The newest waits; the oldest waiting go when the backlog is over its budget.
       if (!backlog_) {
-        backlog_ = std::make_unique<std::deque<Bytes>>();
+        backlog_ = std::make_unique<Backlog>();
       }
       const size_t budget = settings().max_outbound > settings().outbound_high_water
                                 ? settings().max_outbound - settings().outbound_high_water
                                 : settings().outbound_high_water;
-      backlog_bytes_ += bytes->size();
-      backlog_->push_back(std::move(bytes));
-      while (backlog_bytes_ > budget && backlog_->size() > 1) {
-        backlog_bytes_ -= backlog_->front()->size();
-        backlog_->pop_front();
+      backlog_->bytes += bytes->size();
+      backlog_->queue.push_back(std::move(bytes));
+      while (backlog_->bytes > budget && backlog_->queue.size() > 1) {
+        backlog_->bytes -= backlog_->queue.front()->size();
+        backlog_->queue.pop_front();
         counters().outbound_dropped.fetch_add(1, std::memory_order_relaxed);
         ++delivery.dropped;
       }
@@ -1220,11 +1234,11 @@ void Connection::appendShared(Bytes bytes) {
 size_t Connection::pending() const { return out_ == nullptr ? 0 : evbuffer_get_length(out_); }
 
 void Connection::refillFromBacklog() {
-  while (backlog_ != nullptr && !backlog_->empty() &&
+  while (backlog_ != nullptr && !backlog_->queue.empty() &&
          pending() <= settings().outbound_high_water) {
-    Bytes bytes = std::move(backlog_->front());
-    backlog_->pop_front();
-    backlog_bytes_ -= bytes->size();
+    Bytes bytes = std::move(backlog_->queue.front());
+    backlog_->queue.pop_front();
+    backlog_->bytes -= bytes->size();
     if (out_ == nullptr) {
       out_ = evbuffer_new();
     }
@@ -1467,7 +1481,7 @@ void Connection::finalClose(std::string_view why) {
   unregister();
   if (state_ == State::kProbe && probe_sent_) {
     // The upgrade failed after its probe: the session's polls wait again.
-    HttpExchangeImpl::routeDetached(worker_, attach_key_, nullptr,
+    HttpExchangeImpl::routeDetached(worker_, *attach_key_, nullptr,
                                     [](Connection* c) { c->detachedProbe(false); });
   }
   state_ = State::kClosed;
@@ -1673,7 +1687,7 @@ void Connection::exchangeAttach(std::string key, CodecPtr codec, HttpResponse ac
   exchange_in_flight_ = false;
   codec_library_ = location_->library;
   codec_ = std::move(codec);
-  attach_key_ = std::move(key);
+  attach_key_ = std::make_unique<std::string>(std::move(key));
   writeResponse(accept, true, false);
   parser_.reset();
   state_ = State::kProbe;
@@ -1688,7 +1702,7 @@ void Connection::onTransportSwitch(TransportStep step) {
   if (step == TransportStep::kProbe) {
     if (!probe_sent_) {
       probe_sent_ = true;
-      HttpExchangeImpl::routeDetached(worker_, attach_key_, nullptr,
+      HttpExchangeImpl::routeDetached(worker_, *attach_key_, nullptr,
                                       [](Connection* c) { c->detachedProbe(true); });
     }
     return;
@@ -1730,7 +1744,7 @@ void Connection::handOver() {
   ssl_ = nullptr;
   in_buf_.clear();
   releaseHandshakeSlot();
-  const std::string key = attach_key_;
+  const std::string key = *attach_key_;
   probe_sent_ = false;  // not a failure: finalClose must not release the session's polls
   finalClose("moved to its session");
   Worker& here = worker_;
@@ -1913,7 +1927,7 @@ void Connection::openStreams(const std::vector<ResumePoint>& resume, bool first_
   if (!identity_.user.empty()) {
     names.push_back("user");
   }
-  for (const std::string& rk : room_keys_) {
+  for (const std::string& rk : roomKeys()) {
     names.push_back(roomStream(std::string_view(rk).substr(identity_.app.size() + 1)));
   }
   if (d.broadcast_stream) {

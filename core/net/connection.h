@@ -81,9 +81,9 @@ class Connection final : public Session,
   void close(Errc code, std::string reason) override;
   void reply(Message message) override;
   void setIdentity(Identity identity) override;
-  Upstreams& upstreams() override { return upstreams_; }
+  Upstreams& upstreams() override;
   Hub& hub() override;
-  Logger& log() override { return session_log_; }
+  Logger& log() override;
 
   // ---- StageRunnerHost ----
   void openAccepted() override;
@@ -112,7 +112,17 @@ class Connection final : public Session,
   void deliver(Delivery& delivery);
   // Closes the session cleanly: the codec's close frame, then a lingering TCP close.
   void closeWith(Errc code, std::string reason);
-  std::vector<std::string>& roomKeys() { return room_keys_; }
+  // The rooms this session is in (LocalHub keeps them); no allocation until the first join.
+  const std::vector<std::string>& roomKeys() const {
+    static const std::vector<std::string> kNone;
+    return room_keys_ ? *room_keys_ : kNone;
+  }
+  std::vector<std::string>& mutableRoomKeys() {
+    if (!room_keys_) {
+      room_keys_ = std::make_unique<std::vector<std::string>>();
+    }
+    return *room_keys_;
+  }
   // The session joined / left a room (LocalHub): its position in the room's stream.
   void roomJoined(const std::string& room_key, std::optional<StreamHead> at);
   void roomLeft(const std::string& room_key);
@@ -238,9 +248,8 @@ class Connection final : public Session,
     bool flush_posted = false;          // a flush is posted for the end of this loop iteration
   };
   std::unique_ptr<Pipelined> pipelined_;  // null until the first concurrent request
-  std::string attach_key_;              // kProbe / kMoving: the session being taken over
-  bool probe_sent_ = false;
-  bool http_input_full_ = false;  // reading paused: kMaxPendingHttpInput bytes wait unparsed
+  // kProbe / kMoving: the session being taken over (set by exchangeAttach).
+  std::unique_ptr<std::string> attach_key_;
   void armTimer(Timer kind, std::chrono::milliseconds delay);
   void onTimer();
   void lingerClose();
@@ -249,9 +258,11 @@ class Connection final : public Session,
   const SessionSettings& settings() const { return generation_->sessions; }
 
   Worker& worker_;
-  int fd_;
   uint64_t id_;
+  int fd_;
   State state_ = State::kHttp;
+  bool probe_sent_ = false;
+  bool http_input_full_ = false;  // reading paused: kMaxPendingHttpInput bytes wait unparsed
   bool closing_ = false;
   bool read_enabled_ = true;
   bool write_armed_ = false;
@@ -282,13 +293,16 @@ class Connection final : public Session,
   std::unique_ptr<HttpResponse> accept_;
   // sessions.slow_consumer: drop_oldest: shared fan-out encodings waiting for the output buffer
   // to drain below outbound_high_water (null until first needed).
-  std::unique_ptr<std::deque<Bytes>> backlog_;
-  size_t backlog_bytes_ = 0;
+  struct Backlog {
+    std::deque<Bytes> queue;
+    size_t bytes = 0;
+  };
+  std::unique_ptr<Backlog> backlog_;
   void refillFromBacklog();
   ModuleLibraryRef codec_library_;  // the codec's code (may be an older .so after a reload)
   CodecPtr codec_;
   StageRunner runner_;
-  SessionUpstreams upstreams_{*this};
+  std::unique_ptr<SessionUpstreams> upstreams_;  // made on first use: most sessions never call
   // Prefixes "session <id>: " (built on first use: most sessions never log).
   class SessionLog final : public Logger {
    public:
@@ -299,10 +313,10 @@ class Connection final : public Session,
    private:
     const Connection& c_;
   };
-  SessionLog session_log_{*this};
+  std::unique_ptr<SessionLog> session_log_;  // made on first use
   friend class SessionUpstreams;
   Identity identity_;
-  std::vector<std::string> room_keys_;
+  std::unique_ptr<std::vector<std::string>> room_keys_;
   TimerPtr timer_;
   std::chrono::steady_clock::time_point last_activity_;
   std::chrono::steady_clock::time_point last_ping_;

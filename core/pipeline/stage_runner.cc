@@ -26,7 +26,6 @@ std::string_view StageRunner::name(size_t index) const {
 bool StageRunner::reset(std::shared_ptr<const Pipeline> pipeline) {
   // The old stages go first, while the old pipeline still pins the libraries their code is in.
   stages_.clear();
-  wants_outbound_.clear();
   pipeline_ = std::move(pipeline);
   epoch_.reset();
   stages_.reserve(pipeline_->stages.size());
@@ -43,12 +42,10 @@ bool StageRunner::reset(std::shared_ptr<const Pipeline> pipeline) {
     if (!stage) {
       counters().bugs.fetch_add(1, std::memory_order_relaxed);
       stages_.clear();
-      wants_outbound_.clear();
       host_.messageRejected(Errc::kInternal, "stage could not be created", cs.instance);
       return false;
     }
     stages_.push_back(std::move(stage));
-    wants_outbound_.push_back(cs.config->wantsOutbound());
   }
   return true;
 }
@@ -84,7 +81,7 @@ Verdict StageRunner::guard(size_t index, F&& hook) {
       resume_now_ = resume;
     }
   } else if (resume || reject) {
-    if (paused_at_) {
+    if (paused_at_ != kNotPaused) {
       // For the message paused earlier (e.g. a stage resuming from its onOutbound hook).
       if (reject) {
         deferred_reject_ = std::move(reject);
@@ -95,9 +92,9 @@ Verdict StageRunner::guard(size_t index, F&& hook) {
       counters().bugs.fetch_add(1, std::memory_order_relaxed);  // nothing is paused
     }
   }
-  if (!replies_.empty()) {
+  if (replies_ && !replies_->empty()) {
     std::vector<Message> replies;
-    replies.swap(replies_);
+    replies.swap(*replies_);
     for (const Message& m : replies) {
       if (host_.alive()) {
         host_.sendReply(m);
@@ -119,7 +116,7 @@ void StageRunner::applyDeferred() {
   }
   RejectRequest reject_request = std::move(deferred_reject_);
   const bool resume_request = std::exchange(deferred_resume_, false);
-  if (!paused_at_ || !host_.alive()) {
+  if (paused_at_ == kNotPaused || !host_.alive()) {
     return;
   }
   if (reject_request) {
@@ -146,7 +143,7 @@ void StageRunner::runOpen(size_t from) {
       case Action::kPass:
         continue;
       case Action::kPause:
-        paused_at_ = i;
+        paused_at_ = static_cast<uint32_t>(i);
         pause_is_open_ = true;
         if (resume_now_) {
           continueAfterPause();
@@ -169,7 +166,7 @@ void StageRunner::inbound(Message&& message) {
   if (closed_) {
     return;
   }
-  if (paused_at_ || !queueEmpty() || in_hook_) {
+  if (paused_at_ != kNotPaused || !queueEmpty() || in_hook_) {
     if (!queue_) {
       queue_ = std::make_unique<std::deque<Message>>();
     }
@@ -194,7 +191,7 @@ void StageRunner::runInbound(Message& message, size_t from) {
       case Action::kPass:
         continue;
       case Action::kPause:
-        paused_at_ = i;
+        paused_at_ = static_cast<uint32_t>(i);
         pause_is_open_ = false;
         paused_message_ = std::make_unique<Message>(std::move(message));
         if (resume_now_) {
@@ -219,7 +216,7 @@ bool StageRunner::outboundAllowed(const Message& message) {
   bool allowed = true;
   ++depth_;
   for (size_t i = 0; i < stages_.size() && allowed; ++i) {
-    if (!wants_outbound_[i]) {
+    if (!pipeline_->stages[i].wants_outbound) {
       continue;
     }
     Verdict v = guard(i, [&message](Stage& s) { return s.onOutbound(message); });
@@ -248,7 +245,7 @@ void StageRunner::resume() {
     resume_requested_ = true;
     return;
   }
-  if (!paused_at_) {
+  if (paused_at_ == kNotPaused) {
     counters().bugs.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -264,13 +261,13 @@ void StageRunner::reject(Errc code, std::string reason) {
     reject_requested_ = std::make_unique<std::pair<Errc, std::string>>(code, std::move(reason));
     return;
   }
-  if (!paused_at_) {
+  if (paused_at_ == kNotPaused) {
     counters().bugs.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  const size_t at = *paused_at_;
+  const size_t at = paused_at_;
   const bool open = pause_is_open_;
-  paused_at_.reset();
+  paused_at_ = kNotPaused;
   paused_message_.reset();
   host_.pauseChanged(false, open);
   if (open) {
@@ -282,7 +279,10 @@ void StageRunner::reject(Errc code, std::string reason) {
 
 void StageRunner::reply(Message message) {
   if (in_hook_) {
-    replies_.push_back(std::move(message));
+    if (!replies_) {
+      replies_ = std::make_unique<std::vector<Message>>();
+    }
+    replies_->push_back(std::move(message));
     return;
   }
   if (host_.alive()) {
@@ -291,13 +291,13 @@ void StageRunner::reply(Message message) {
 }
 
 void StageRunner::pauseTimedOut() {
-  if (!paused_at_) {
+  if (paused_at_ == kNotPaused) {
     return;
   }
   counters().pause_timeouts.fetch_add(1, std::memory_order_relaxed);
-  const size_t at = *paused_at_;
+  const size_t at = paused_at_;
   const bool open = pause_is_open_;
-  paused_at_.reset();
+  paused_at_ = kNotPaused;
   paused_message_.reset();
   if (open) {
     host_.openRejected(Errc::kTimeout, "stage did not answer in time", name(at));
@@ -307,8 +307,8 @@ void StageRunner::pauseTimedOut() {
 }
 
 void StageRunner::continueAfterPause() {
-  const size_t next = *paused_at_ + 1;
-  paused_at_.reset();
+  const size_t next = paused_at_ + 1;
+  paused_at_ = kNotPaused;
   if (pause_is_open_) {
     runOpen(next);
     return;
@@ -319,13 +319,13 @@ void StageRunner::continueAfterPause() {
 }
 
 void StageRunner::drainQueue() {
-  while (!paused_at_ && !queueEmpty() && host_.alive()) {
+  while (paused_at_ == kNotPaused && !queueEmpty() && host_.alive()) {
     Message m = std::move(queue_->front());
     queue_->pop_front();
     host_.atMessageBoundary();
     runInbound(m, 0);
   }
-  if (!paused_at_ && queueEmpty() && host_.alive()) {
+  if (paused_at_ == kNotPaused && queueEmpty() && host_.alive()) {
     queue_.reset();
     host_.setReading(true);
   }
@@ -339,7 +339,7 @@ void StageRunner::close() {
   epoch_.reset();
   queue_.reset();
   paused_message_.reset();
-  paused_at_.reset();
+  paused_at_ = kNotPaused;
   for (size_t i = 0; i < stages_.size(); ++i) {
     try {
       module::LibraryScope scope(pipeline_->stages[i].library);

@@ -78,8 +78,8 @@ class StageRunner {
     return epoch_;
   }
 
-  bool paused() const { return paused_at_.has_value(); }
-  bool busy() const { return paused_at_.has_value() || in_hook_ || !queueEmpty(); }
+  bool paused() const { return paused_at_ != kNotPaused; }
+  bool busy() const { return paused_at_ != kNotPaused || in_hook_ || !queueEmpty(); }
   bool inHook() const { return in_hook_; }
   size_t stageCount() const { return stages_.size(); }
 
@@ -99,8 +99,6 @@ class StageRunner {
   StageCallbacks& callbacks_;
   std::shared_ptr<const Pipeline> pipeline_;
   std::vector<StagePtr> stages_;
-  std::vector<uint8_t> wants_outbound_;  // per stage: 1 when its onOutbound runs
-  std::optional<size_t> paused_at_;
   std::unique_ptr<Message> paused_message_;
   // Messages waiting behind a pause; allocated on first use (idle sessions keep none).
   std::unique_ptr<std::deque<Message>> queue_;
@@ -113,8 +111,13 @@ class StageRunner {
   RejectRequest deferred_reject_;
   // Owner of the token epoch() hands out; dropped (expiring every copy) on reset and close.
   mutable std::shared_ptr<const char> epoch_;
-  std::vector<Message> replies_;
+  // Replies asked for inside a hook, sent when it returns (allocated on first use).
+  std::unique_ptr<std::vector<Message>> replies_;
   int depth_ = 0;  // nesting of chain runs on the stack
+  // The stage the chain stopped at (its message in paused_message_ unless the pause is in
+  // onOpen), kNotPaused when running.
+  static constexpr uint32_t kNotPaused = UINT32_MAX;
+  uint32_t paused_at_ = kNotPaused;
   bool in_hook_ = false;
   bool closed_ = false;
   bool pause_is_open_ = false;

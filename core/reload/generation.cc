@@ -468,9 +468,10 @@ struct Builder {
         if (sf.terminal() && i + 1 != items.size()) {
           error(item, ipath, format("terminal stage ", quote(module_name), " must be last"));
         }
-        pipeline->wants_outbound = pipeline->wants_outbound || (*compiled)->wantsOutbound();
-        pipeline->stages.push_back(
-            CompiledStage{found.library, module_name, instance, *compiled, sf.terminal()});
+        const bool outbound = (*compiled)->wantsOutbound();
+        pipeline->wants_outbound = pipeline->wants_outbound || outbound;
+        pipeline->stages.push_back(CompiledStage{found.library, module_name, instance, *compiled,
+                                                 sf.terminal(), outbound});
       }
       pipelines[name] = pipeline;
     }

@@ -49,6 +49,7 @@ struct CompiledStage {
   std::string instance;
   StageConfigPtr config;
   bool terminal = false;
+  bool wants_outbound = false;  // config->wantsOutbound(): its onOutbound runs
 };
 
 struct Pipeline {

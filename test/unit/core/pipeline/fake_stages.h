@@ -278,12 +278,14 @@ class PipelineBuilder {
     return *config;
   }
 
-  // Snapshot of the pipeline; wants_outbound is the OR of the stages', as the loader computes it.
+  // Snapshot of the pipeline; each stage's wants_outbound from its config and the pipeline's as
+  // their OR, as the loader computes them.
   std::shared_ptr<const Pipeline> build() const {
     auto p = std::make_shared<Pipeline>(pipeline_);
     p->wants_outbound = false;
-    for (const auto& c : configs_) {
-      p->wants_outbound = p->wants_outbound || c->wants_outbound;
+    for (size_t i = 0; i < configs_.size(); ++i) {
+      p->stages[i].wants_outbound = configs_[i]->wants_outbound;
+      p->wants_outbound = p->wants_outbound || configs_[i]->wants_outbound;
     }
     return p;
   }
