@@ -244,13 +244,13 @@ class SioCodec::FrameSink final : public CodecSink {
 SioCodec::SioCodec(std::shared_ptr<const SocketIoSettings> settings, HttpRequest handshake,
                    const websocket::WsCodecOptions& ws)
     : settings_(std::move(settings)),
-      handshake_(std::move(handshake)),
+      handshake_(std::make_unique<HttpRequest>(std::move(handshake))),
       ws_(std::in_place, ws),
       assembler_(settings_->limits) {}
 
 SioCodec::SioCodec(std::shared_ptr<const SocketIoSettings> settings, HttpRequest handshake)
     : settings_(std::move(settings)),
-      handshake_(std::move(handshake)),
+      handshake_(std::make_unique<HttpRequest>(std::move(handshake))),
       assembler_(settings_->limits) {}
 
 std::string SioCodec::openPacket(const SocketIoSettings& settings, std::string_view sid,
@@ -416,7 +416,8 @@ Status SioCodec::onConnect(const SioPacket& packet, CodecSink& sink, OutBuffer& 
     return {};
   }
   // The hello: the upgrade request plus what CONNECT's auth payload says.
-  HttpRequest hello = handshake_;
+  HttpRequest hello = std::move(*handshake_);
+  handshake_.reset();
   hello.method = "CONNECT";
   if (!packet.data.empty()) {
     // parseSioPacket accepts only an object as CONNECT data.
@@ -466,10 +467,10 @@ std::string SioCodec::recoveryAuth(std::string_view auth, std::string& resume) {
   if (!positions) {
     return stripped;  // a malformed offset is not an error: the client just starts afresh
   }
-  resume_asked_ = true;
-  resume_pid_ = std::move(*pid);
+  resume_ = std::make_unique<Resume>();
+  resume_->pid = std::move(*pid);
   for (const StreamPosition& p : *positions) {
-    resume_streams_.insert(p.stream);
+    resume_->streams.insert(p.stream);
   }
   if (!positions->empty()) {
     resume = resumeJson(*positions);
@@ -568,7 +569,7 @@ std::string SioCodec::connectAnswer(std::string_view nsp) const {
   appendJsonString(answer.data, sid_);
   if (settings_->recovery && !settings_->engineio_only) {
     answer.data.append(",\"pid\":");
-    appendJsonString(answer.data, pid_);
+    appendJsonString(answer.data, recovery_ ? recovery_->pid : std::string());
   }
   answer.data.push_back('}');
   return encodeSioPacket(answer);
@@ -585,24 +586,25 @@ void SioCodec::onOpened(const SessionOpened& opened, OutBuffer& out) {
     // Recovered: every stream the client named that the session still has resumed where the
     // client left it. A stream it did not name (joined since) cannot have been missed; one it
     // named that the session no longer has is gone either way.
-    bool recovered = resume_asked_;
+    bool recovered = resume_ != nullptr;
     size_t named = 0;
     for (const StreamStart& start : opened.streams) {
       notePosition(start.stream, start.epoch, start.seq);
-      if (resume_streams_.count(start.stream) != 0) {
+      if (resume_ && resume_->streams.count(start.stream) != 0) {
         ++named;
         recovered = recovered && start.outcome == StreamStart::Outcome::kRecovered;
       }
     }
     if (recovered && named > 0) {
-      pid_ = resume_pid_;
+      recovery().pid = std::move(resume_->pid);
     } else {
       // The pid grants nothing (every CONNECT is authenticated): it only tells the client
       // whether it recovered, so the session id is an acceptable fallback.
       auto pid = newSessionId();
-      pid_ = pid ? *pid : std::to_string(opened.session_id);
+      recovery().pid = pid ? *pid : std::to_string(opened.session_id);
     }
   }
+  resume_.reset();  // asked and answered
   connected_.insert(hello_nsp_);
   sendText(eioMessage(connectAnswer(hello_nsp_)), out);
 }
@@ -611,36 +613,45 @@ void SioCodec::notePosition(std::string_view stream, uint64_t epoch, uint64_t se
   if (stream.empty()) {
     stream = "user";  // the SDK's default stream
   }
-  auto it = positions_.find(stream);
-  if (it == positions_.end()) {
-    if (positions_.size() >= settings_->recovery_max_streams) {
-      positions_overflow_ = true;
-      offset_stale_ = true;
+  Recovery& r = recovery();
+  auto it = r.positions.find(stream);
+  if (it == r.positions.end()) {
+    if (r.positions.size() >= settings_->recovery_max_streams) {
+      r.overflow = true;
+      r.offset_stale = true;
       return;
     }
-    it = positions_.emplace(std::string(stream), Position{}).first;
+    it = r.positions.emplace(std::string(stream), Position{}).first;
   } else if (it->second.epoch == epoch && seq < it->second.seq) {
     return;  // a retransmission of an older message: the client has seen further already
   }
   it->second = Position{epoch, seq};
-  offset_stale_ = true;
+  r.offset_stale = true;
+}
+
+SioCodec::Recovery& SioCodec::recovery() {
+  if (!recovery_) {
+    recovery_ = std::make_unique<Recovery>();
+  }
+  return *recovery_;
 }
 
 const std::string& SioCodec::offset() {
-  if (offset_stale_) {
-    if (positions_overflow_) {
-      offset_ = std::string(kUnrecoverableOffset);
+  Recovery& r = recovery();
+  if (r.offset_stale) {
+    if (r.overflow) {
+      r.offset = std::string(kUnrecoverableOffset);
     } else {
       std::vector<StreamPosition> positions;
-      positions.reserve(positions_.size());
-      for (const auto& [stream, p] : positions_) {
+      positions.reserve(r.positions.size());
+      for (const auto& [stream, p] : r.positions) {
         positions.push_back(StreamPosition{stream, p.epoch, p.seq});
       }
-      offset_ = encodeRecoveryOffset(positions);
+      r.offset = encodeRecoveryOffset(positions);
     }
-    offset_stale_ = false;
+    r.offset_stale = false;
   }
-  return offset_;
+  return r.offset;
 }
 
 void SioCodec::sendText(std::string text, OutBuffer& out) {

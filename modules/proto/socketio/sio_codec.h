@@ -185,7 +185,9 @@ class SioCodec final : public Codec {
   };
 
   std::shared_ptr<const SocketIoSettings> settings_;
-  HttpRequest handshake_;
+  // The request that opened the session, until the hello is built from it (then freed: a
+  // long-lived session does not keep the upgrade's headers).
+  std::unique_ptr<HttpRequest> handshake_;
   // WebSocket framing; empty while the session is on the polling transport.
   std::optional<websocket::WsCodec> ws_;
   SioBinaryAssembler assembler_;
@@ -200,15 +202,24 @@ class SioCodec final : public Codec {
   // the oldest).
   std::map<uint64_t, PendingAck> pending_acks_;
   uint64_t next_ack_id_ = 0;
-  // Recovery: the pid sent in CONNECT answers; what the hello asked to resume.
-  std::string pid_;
-  std::string resume_pid_;
-  std::set<std::string, std::less<>> resume_streams_;
-  bool resume_asked_ = false;
-  std::map<std::string, Position, std::less<>> positions_;
-  bool positions_overflow_ = false;
-  std::string offset_;  // encodeRecoveryOffset(positions_), rebuilt when stale
-  bool offset_stale_ = true;
+  // Connection state recovery (settings_->recovery), made on first use: the pid sent in CONNECT
+  // answers and the client's position in each stream.
+  struct Recovery {
+    std::string pid;
+    std::map<std::string, Position, std::less<>> positions;
+    bool overflow = false;  // more streams than recovery_max_streams: offsets say so
+    std::string offset;     // encodeRecoveryOffset(positions), rebuilt when stale
+    bool offset_stale = true;
+  };
+  std::unique_ptr<Recovery> recovery_;
+  Recovery& recovery();
+  // What the hello asked to resume: set by the hello when it names a pid and offset, dropped
+  // at open.
+  struct Resume {
+    std::string pid;
+    std::set<std::string, std::less<>> streams;
+  };
+  std::unique_ptr<Resume> resume_;
 };
 
 }  // namespace imgate::mod::socketio

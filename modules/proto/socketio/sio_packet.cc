@@ -285,7 +285,7 @@ Result<std::optional<SioAssembled>> SioBinaryAssembler::onPacket(SioPacket packe
     return fail(Errc::kProtocolError, "got plaintext data when reconstructing a packet");
   }
   if (isBinaryType(packet.type) && packet.attachments > 0) {
-    pending_.emplace();
+    pending_ = std::make_unique<SioAssembled>();
     pending_->buffers.reserve(packet.attachments);
     pending_->packet = std::move(packet);
     return std::optional<SioAssembled>();
@@ -307,7 +307,7 @@ Result<std::optional<SioAssembled>> SioBinaryAssembler::onBinary(std::string dat
   if (pending_->buffers.size() < pending_->packet.attachments) {
     return std::optional<SioAssembled>();
   }
-  std::optional<SioAssembled> done = std::move(pending_);
+  std::optional<SioAssembled> done = std::move(*pending_);
   reset();
   return done;
 }

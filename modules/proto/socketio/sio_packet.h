@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -139,13 +140,14 @@ class SioBinaryAssembler {
   // kMessageTooBig when the attachments of one packet exceed limits.max_binary_bytes.
   [[nodiscard]] Result<std::optional<SioAssembled>> onBinary(std::string data);
 
-  bool awaiting() const { return pending_.has_value(); }
+  bool awaiting() const { return pending_ != nullptr; }
   size_t bufferedBytes() const { return buffered_bytes_; }
   void reset();
 
  private:
   SioLimits limits_;
-  std::optional<SioAssembled> pending_;
+  // The binary packet whose attachments are awaited (out of line: sessions rarely have one).
+  std::unique_ptr<SioAssembled> pending_;
   size_t buffered_bytes_ = 0;
 };
 
