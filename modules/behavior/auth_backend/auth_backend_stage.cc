@@ -12,6 +12,7 @@
 
 #include "imgate/sdk/http.h"
 #include "modules/common/bearer_token.h"
+#include "modules/common/utf8.h"
 
 namespace imgate::mod::auth_backend {
 
@@ -169,6 +170,16 @@ Result<AuthAnswer> allowed(const UpstreamResponse& response, const BackendSettin
         answer.rooms.push_back(std::move(name));
       }
     }
+  }
+  // rapidjson 1.1 decodes a \u escape of a lone low surrogate into invalid UTF-8 rather than
+  // refusing it: such an id must not become a session's identity.
+  bool unicode = common::isValidUtf8(answer.user) && common::isValidUtf8(answer.app) &&
+                 common::isValidUtf8(answer.device);
+  for (const std::string& room : answer.rooms) {
+    unicode = unicode && common::isValidUtf8(room);
+  }
+  if (!unicode) {
+    return bad("answer has a string that is not Unicode text (a lone UTF-16 surrogate)");
   }
   if (const rapidjson::Value* exp = member(doc, "expire_at"); exp != nullptr && !exp->IsNull()) {
     if (exp->IsInt64()) {

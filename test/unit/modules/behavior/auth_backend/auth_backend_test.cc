@@ -316,6 +316,11 @@ TEST_F(AuthBackendTest, AnythingElseFailsClosedAsUnavailable) {
       answer(200, R"({"uid":"u","app":3})"),
       answer(200, R"({"uid":"u","expire_at":"soon"})"),
       answer(200, "{\"uid\":\"u\xff\"}"),  // not UTF-8
+      // \u escapes of lone surrogates, which rapidjson 1.1 decodes into invalid UTF-8.
+      answer(200, R"({"uid":"u\udc00"})"),
+      answer(200, R"({"uid":"u","app":"\udfff"})"),
+      answer(200, R"({"uid":"u","device":"d\ude00"})"),
+      answer(200, R"({"uid":"u","rooms":["ok","\udc01"]})"),
       answer(200, std::string(64 * 1024 + 1, ' ')),
       fail(Errc::kTimeout, "no answer within 2000ms"),
       fail(Errc::kUnavailable, "no healthy backend"),
