@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "modules/common/base64.h"
+#include "modules/common/utf8.h"
 #include "modules/proto/socketio/eio_packet.h"
 #include "modules/proto/socketio/json_string.h"
 #include "modules/proto/socketio/sio_codec.h"
@@ -59,6 +60,7 @@ using imgate::PayloadType;
 using imgate::Result;
 using imgate::TransportStep;
 using imgate::fuzz::check;
+using imgate::mod::common::isValidUtf8;
 using namespace imgate::mod::socketio;
 
 using Out = imgate::fuzz::StringOut;
@@ -269,7 +271,7 @@ void checkServerOutput(std::string_view b, bool recovery) {
     }
     check(attachments_due == 0);
     if (op == 0x8) {
-      check(payload.empty() || (payload.size() >= 2 && validUtf8(payload.substr(2))));
+      check(payload.empty() || (payload.size() >= 2 && isValidUtf8(payload.substr(2))));
       closed = true;
       continue;
     }
@@ -277,7 +279,7 @@ void checkServerOutput(std::string_view b, bool recovery) {
       continue;  // WebSocket pong
     }
     check(op == 0x1);
-    check(validUtf8(payload));
+    check(isValidUtf8(payload));
     auto eio = parseEioText(payload);
     check(eio.has_value() && !eio->binary);
     check(eio->type != EioType::kUpgrade && eio->type != EioType::kNoop);

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "modules/common/utf8.h"
 #include "modules/proto/socketio/eio_packet.h"
 #include "modules/proto/socketio/json_string.h"
 #include "modules/proto/socketio/sio_packet.h"
@@ -30,6 +31,7 @@
 namespace {
 
 using namespace imgate::mod::socketio;
+using imgate::mod::common::isValidUtf8;
 
 void check(bool ok) {
   if (!ok) {
@@ -139,15 +141,15 @@ void fuzzAssembler(std::string_view in) {
 
 void fuzzJson(std::string_view in) {
   const std::string quoted = jsonString(in);
-  check(validUtf8(quoted));
+  check(isValidUtf8(quoted));
   check(scanJson(quoted).has_value());
   auto back = parseJsonString(quoted);
   check(back.has_value());
-  check(validUtf8(in) == (*back == in));
+  check(isValidUtf8(in) == (*back == in));
 
   auto parsed = parseJsonString(in);
   if (parsed) {
-    check(validUtf8(*parsed));
+    check(isValidUtf8(*parsed));
     auto again = parseJsonString(jsonString(*parsed));
     check(again.has_value() && *again == *parsed);
     auto shape = scanJson(in);
