@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "imgate/sdk/codec.h"
+#include "modules/common/utf8.h"
 
 namespace imgate::mod {
 
@@ -67,6 +68,53 @@ inline Utf8Step utf8Step(const unsigned char* p, size_t avail) {
     hi = 0xBF;
   }
   return {need + 1, true};
+}
+
+// `s` with each maximal invalid subsequence replaced by one U+FFFD (see utf8Step()), what a
+// JavaScript peer would make of the same bytes; `s` itself when it is valid UTF-8. A UTF-16
+// surrogate written as three bytes (ED A0..BF 80..BF: what rapidjson makes of a \u escape of a
+// lone surrogate) is one U+FFFD, as JSON.parse followed by any UTF-8 encoder gives.
+inline std::string toValidUtf8(std::string_view s) {
+  if (common::isValidUtf8(s)) {
+    return std::string(s);
+  }
+  const auto* const u = reinterpret_cast<const unsigned char*>(s.data());
+  std::string out;
+  out.reserve(s.size() + 8);
+  size_t i = 0;
+  while (i < s.size()) {
+    if (u[i] < 0x80) {
+      out.push_back(s[i++]);
+      continue;
+    }
+    if (u[i] == 0xED && s.size() - i >= 3 && u[i + 1] >= 0xA0 && u[i + 1] <= 0xBF &&
+        u[i + 2] >= 0x80 && u[i + 2] <= 0xBF) {
+      out.append(kUtf8Replacement);  // one surrogate, one character
+      i += 3;
+      continue;
+    }
+    const Utf8Step step = utf8Step(u + i, s.size() - i);
+    if (step.ok) {
+      out.append(s.data() + i, step.len);
+    } else {
+      out.append(kUtf8Replacement);
+    }
+    i += step.len;
+  }
+  return out;
+}
+
+// Writes `s` as a string through a rapidjson Writer (or anything with the same String()),
+// which copies bytes as they are: invalid UTF-8 from a client, a header or a backend's lone
+// surrogate escape becomes U+FFFD, so the document written is always valid JSON.
+template <typename JsonWriter>
+void writeJsonString(JsonWriter& w, std::string_view s) {
+  if (common::isValidUtf8(s)) {
+    w.String(s.data(), static_cast<unsigned>(s.size()));
+    return;
+  }
+  const std::string clean = toValidUtf8(s);
+  w.String(clean.data(), static_cast<unsigned>(clean.size()));
 }
 
 // ---- JSON strings -----------------------------------------------------------------------------

@@ -21,8 +21,9 @@ class _BackendServer:
     def __init__(self, name):
         self.name = name
         self.requests = []          # (path, headers dict, parsed JSON body)
-        self.mode = "ok"            # ok | fail | hang | reject | instruct | answer
+        self.mode = "ok"            # ok | fail | hang | reject | instruct | answer | raw
         self.answer = {}            # mode "answer": this JSON value is the 200 answer
+        self.raw_hex = ""           # mode "raw": these bytes (hex) are the 200 answer
         self.healthy = True
         self.lock = threading.Lock()
         backend = self
@@ -75,6 +76,9 @@ class _BackendServer:
                     self._answer(403, b'{"error":"not allowed"}')
                 elif mode == "answer":
                     self._answer(200, json.dumps(backend.answer).encode())
+                elif mode == "raw":
+                    # Any bytes, e.g. not UTF-8 (the control call cannot carry them as JSON).
+                    self._answer(200, bytes.fromhex(backend.raw_hex), "application/octet-stream")
                 elif mode == "instruct":
                     # Answer the sender and push to another user in one go.
                     reply = {"imgate": {"reply": "stored", "push": [
@@ -159,6 +163,7 @@ class Backend:
     mode = property(lambda self: None, lambda self, v: self._set(mode=v))
     healthy = property(lambda self: None, lambda self, v: self._set(healthy=v))
     answer = property(lambda self: None, lambda self, v: self._set(answer=v))
+    raw_hex = property(lambda self: None, lambda self, v: self._set(raw_hex=v))
 
     def alive(self):
         return self.proc.poll() is None

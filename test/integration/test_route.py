@@ -233,6 +233,42 @@ def test_backend_answer_can_push_to_other_users(gateway_factory, backends):
     peer.shutdown()
 
 
+def test_answers_and_messages_that_are_not_utf8_text_cost_no_connection(gateway_factory, backends):
+    """A text frame must be UTF-8 or the client fails the connection (1007): a backend's raw
+    answer that is not arrives as a binary message, a lone surrogate escape in instructions as
+    U+FFFD, and a TCP client's "text" that is not UTF-8 reaches the backend as base64."""
+    gw = start(gateway_factory, backends)
+
+    async def main():
+        url = f"ws://127.0.0.1:{gw.ports['edge']}/ws?token="
+        ws = await connect(url + make_token("erin"))
+        peer = await connect(url + make_token("frank"))
+        backends[0].mode = backends[1].mode = "raw"
+        backends[0].raw_hex = backends[1].raw_hex = (b"\xff\xfe not text").hex()
+        await ws.send("first")
+        assert await asyncio.wait_for(ws.recv(), 5) == b"\xff\xfe not text"
+        backends[0].answer = backends[1].answer = {"imgate": {
+            "reply": "ok \udc00", "push": [{"to": {"users": ["frank"]}, "data": "x\udfff"}]}}
+        backends[0].mode = backends[1].mode = "answer"
+        await ws.send("second")
+        assert await asyncio.wait_for(ws.recv(), 5) == "ok \ufffd"
+        assert await asyncio.wait_for(peer.recv(), 5) == "x\ufffd"
+        backends[0].mode = backends[1].mode = "ok"
+        await ws.send("third")  # both connections are still open
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["got"] == "third"
+        await ws.close()
+        await peer.close()
+    run(main())
+
+    client = tcp_client(gw, "gina")
+    client.send(b"caf\xe9", event="chat.latin1")
+    assert client.recv_type(tf.SEND_ACK).get("status", 0) == 0
+    sent = [r[2] for b in backends[:2] for r in b.requests if r[2] and r[2]["user"] == "gina"]
+    assert len(sent) == 1
+    assert sent[0]["type"] == "binary" and sent[0]["body_base64"] == "Y2Fm6Q=="
+    client.shutdown()
+
+
 def fnv_bucket(app, user):
     h = 14695981039346656037
     for b in (app + "/" + user).encode():

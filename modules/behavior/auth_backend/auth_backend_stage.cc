@@ -12,6 +12,7 @@
 
 #include "imgate/sdk/http.h"
 #include "modules/common/bearer_token.h"
+#include "modules/common/json_text.h"
 #include "modules/common/utf8.h"
 
 namespace imgate::mod::auth_backend {
@@ -366,9 +367,9 @@ std::string requestBody(const Session& session, const std::optional<std::string>
                         const BackendSettings& settings) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  auto str = [&w](std::string_view s) {
-    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-  };
+  // Header values may hold any obs-text byte and a token may be percent-decoded into anything:
+  // what is not UTF-8 becomes U+FFFD so that the backend always gets valid JSON.
+  auto str = [&w](std::string_view s) { writeJsonString(w, s); };
   w.StartObject();
   w.Key("token");
   if (token) {

@@ -10,6 +10,7 @@
 #include <array>
 
 #include "modules/common/base64.h"
+#include "modules/common/json_text.h"
 
 namespace imgate::mod::hooks {
 
@@ -134,11 +135,12 @@ class HooksStage final : public Stage {
     }
     auto answer = parseConnectAnswer(result->body, config_->settings());
     if (!answer) {
-      // No runtime logger in the SDK yet: the counter is the signal (see README).
+      // A backend bug the operator should see; the reasons name fields, never payloads.
       config_->failed().add();
       config_->invalid().add();
-      if (callbacks_.log().enabled(LogLevel::kDebug)) {
-        callbacks_.log().log(LogLevel::kDebug, "hooks: connect answer ignored: " + answer.error().message);
+      if (callbacks_.log().enabled(LogLevel::kWarn)) {
+        callbacks_.log().log(LogLevel::kWarn,
+                             "connect answer ignored: " + toValidUtf8(answer.error().message));
       }
       return;
     }
@@ -198,14 +200,19 @@ Status parseMessages(const rapidjson::Value& list, const Settings& settings,
     }
     if (data != nullptr) {
       m.type = PayloadType::kText;
+      std::string text;
       if (data->IsString()) {
-        m.payload = makeBytes(std::string(data->GetString(), data->GetStringLength()));
+        text.assign(data->GetString(), data->GetStringLength());
       } else {
         rapidjson::StringBuffer buf;
         rapidjson::Writer<rapidjson::StringBuffer> w(buf);
         data->Accept(w);
-        m.payload = makeBytes(std::string(buf.GetString(), buf.GetSize()));
+        text.assign(buf.GetString(), buf.GetSize());
       }
+      if (!common::isValidUtf8(text)) {
+        return invalid(where + ".data is not valid UTF-8 (a \\u escape of a lone surrogate)");
+      }
+      m.payload = makeBytes(std::move(text));
     } else {
       if (!data_base64->IsString()) {
         return invalid(where + ".data_base64 is not a string");
@@ -223,6 +230,9 @@ Status parseMessages(const rapidjson::Value& list, const Settings& settings,
         return invalid(where + ".event is not a string");
       }
       m.event.assign(event->GetString(), event->GetStringLength());
+      if (!common::isValidUtf8(m.event)) {
+        return invalid(where + ".event is not valid UTF-8 (a \\u escape of a lone surrogate)");
+      }
     }
     out.push_back(std::move(m));
   }
@@ -242,6 +252,10 @@ Status parseRooms(const rapidjson::Value& list, const Settings& settings,
       return invalid("rooms[" + std::to_string(i) + "] is not a non-empty string");
     }
     out.emplace_back(list[i].GetString(), list[i].GetStringLength());
+    if (!common::isValidUtf8(out.back())) {
+      return invalid("rooms[" + std::to_string(i) +
+                     "] is not valid UTF-8 (a \\u escape of a lone surrogate)");
+    }
   }
   return {};
 }
@@ -287,8 +301,10 @@ Result<ConnectAnswer> parseConnectAnswer(std::string_view body, const Settings& 
     return answer;
   }
   rapidjson::Document doc;
-  // Iterative parsing: a deeply nested answer must not exhaust the worker's stack.
-  doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
+  // Iterative parsing: a deeply nested answer must not exhaust the worker's stack. Bytes that
+  // are not UTF-8 are a parse error; what escapes can still smuggle in is checked per string.
+  doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(body.data(),
+                                                                                     body.size());
   if (doc.HasParseError()) {
     return fail(Errc::kInvalidPayload, std::string("answer is not JSON: ") +
                                            rapidjson::GetParseError_En(doc.GetParseError()) +
@@ -316,7 +332,7 @@ std::string eventBody(Event event, const Session& session, int64_t ts_ms, std::s
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   auto str = [&w](const char* key, std::string_view value) {
     w.Key(key);
-    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+    writeJsonString(w, value);  // always valid JSON, whatever a room name holds
   };
   const Identity& identity = session.identity();
   w.StartObject();

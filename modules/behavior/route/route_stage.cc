@@ -9,6 +9,7 @@
 #include <random>
 
 #include "modules/common/base64.h"
+#include "modules/common/json_text.h"
 #include "modules/common/message_meta.h"
 
 namespace imgate::mod::route {
@@ -171,24 +172,35 @@ class RouteStage final : public Stage {
         callbacks_.hub().push(p.message.app.empty() ? message.app : p.message.app,
                               std::move(p.target), std::move(p.message), {});
       }
-      ack(message, Errc::kNone, {}, std::move(answer.reply));
+      if (!answer.error.empty()) {
+        if (callbacks_.log().enabled(LogLevel::kWarn)) {
+          callbacks_.log().log(LogLevel::kWarn, "backend answer to message \"" +
+                                                    toValidUtf8(message.id) +
+                                                    "\": " + answer.error);
+        }
+      }
+      ack(message, Errc::kNone, {}, std::move(answer.reply), answer.reply_type);
     } else {
       config_->failed().add();
       const Errc code = errcForStatus(result->status);
+      std::string body = result->status < 500 ? std::move(result->body) : std::string();
+      const PayloadType type =
+          common::isValidUtf8(body) ? PayloadType::kText : PayloadType::kBinary;
       ack(message, code,
           result->status >= 500 ? "backend unavailable"
                                 : "rejected by backend (" + std::to_string(result->status) + ")",
-          result->status < 500 ? std::move(result->body) : std::string());
+          std::move(body), type);
     }
     callbacks_.resume();
   }
 
   // The answer to the sender: kAck with the client's message id, status "ok" or an error name
   // (meta "status"/"reason"), and the backend's reply body, if any.
-  void ack(const Message& message, Errc code, std::string reason, std::string body) {
+  void ack(const Message& message, Errc code, std::string reason, std::string body,
+           PayloadType type = PayloadType::kText) {
     Message ack;
     ack.kind = MessageKind::kAck;
-    ack.type = PayloadType::kText;
+    ack.type = type;
     ack.app = message.app;
     ack.id = message.id;
     ack.event = message.event;
@@ -279,11 +291,19 @@ void DedupeTable::abandon(const std::string& key) {
 
 namespace {
 
+// The answer is parsed with encoding validation, but rapidjson decodes a \u escape of a lone
+// surrogate into bytes that are not UTF-8: such a string (or the strings inside a compacted
+// value, the only place the writer puts them) gets U+FFFD instead, as JSON.parse followed by
+// any UTF-8 encoder would give.
+std::string text(const rapidjson::Value& v) {
+  return toValidUtf8(std::string_view(v.GetString(), v.GetStringLength()));
+}
+
 std::string compact(const rapidjson::Value& v) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   v.Accept(w);
-  return std::string(buf.GetString(), buf.GetSize());
+  return toValidUtf8(std::string_view(buf.GetString(), buf.GetSize()));
 }
 
 bool stringList(const rapidjson::Value& v, std::vector<std::string>& out) {
@@ -294,7 +314,7 @@ bool stringList(const rapidjson::Value& v, std::vector<std::string>& out) {
     if (!item.IsString()) {
       return false;
     }
-    out.emplace_back(item.GetString(), item.GetStringLength());
+    out.push_back(text(item));
   }
   return true;
 }
@@ -311,7 +331,7 @@ bool parseTarget(const rapidjson::Value& to, PushTarget& target) {
   const std::string_view kind(m.name.GetString(), m.name.GetStringLength());
   if (kind == "room" && m.value.IsString()) {
     target.kind = TargetKind::kRoom;
-    target.ids.emplace_back(m.value.GetString(), m.value.GetStringLength());
+    target.ids.push_back(text(m.value));
     return true;
   }
   if (kind == "users" || kind == "rooms" || kind == "sessions") {
@@ -327,21 +347,24 @@ bool parseTarget(const rapidjson::Value& to, PushTarget& target) {
 
 BackendAnswer parseAnswer(std::string_view body) {
   BackendAnswer answer;
-  if (body.empty() || body.front() != '{' || body.find("\"imgate\"") == std::string_view::npos) {
+  auto verbatim = [&answer, body] {
     answer.reply = std::string(body);
+    answer.reply_type = common::isValidUtf8(body) ? PayloadType::kText : PayloadType::kBinary;
     return answer;
+  };
+  if (body.empty() || body.front() != '{' || body.find("\"imgate\"") == std::string_view::npos) {
+    return verbatim();
   }
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
   if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("imgate") ||
       !doc["imgate"].IsObject()) {
-    answer.reply = std::string(body);
-    return answer;
+    return verbatim();
   }
   const auto& ins = doc["imgate"];
   if (ins.HasMember("reply")) {
     const auto& r = ins["reply"];
-    answer.reply = r.IsString() ? std::string(r.GetString(), r.GetStringLength()) : compact(r);
+    answer.reply = r.IsString() ? text(r) : compact(r);
   }
   if (ins.HasMember("push")) {
     if (!ins["push"].IsArray()) {
@@ -367,16 +390,16 @@ BackendAnswer parseAnswer(std::string_view body) {
         m.payload = makeBytes(std::move(*bytes));
       } else if (p.HasMember("data")) {
         const auto& d = p["data"];
-        m.payload = makeBytes(d.IsString() ? std::string(d.GetString(), d.GetStringLength()) : compact(d));
+        m.payload = makeBytes(d.IsString() ? text(d) : compact(d));
       } else {
         answer.error = "imgate.push entries need data or data_base64";
         continue;
       }
       if (p.HasMember("event") && p["event"].IsString()) {
-        m.event = p["event"].GetString();
+        m.event = text(p["event"]);
       }
       if (p.HasMember("app") && p["app"].IsString()) {
-        m.app = p["app"].GetString();
+        m.app = text(p["app"]);
       }
       answer.pushes.push_back(std::move(push));
     }
@@ -478,9 +501,11 @@ std::string expandPath(const std::string& path, const Message& message, const Se
 std::string envelope(const Message& message, const Session& session, std::string_view trace_id) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  // Ids, the event and a text body from codecs that do not check UTF-8 (TCP frames, lines) are
+  // written as valid UTF-8 so that the backend always gets valid JSON.
   auto str = [&w](const char* key, std::string_view value) {
     w.Key(key);
-    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+    writeJsonString(w, value);
   };
   w.StartObject();
   str("app", message.app);
@@ -494,7 +519,9 @@ std::string envelope(const Message& message, const Session& session, std::string
   w.Key("ts");
   w.Int64(message.ts_ms);
   str("trace_id", trace_id);
-  if (message.type == PayloadType::kBinary) {
+  // Text that is not UTF-8 (TCP frames and lines do not check) goes as binary: a JSON string
+  // could carry it only with its bytes replaced.
+  if (message.type == PayloadType::kBinary || !common::isValidUtf8(message.data())) {
     str("type", "binary");
     str("body_base64", common::base64Encode(message.data()));
   } else {

@@ -117,9 +117,12 @@ class RouteConfig final : public StageConfig, public std::enable_shared_from_thi
 // A backend answer split into the reply for the sender and push instructions: a JSON object with
 // an "imgate" member {"reply": <string or JSON>, "push": [{"to": ..., "data"|"data_base64": ...,
 // "event": ...}]} carries instructions; any other body is the reply as is. Bad instructions are
-// ignored (the reply still goes out) and reported in `error`.
+// ignored (the reply still goes out) and reported in `error`. A body that is not valid UTF-8
+// is the reply as binary; strings in instructions are made valid UTF-8 (U+FFFD for the lone
+// surrogates a \u escape can name).
 struct BackendAnswer {
   std::string reply;
+  PayloadType reply_type = PayloadType::kText;
   struct Push {
     PushTarget target;
     Message message;

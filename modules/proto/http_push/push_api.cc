@@ -20,6 +20,7 @@
 #include "imgate/sdk/hub.h"
 #include "imgate/sdk/message.h"
 #include "modules/common/base64.h"
+#include "modules/common/json_text.h"
 #include "modules/common/utf8.h"
 
 namespace imgate::mod::http_push {
@@ -58,8 +59,6 @@ tl::unexpected<ApiError> badRequest(std::string reason) {
 
 // ---- JSON output ---------------------------------------------------------------------------
 
-std::string sanitizeUtf8(std::string_view text);
-
 // Wraps rapidjson's Writer so that every string written is valid UTF-8: ids coming from the
 // hub or from percent-decoded paths must never turn a response into invalid JSON.
 class JsonOut {
@@ -72,14 +71,7 @@ class JsonOut {
   void key(std::string_view k) {
     writer_.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
   }
-  void str(std::string_view s) {
-    if (isValidUtf8(s)) {
-      writer_.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-      return;
-    }
-    const std::string clean = sanitizeUtf8(s);
-    writer_.String(clean.data(), static_cast<rapidjson::SizeType>(clean.size()));
-  }
+  void str(std::string_view s) { writeJsonString(writer_, s); }
   void u64(uint64_t v) { writer_.Uint64(v); }
   void i64(int64_t v) { writer_.Int64(v); }
   void boolean(bool v) { writer_.Bool(v); }
@@ -97,30 +89,6 @@ class JsonOut {
   rapidjson::StringBuffer buffer_;
   rapidjson::Writer<rapidjson::StringBuffer> writer_;
 };
-
-std::string sanitizeUtf8(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    // Longest valid sequence starting here: try 4, 3, 2, 1 bytes.
-    size_t len = 0;
-    for (size_t n = std::min<size_t>(4, text.size() - i); n >= 1; --n) {
-      if (isValidUtf8(text.substr(i, n))) {
-        len = n;
-        break;
-      }
-    }
-    if (len == 0) {
-      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
-      ++i;
-    } else {
-      out.append(text.substr(i, len));
-      i += len;
-    }
-  }
-  return out;
-}
 
 HttpResponse errorResponse(const ApiError& error) {
   JsonOut out;

@@ -48,6 +48,13 @@ std::string_view namespaceOf(const Message& message) {
   return nsp.empty() ? std::string_view("/") : nsp;
 }
 
+// Plain Engine.IO sends a text message as it is. Text that is not UTF-8 (from a module or a
+// codec that does not check) would fail the client's WebSocket (1007) or garble its polling
+// payload, so it goes out as binary with its bytes unchanged, as the WebSocket module does.
+bool engineIoBinary(const Message& message) {
+  return message.type == PayloadType::kBinary || !common::isValidUtf8(message.data());
+}
+
 bool isJsonValue(std::string_view text) {
   JsonScanOptions options;
   return !text.empty() && scanJson(text, options).has_value();
@@ -800,8 +807,8 @@ uint64_t SioCodec::sharedEncodingKey(const Message& message) const {
 }
 
 Bytes SioCodec::encodeShared(const Message& message) const {
-  const bool binary = message.type == PayloadType::kBinary;
   if (settings_->engineio_only) {
+    const bool binary = engineIoBinary(message);
     if (!ws_) {
       return makeBytes(binary ? pollingBinary(message.data())
                               : pollingText(eioMessage(message.data())));
@@ -840,7 +847,7 @@ Status SioCodec::encodeEngineIo(const Message& message, OutBuffer& out) {
       return {};
     }
   }
-  if (message.type == PayloadType::kBinary) {
+  if (engineIoBinary(message)) {
     if (!ws_) {
       sendBinary(message.data(), out);
       return {};

@@ -87,8 +87,13 @@ bool isKnownOpcode(uint8_t op) {
   return op <= 0x2 || (op >= 0x8 && op <= 0xA);
 }
 
+// A text frame must hold UTF-8 or the client fails the connection (RFC 6455 §8.1, 1007). Text
+// that is not, from a module or a codec that does not check (TCP frames, lines), goes out as a
+// binary frame with its bytes unchanged rather than costing the client its connection.
 Opcode opcodeFor(const Message& message) {
-  return message.type == PayloadType::kBinary ? Opcode::kBinary : Opcode::kText;
+  return message.type == PayloadType::kBinary || !common::isValidUtf8(message.data())
+             ? Opcode::kBinary
+             : Opcode::kText;
 }
 
 // A compressed frame; with `session` null the payload uses a fresh deflate state and falls back

@@ -158,6 +158,52 @@ TEST(CommonJsonTextTest, Utf8StepAtEachBoundary) {
   }
 }
 
+// ---- toValidUtf8 / writeJsonString ----------------------------------------------------------
+
+TEST(CommonJsonTextTest, ToValidUtf8ReplacesEachMaximalInvalidSubpart) {
+  EXPECT_EQ(toValidUtf8(""), "");
+  EXPECT_EQ(toValidUtf8("h\xC3\xA9llo \xF0\x9F\x98\x80"), "h\xC3\xA9llo \xF0\x9F\x98\x80");
+  EXPECT_EQ(toValidUtf8("a\xF0\x9F\x98"), "a" + kFffd);          // one truncated sequence
+  EXPECT_EQ(toValidUtf8("\xC0\xAF"), kFffd + kFffd);              // overlong: two bytes, two
+  // A surrogate written as three bytes is one character to JavaScript, so one U+FFFD; cut
+  // short, it is bytes again.
+  EXPECT_EQ(toValidUtf8("\xED\xA0\x80x"), kFffd + "x");
+  EXPECT_EQ(toValidUtf8("\xED\xB0\x80\xED\xBF\xBF"), kFffd + kFffd);
+  EXPECT_EQ(toValidUtf8("\xED\xA0x"), kFffd + kFffd + "x");
+  EXPECT_EQ(toValidUtf8("\xED\x9F\xBF"), "\xED\x9F\xBF");  // U+D7FF is a character
+  EXPECT_EQ(toValidUtf8("\xFF\xFEok"), kFffd + kFffd + "ok");
+  // The same rule as appendJsonString: for every 1- and 2-byte input the literal holds exactly
+  // the cleaned text.
+  for (int a = 0; a < 256; ++a) {
+    for (int b = 0x20; b < 256; b += 7) {
+      const std::string in{static_cast<char>(a), static_cast<char>(b)};
+      const std::string clean = toValidUtf8(in);
+      EXPECT_TRUE(common::isValidUtf8(clean)) << a << " " << b;
+      EXPECT_EQ(readBack(literalOf(in)), readBack(literalOf(clean))) << a << " " << b;
+    }
+  }
+}
+
+// Collects what a rapidjson Writer would be given.
+struct StringSink {
+  std::vector<std::string> strings;
+  bool String(const char* s, unsigned n) {
+    strings.emplace_back(s, n);
+    return true;
+  }
+};
+
+TEST(CommonJsonTextTest, WriteJsonStringAlwaysHandsOverValidUtf8) {
+  StringSink sink;
+  writeJsonString(sink, "plain");
+  writeJsonString(sink, "bad \xC3(");
+  writeJsonString(sink, std::string_view("nul\0in", 6));
+  ASSERT_EQ(sink.strings.size(), 3u);
+  EXPECT_EQ(sink.strings[0], "plain");
+  EXPECT_EQ(sink.strings[1], "bad " + kFffd + "(");
+  EXPECT_EQ(sink.strings[2], std::string("nul\0in", 6));
+}
+
 // ---- Reliable delivery ----------------------------------------------------------------------
 
 TEST(CommonJsonTextTest, EpochsAreLowerCaseHexWithoutLeadingZeros) {

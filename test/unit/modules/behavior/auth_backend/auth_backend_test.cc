@@ -184,6 +184,24 @@ TEST_F(AuthBackendTest, RequestCarriesCredentialsAndHandshake) {
   EXPECT_TRUE(cb_->rejected.empty());
 }
 
+// Header values may hold obs-text and a query token may be percent-decoded into any bytes: the
+// request stays valid JSON, with U+FFFD where the bytes are not UTF-8.
+TEST_F(AuthBackendTest, RequestIsValidJsonWhateverTheClientSent) {
+  StageConfigPtr config = compile();
+  fresh();
+  cb_->session_.headers = {{"Authorization", "Bearer t\xC3("}, {"User-Agent", "ua \xFF\xFE"}};
+  stage_ = config->createStage(*cb_);
+  ASSERT_EQ(stage_->onOpen().action, Action::kPause);
+  ASSERT_EQ(cb_->upstreams_.calls.size(), 1u);
+  const std::string& body = cb_->upstreams_.calls[0].request.body;
+  rapidjson::Document d;
+  d.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
+  ASSERT_FALSE(d.HasParseError()) << body;
+  EXPECT_EQ(std::string(d["token"].GetString()), "t\xEF\xBF\xBD(");
+  EXPECT_EQ(std::string(d["headers"]["user-agent"].GetString()),
+            "ua \xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
 TEST_F(AuthBackendTest, TokenSourcesInOrder) {
   StageConfigPtr config = compile("upstream: auth\ncache_size: 0\n");
   const auto& settings = dynamic_cast<const BackendConfig&>(*config).settings();

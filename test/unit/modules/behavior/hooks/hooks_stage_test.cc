@@ -42,6 +42,7 @@ class FakeDispatcher final : public Dispatcher {
 
 class Callbacks final : public StageCallbacks {
  public:
+  Logger& log() override { return logger; }
   Session& session() override { return session_; }
   Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override { ++resumed; }
@@ -58,6 +59,7 @@ class Callbacks final : public StageCallbacks {
   int resumed = 0;
   std::vector<Errc> rejected;
   std::vector<Message> replies;
+  mocks::RecordingLogger logger;
 };
 
 class Context final : public LoadContext {
@@ -232,6 +234,11 @@ TEST(HooksStageTest, BadAnswersAreIgnoredAndCountedWithoutClosingTheSession) {
       R"({"rooms":["a"]} trailing)",
       std::string(201, ' '),                                  // over max_answer
       std::string(150, '[') + std::string(150, ']'),          // deep nesting, iteratively parsed
+      "{\"messages\":[{\"data\":\"\xC3(\"}]}",                      // not UTF-8
+      R"({"messages":[{"data":"\udc00"}]})",                  // lone surrogates: not UTF-8 text
+      R"({"messages":[{"data":{"k":"a\udfff"}}]})",
+      R"({"messages":[{"data":"x","event":"\udc00"}]})",
+      R"({"rooms":["r\udc00"]})",
   };
   for (const std::string& body : bad) {
     const Counts before = Counts::of(*config);
@@ -246,6 +253,9 @@ TEST(HooksStageTest, BadAnswersAreIgnoredAndCountedWithoutClosingTheSession) {
     EXPECT_EQ(after.invalid, before.invalid + 1) << body;
     EXPECT_EQ(after.failed, before.failed + 1) << body;
     EXPECT_EQ(after.applied, before.applied) << body;
+    ASSERT_EQ(cb.logger.lines.size(), 1u) << body;  // the operator sees why
+    EXPECT_EQ(cb.logger.lines[0].first, LogLevel::kWarn);
+    EXPECT_EQ(cb.logger.lines[0].second.rfind("connect answer ignored: ", 0), 0u);
     Message m = control("join", "r");
     EXPECT_EQ(stage->onMessage(m).action, Action::kPass);  // the session goes on
   }
@@ -264,6 +274,9 @@ TEST(HooksStageTest, ParseErrorsSayWhatIsWrong) {
   r = parseConnectAnswer("{", s);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("not JSON"), std::string::npos);
+  r = parseConnectAnswer(R"({"messages":[{"data":"\udc00"}]})", s);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("messages[0].data is not valid UTF-8"), std::string::npos);
 }
 
 TEST(HooksStageTest, FailedWebhooksAreCounted) {

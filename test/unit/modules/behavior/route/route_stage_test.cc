@@ -43,6 +43,7 @@ class Dispatcher final : public imgate::Dispatcher {
 
 class Callbacks final : public StageCallbacks {
  public:
+  Logger& log() override { return logger; }
   imgate::Session& session() override { return session_; }
   imgate::Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override { ++resumed; }
@@ -59,6 +60,7 @@ class Callbacks final : public StageCallbacks {
   int resumed = 0;
   std::vector<Errc> rejected;
   std::vector<Message> replies;
+  mocks::RecordingLogger logger;
 };
 
 class Context final : public LoadContext {
@@ -372,6 +374,93 @@ TEST(RouteStageTest, AnswerInstructionsPushAndReply) {
   ASSERT_EQ(cb.fake_hub_.pushes.size(), 1u);
   EXPECT_EQ(cb.fake_hub_.pushes[0].app, "shop");
   EXPECT_EQ(cb.fake_hub_.pushes[0].message.data(), "new msg");
+}
+
+// Whatever reaches a client as text is UTF-8: a raw answer that is not becomes a binary reply
+// (bytes kept); strings in instructions get U+FFFD for what a lone surrogate escape decodes to.
+TEST(RouteStageTest, AnswersThatAreNotUtf8TextStayDeliverable) {
+  const BackendAnswer text = parseAnswer("caf\xC3\xA9");
+  EXPECT_EQ(text.reply_type, PayloadType::kText);
+  const BackendAnswer raw = parseAnswer("\xFF\xFE raw");
+  EXPECT_EQ(raw.reply, "\xFF\xFE raw");
+  EXPECT_EQ(raw.reply_type, PayloadType::kBinary);
+  // Not instructions (the bytes are not UTF-8, so not JSON): the body is the reply, as binary.
+  const BackendAnswer bad_json = parseAnswer("{\"imgate\":{\"reply\":\"\xC3(\"}}");
+  EXPECT_EQ(bad_json.reply, "{\"imgate\":{\"reply\":\"\xC3(\"}}");
+  EXPECT_EQ(bad_json.reply_type, PayloadType::kBinary);
+
+  const std::string fffd = "\xEF\xBF\xBD";
+  const BackendAnswer a = parseAnswer(R"({"imgate":{"reply":"ok \udc00","push":[
+      {"to":{"users":["b\udc01"]},"data":"x\udfff","event":"e\udc00","app":"a\udc00"},
+      {"to":{"room":"r\udc00"},"data":{"k":["\udc01"]}}]}})");
+  EXPECT_EQ(a.reply, "ok " + fffd);
+  EXPECT_EQ(a.reply_type, PayloadType::kText);
+  ASSERT_EQ(a.pushes.size(), 2u);
+  EXPECT_EQ(a.pushes[0].target.ids, (std::vector<std::string>{"b" + fffd}));
+  EXPECT_EQ(a.pushes[0].message.data(), "x" + fffd);
+  EXPECT_EQ(a.pushes[0].message.event, "e" + fffd);
+  EXPECT_EQ(a.pushes[0].message.app, "a" + fffd);
+  EXPECT_EQ(a.pushes[1].target.ids, (std::vector<std::string>{"r" + fffd}));
+  EXPECT_EQ(a.pushes[1].message.data(), "{\"k\":[\"" + fffd + "\"]}");
+  const BackendAnswer compact = parseAnswer(R"({"imgate":{"reply":{"t":"\udc00"}}})");
+  EXPECT_EQ(compact.reply, "{\"t\":\"" + fffd + "\"}");
+
+  // Through the stage: 2xx and 4xx bodies keep their bytes and go out as binary.
+  Context ctx;
+  auto config = compile(kRules, ctx);
+  ASSERT_TRUE(config);
+  Callbacks cb;
+  auto stage = (*config)->createStage(cb);
+  Message m = send("chat.x", "x", "raw-1");
+  ASSERT_EQ(stage->onMessage(m).action, Action::kPause);
+  cb.up.complete(UpstreamResponse{200, {}, "\x80\x81", "b"});
+  Message m2 = send("chat.x", "x", "raw-2");
+  ASSERT_EQ(stage->onMessage(m2).action, Action::kPause);
+  cb.up.complete(UpstreamResponse{409, {}, "no \xFF", "b"});
+  ASSERT_EQ(cb.replies.size(), 2u);
+  EXPECT_EQ(cb.replies[0].type, PayloadType::kBinary);
+  EXPECT_EQ(cb.replies[0].data(), "\x80\x81");
+  EXPECT_EQ(meta(cb.replies[0], "status"), "ok");
+  EXPECT_EQ(cb.replies[1].type, PayloadType::kBinary);
+  EXPECT_EQ(cb.replies[1].data(), "no \xFF");
+  EXPECT_EQ(meta(cb.replies[1], "status"), "bad_request");
+}
+
+TEST(RouteStageTest, InstructionsThatCannotBeFollowedAreLogged) {
+  Context ctx;
+  auto config = compile(kRules, ctx);
+  ASSERT_TRUE(config);
+  Callbacks cb;
+  auto stage = (*config)->createStage(cb);
+  Message m = send("chat.x", "x", "bad-1");
+  ASSERT_EQ(stage->onMessage(m).action, Action::kPause);
+  cb.up.complete(UpstreamResponse{
+      200, {}, R"({"imgate":{"reply":"r","push":[{"to":{"planets":["x"]},"data":"d"}]}})", "b"});
+  ASSERT_EQ(cb.replies.size(), 1u);
+  EXPECT_EQ(cb.replies[0].data(), "r");
+  ASSERT_EQ(cb.logger.lines.size(), 1u);
+  EXPECT_EQ(cb.logger.lines[0].first, LogLevel::kWarn);
+  EXPECT_NE(cb.logger.lines[0].second.find("\"bad-1\""), std::string::npos);
+  EXPECT_NE(cb.logger.lines[0].second.find("imgate.push entries need"), std::string::npos);
+  // A good answer logs nothing.
+  Message m2 = send("chat.x", "x", "good-1");
+  ASSERT_EQ(stage->onMessage(m2).action, Action::kPause);
+  cb.up.complete(UpstreamResponse{200, {}, R"({"imgate":{"reply":"r"}})", "b"});
+  EXPECT_EQ(cb.logger.lines.size(), 1u);
+}
+
+TEST(RouteStageTest, EnvelopeIsValidJsonAndTextThatIsNotUtf8GoesAsBinary) {
+  Session s;
+  Message m = send("ev\xC3", "bytes \xFF\xFE", "id\x80");
+  const std::string body = envelope(m, s, "0123456789abcdef");
+  rapidjson::Document d;
+  d.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
+  ASSERT_FALSE(d.HasParseError()) << body;
+  EXPECT_STREQ(d["type"].GetString(), "binary");
+  EXPECT_STREQ(d["body_base64"].GetString(), "Ynl0ZXMg//4=");
+  EXPECT_FALSE(d.HasMember("body"));
+  EXPECT_EQ(std::string(d["id"].GetString()), "id\xEF\xBF\xBD");
+  EXPECT_EQ(std::string(d["event"].GetString()), "ev\xEF\xBF\xBD");
 }
 
 TEST(RouteStageTest, ExpandPathEncodesValues) {

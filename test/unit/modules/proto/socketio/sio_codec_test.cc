@@ -1424,6 +1424,23 @@ TEST(SioCodecEngineIo, MessagesAreEngineIoMessages) {
   EXPECT_EQ(frames[1].rfind("close:1001", 0), 0u);
 }
 
+// A text frame must be UTF-8 or the client fails the connection: text that is not goes as a
+// binary message with its bytes unchanged, shared or not.
+TEST(SioCodecEngineIo, TextThatIsNotUtf8GoesAsBinary) {
+  SioCodec codec(engineIoSettings(), upgradeRequest(), wsOptions());
+  FakeOut out;
+  codec.onOpened(sessionOpened(), out);
+  out.data.clear();
+  const Message bad = dataMessage("", "caf\xE9");
+  ASSERT_TRUE(codec.encode(bad, out));
+  EXPECT_EQ(serverFrames(out.data), (std::vector<std::string>{"bin:caf\xE9"}));
+  ASSERT_NE(codec.sharedEncodingKey(bad), 0u);
+  EXPECT_EQ(*codec.encodeShared(bad), out.data);
+  out.data.clear();
+  ASSERT_TRUE(codec.encode(dataMessage("", "caf\xC3\xA9"), out));
+  EXPECT_EQ(serverFrames(out.data), (std::vector<std::string>{"4caf\xC3\xA9"}));
+}
+
 // engine.io-parser decodes a text frame starting with 'b' as a base64 binary message (the
 // polling form); the reference accepts it over WebSocket too, so do we.
 TEST(SioCodecEngineIo, Base64TextFrameIsABinaryMessage) {

@@ -403,6 +403,21 @@ TEST_F(SioPollingEngineIoTest, MessagesBothWays) {
   }
 }
 
+// Text that is not UTF-8 (from TCP-frame or lines clients) goes as binary, bytes unchanged: a
+// text packet would reach the client with its bytes replaced.
+TEST_F(SioPollingEngineIoTest, TextThatIsNotUtf8GoesAsBinary) {
+  for (const std::string& bytes : {std::string("\xFF"), std::string("a\xC3"),
+                                   std::string("x\xFE") + kSep}) {
+    const Message m = dataMessage("", bytes);
+    EXPECT_EQ(encoded(m), Packets{"bin:" + bytes});
+    if (codec_->sharedEncodingKey(m) != 0) {
+      ASSERT_TRUE(codec_->encode(m, out_));
+      EXPECT_EQ(*codec_->encodeShared(m), out_.data);
+      out_.data.clear();
+    }
+  }
+}
+
 TEST_F(SioPollingEngineIoTest, TextWithASeparatorIsRefused) {
   const Message m = dataMessage("", std::string("a") + kSep + "b");
   EXPECT_EQ(codec_->sharedEncodingKey(m), 0u);

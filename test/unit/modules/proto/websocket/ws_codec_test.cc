@@ -345,6 +345,11 @@ TEST(WsCodecTest, EncodeFrames) {
                    std::string("\x82\x7F\x00\x00\x00\x00\x00\x01\x00\x00", 10)});
   Message no_payload;
   cases.push_back({no_payload, std::string("\x81\x00", 2)});
+  // Text that is not UTF-8 would make the client fail the connection: binary, bytes unchanged.
+  cases.push_back({textMessage("caf\xC3\xA9"), "\x81\x05"});
+  cases.push_back({textMessage("\xFF\xFE"), "\x82\x02"});
+  cases.push_back({textMessage("ab\xED\xA0\x80"), "\x82\x05"});  // a surrogate
+  cases.push_back({textMessage(std::string(300, 'a') + "\xC3"), "\x82\x7E\x01\x2D"});
   for (const Case& c : cases) {
     WsCodec codec(WsCodecOptions{});
     FakeOut out;
