@@ -80,10 +80,11 @@ tl::expected<std::vector<std::shared_ptr<ListenSocket>>, std::string> Server::op
 void Server::publish(std::shared_ptr<const Generation> gen,
                      std::vector<std::shared_ptr<ListenSocket>> sockets, bool wait_applied) {
   std::map<std::string, std::shared_ptr<ListenSocket>> next;
-  std::vector<std::pair<std::string, int>> bound;
+  std::vector<BoundListener> bound;
   for (size_t i = 0; i < gen->listeners.size(); ++i) {
     next[sockets[i]->bind] = sockets[i];
-    bound.emplace_back(gen->listeners[i].name, sockets[i]->port);
+    bound.push_back({gen->listeners[i].name, sockets[i]->port,
+                     gen->listeners[i].exact_balance ? sockets[i] : nullptr});
     LOG_NOTICE("listening on ", gen->listeners[i].bind, " port ", sockets[i]->port, " (listener ",
                quote(gen->listeners[i].name), gen->listeners[i].tls ? ", tls" : "", ")");
   }
@@ -241,8 +242,18 @@ std::string Server::statusJson() {
   }
   out.append("]},\"listeners\":[");
   for (size_t i = 0; i < bound_.size(); ++i) {
-    out.append(i ? "," : "").append(format("{\"name\":", jsonQuote(bound_[i].first),
-                                           ",\"port\":", bound_[i].second, "}"));
+    const BoundListener& b = bound_[i];
+    out.append(i ? "," : "").append(format("{\"name\":", jsonQuote(b.name), ",\"port\":", b.port));
+    if (b.balanced) {
+      // Open connections per worker: what balance: exact evens out.
+      out.append(",\"balance\":\"exact\",\"open\":[");
+      for (size_t w = 0; w < b.balanced->fds.size(); ++w) {
+        out.append(w ? "," : "")
+            .append(std::to_string(b.balanced->open[w].load(std::memory_order_relaxed)));
+      }
+      out.push_back(']');
+    }
+    out.push_back('}');
   }
   out.append("]}");
   return out;
@@ -345,7 +356,8 @@ int Server::run() {
     std::lock_guard lock(status_mu_);
     for (size_t i = 0; i < first->listeners.size(); ++i) {
       by_bind[(*sockets)[i]->bind] = (*sockets)[i];
-      bound_.emplace_back(first->listeners[i].name, (*sockets)[i]->port);
+      bound_.push_back({first->listeners[i].name, (*sockets)[i]->port,
+                        first->listeners[i].exact_balance ? (*sockets)[i] : nullptr});
       LOG_NOTICE("listening on ", first->listeners[i].bind, " port ", (*sockets)[i]->port,
                  " (listener ", quote(first->listeners[i].name),
                  first->listeners[i].tls ? ", tls" : "", ")");

@@ -73,7 +73,12 @@ class Server final : public ServerControl {
   bool last_reload_ok_ = true;
   int64_t last_reload_at_ms_ = 0;
   std::vector<std::string> last_reload_errors_;
-  std::vector<std::pair<std::string, int>> bound_;  // name, port
+  struct BoundListener {
+    std::string name;
+    int port = 0;
+    std::shared_ptr<ListenSocket> balanced;  // balance: exact only (its per-worker counts)
+  };
+  std::vector<BoundListener> bound_;
   uint64_t generation_id_ = 0;
 };
 

@@ -469,14 +469,57 @@ void Worker::acceptFrom(Acceptor& acceptor) {
     }
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    const uint64_t id = (++next_id_ << 8) | index_;
-    auto* connection = new Connection(*this, fd, std::move(peer), generation_, *spec, id);
-    if (admission) {
-      connection->admitted();
+    if (!spec->exact_balance) {
+      startConnection(fd, std::move(peer), *spec, admission, nullptr);
+      continue;
     }
-    connections_.insert(connection);
-    connection->start();
+    // balance: exact. The slot is taken here, so the next accept (on any worker) already sees
+    // it; the owner gives it back when the connection is retired.
+    const std::shared_ptr<ListenSocket>& socket = acceptor.socket;
+    const size_t workers = std::min(socket->fds.size(), registry_.workerCount());
+    const uint32_t target = exactBalanceTarget(socket->open.get(), workers, index_ % workers);
+    socket->open[target].fetch_add(1, std::memory_order_relaxed);
+    if (target == index_) {
+      startConnection(fd, std::move(peer), *spec, admission, socket);
+      continue;
+    }
+    Worker& owner = registry_.worker(target);
+    owner.post([&owner, fd, peer = std::move(peer), socket, listener = acceptor.listener,
+                admission]() mutable {
+      owner.adoptBalanced(fd, std::move(peer), std::move(socket), listener, admission);
+    });
   }
+}
+
+void Worker::adoptBalanced(int fd, std::string peer, std::shared_ptr<ListenSocket> socket,
+                           const std::string& listener, bool admitted) {
+  const ListenerSpec* spec = generation_ ? generation_->listener(listener) : nullptr;
+  if (spec == nullptr || draining_) {
+    // Reloaded away or shutting down while in flight: as if never accepted.
+    socket->open[index_].fetch_sub(1, std::memory_order_relaxed);
+    if (admitted) {
+      const std::string_view ip = std::string_view(peer).substr(0, peer.rfind(':'));
+      Admission::instance().handshakeDone();
+      Admission::instance().connectionClosed(ip);
+    }
+    ::close(fd);
+    return;
+  }
+  startConnection(fd, std::move(peer), *spec, admitted, std::move(socket));
+}
+
+void Worker::startConnection(int fd, std::string peer, const ListenerSpec& spec, bool admitted,
+                             std::shared_ptr<ListenSocket> balanced) {
+  const uint64_t id = (++next_id_ << 8) | index_;
+  auto* connection = new Connection(*this, fd, std::move(peer), generation_, spec, id);
+  if (admitted) {
+    connection->admitted();
+  }
+  connections_.insert(connection);
+  if (balanced) {
+    balanced_.emplace(connection, std::move(balanced));
+  }
+  connection->start();
 }
 
 Connection* Worker::newDetached(std::string peer, std::shared_ptr<const Generation> generation,
@@ -503,6 +546,12 @@ void Worker::callUpstream(const std::shared_ptr<const Generation>& generation,
 
 void Worker::retire(Connection* connection) {
   connections_.erase(connection);
+  if (!balanced_.empty()) {
+    if (auto it = balanced_.find(connection); it != balanced_.end()) {
+      it->second->open[index_].fetch_sub(1, std::memory_order_relaxed);
+      balanced_.erase(it);
+    }
+  }
   retired_.push_back(connection);
   if (retire_posted_) {
     return;

@@ -158,6 +158,12 @@ class Worker final : public EventLoop {
   struct Acceptor;
   static void onAccept(int fd, short what, void* arg);
   void acceptFrom(Acceptor& acceptor);
+  // A connection another worker accepted for this one (balance: exact); its slot in
+  // socket->open[index_] is already taken.
+  void adoptBalanced(int fd, std::string peer, std::shared_ptr<ListenSocket> socket,
+                     const std::string& listener, bool admitted);
+  void startConnection(int fd, std::string peer, const ListenerSpec& spec, bool admitted,
+                       std::shared_ptr<ListenSocket> balanced);
 
   uint32_t index_;
   Registry& registry_;
@@ -166,6 +172,8 @@ class Worker final : public EventLoop {
   bool retire_posted_ = false;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_set<Connection*> connections_;
+  // Connections from `balance: exact` listeners, with the socket whose count they hold.
+  std::unordered_map<Connection*, std::shared_ptr<ListenSocket>> balanced_;
   std::unordered_map<std::string, Connection*> detached_;
   std::vector<Connection*> retired_;
   std::thread thread_;

@@ -38,6 +38,19 @@ std::string peerName(const sockaddr* sa) {
   return "unix";
 }
 
+uint32_t exactBalanceTarget(const std::atomic<int32_t>* open, size_t count, uint32_t accepting) {
+  uint32_t best = accepting;
+  int32_t best_open = open[accepting].load(std::memory_order_relaxed);
+  for (size_t i = 0; i < count; ++i) {
+    const int32_t n = open[i].load(std::memory_order_relaxed);
+    if (n < best_open) {
+      best = static_cast<uint32_t>(i);
+      best_open = n;
+    }
+  }
+  return best;
+}
+
 Result<std::unique_ptr<ListenSocket>> openListenSocket(const std::string& bind, unsigned count) {
   const size_t colon = bind.rfind(':');
   std::string host = bind.substr(0, colon);
@@ -63,6 +76,7 @@ Result<std::unique_ptr<ListenSocket>> openListenSocket(const std::string& bind, 
 
   auto sock = std::make_unique<ListenSocket>();
   sock->bind = bind;
+  sock->open = std::make_unique<std::atomic<int32_t>[]>(count);  // value-initialized: zeros
   for (unsigned i = 0; i < count; ++i) {
     const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {

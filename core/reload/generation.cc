@@ -37,6 +37,7 @@ constexpr std::array<std::string_view, 7> kLogLevels = {"debug", "info",  "notic
                                                         "error", "crit", "alert"};
 constexpr std::array<std::string_view, 2> kLogFormats = {"text", "json"};
 constexpr std::array<std::string_view, 2> kListenerTypes = {"http", "stream"};
+constexpr std::array<std::string_view, 2> kBalanceModes = {"kernel", "exact"};
 constexpr std::array<std::string_view, 2> kTlsVersions = {"1.2", "1.3"};
 
 constexpr std::array<ParamSpec, 4> kLogSchema = {{
@@ -108,7 +109,7 @@ constexpr std::array<ParamSpec, 4> kLocationSchema = {{
      .help = "pipeline (from `pipelines`) that sessions of this location run through"},
 }};
 
-constexpr std::array<ParamSpec, 14> kListenerSchema = {{
+constexpr std::array<ParamSpec, 15> kListenerSchema = {{
     {.key = "name", .type = ParamType::kString, .required = true,
      .help = "unique name, used in logs, metrics and for moving sessions on reload"},
     {.key = "admission", .type = ParamType::kBool, .default_value = "true",
@@ -117,6 +118,14 @@ constexpr std::array<ParamSpec, 14> kListenerSchema = {{
              "lock them out (the admin listener is always exempt)"},
     {.key = "bind", .type = ParamType::kString, .required = true,
      .help = "address:port to listen on, e.g. 0.0.0.0:8080 or [::1]:8080; port 0 picks one"},
+    {.key = "balance", .type = ParamType::kEnum, .default_value = "kernel",
+     .choices = kBalanceModes,
+     .help = "how new connections are spread over the workers. kernel: each worker accepts on "
+             "its own SO_REUSEPORT socket and the kernel's hash decides (no cost; even for many "
+             "clients). exact: a new connection goes to the worker with the fewest open "
+             "connections from this listener (one cross-thread hop when that is not the worker "
+             "that accepted it), for listeners with a few busy long-lived connections, such as "
+             "the push API used by some backends over keep-alive"},
     {.key = "type", .type = ParamType::kEnum, .default_value = "http", .choices = kListenerTypes,
      .help = "http: HTTP/1.1 front with locations; stream: raw TCP to one protocol"},
     {.key = "tls", .type = ParamType::kMap, .help = "serve TLS on this listener",
@@ -598,6 +607,7 @@ struct Builder {
       spec.header_timeout = s.getDuration("header_timeout");
       spec.keepalive_timeout = s.getDuration("keepalive_timeout");
       spec.admission = s.getBool("admission");
+      spec.exact_balance = s.getString("balance") == "exact";
       if (s.has("tls")) {
         spec.tls = tls(static_cast<const ValidatedSection&>(s.child("tls")), path + ".tls");
       }

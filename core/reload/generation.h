@@ -72,6 +72,7 @@ struct ListenerSpec {
   bool stream = false;
   bool admin = false;
   bool admission = true;  // the top-level limits apply (never to the admin listener)
+  bool exact_balance = false;  // balance: exact (new connections to the least-loaded worker)
   std::vector<Location> locations;  // http: longest prefix first; stream: exactly one
   std::shared_ptr<TlsContext> tls;
   net::HttpLimits http_limits;
