@@ -254,6 +254,36 @@ Connection::~Connection() {
   counters().connections_active.fetch_sub(1, std::memory_order_relaxed);
 }
 
+// An idle session's Connection fits the 512-byte allocator class (jemalloc and glibc both
+// have one): bench/RESULTS.md, "What an idle connection costs".
+static_assert(sizeof(Connection) <= 512, "keep rarely used state in Connection::Rare");
+
+SessionStreams& Connection::makeStreams() {
+  std::unique_ptr<SessionStreams>& streams = rare().streams;
+  if (!streams) {
+    streams = std::make_unique<SessionStreams>();
+  }
+  return *streams;
+}
+
+const ModuleLibraryRef& Connection::codecLibrary() const {
+  static const ModuleLibraryRef kBuiltIn;
+  return rare_ ? rare_->codec_library : kBuiltIn;
+}
+
+void Connection::setCodecLibrary(const ModuleLibraryRef& library) {
+  if (library || rare_) {
+    rare().codec_library = library;
+  }
+}
+
+void Connection::cancelRetransmit() {
+  if (rare_) {
+    rare_->retransmit_timer.reset();
+    rare_->retransmit_at_ms = 0;
+  }
+}
+
 void Connection::releaseHandshakeSlot() {
   if (handshake_slot_) {
     handshake_slot_ = false;
@@ -276,8 +306,8 @@ void Connection::start() {
   }
   if (listener_->stream) {
     location_ = &listener_->locations.front();
-    codec_library_ = location_->library;
-    module::LibraryScope scope(codec_library_);
+    setCodecLibrary(location_->library);
+    module::LibraryScope scope(codecLibrary());
     codec_ = location_->protocol->createCodec();
     if (state_ != State::kTls) {
       startStream();
@@ -366,24 +396,20 @@ Dispatcher& Connection::dispatcher() { return worker_; }
 Hub& Connection::hub() { return worker_.registry(); }
 
 Upstreams& Connection::upstreams() {
-  if (!upstreams_) {
-    upstreams_ = std::make_unique<SessionUpstreams>(*this);
+  std::unique_ptr<SessionUpstreams>& upstreams = rare().upstreams;
+  if (!upstreams) {
+    upstreams = std::make_unique<SessionUpstreams>(*this);
   }
-  return *upstreams_;
+  return *upstreams;
 }
 
-Logger& Connection::log() {
-  if (!session_log_) {
-    session_log_ = std::make_unique<SessionLog>(*this);
-  }
-  return *session_log_;
-}
+Logger& Connection::log() { return *this; }
 
-bool Connection::SessionLog::enabled(LogLevel level) const { return Log::instance().enabled(level); }
+bool Connection::enabled(LogLevel level) const { return Log::instance().enabled(level); }
 
-void Connection::SessionLog::log(LogLevel level, std::string_view message) {
+void Connection::log(LogLevel level, std::string_view message) {
   if (Log::instance().enabled(level)) {
-    Log::instance().write(level, format("session ", c_.id_, ": ", message));
+    Log::instance().write(level, format("session ", id_, ": ", message));
   }
 }
 
@@ -505,14 +531,17 @@ size_t Connection::processBuffered(std::string_view input) {
 constexpr size_t kMaxPendingHttpInput = 64 * 1024;
 
 void Connection::consume(std::string_view data) {
-  if (in_buf_.empty()) {
+  if (!inputPending()) {
     const size_t used = processBuffered(data);
     if (state_ == State::kClosed || used == data.size()) {
       return;
     }
-    in_buf_.assign(data.substr(used));
+    if (!in_buf_) {
+      in_buf_ = std::make_unique<std::string>();
+    }
+    in_buf_->assign(data.substr(used));
   } else {
-    in_buf_.append(data);
+    in_buf_->append(data);
   }
   pumpInput();
 }
@@ -521,26 +550,31 @@ void Connection::consume(std::string_view data) {
 // response, an upgrade, the hello, or the end of a pause). Re-entrant calls find the buffer
 // taken and return; the outer loop continues with the new state.
 void Connection::pumpInput() {
-  while (!in_buf_.empty() && state_ != State::kClosed && !closing_) {
+  while (inputPending() && state_ != State::kClosed && !closing_) {
     std::string input;
-    input.swap(in_buf_);
+    input.swap(*in_buf_);
     const size_t used = processBuffered(input);
     if (state_ == State::kClosed) {
       return;
     }
     std::string rest = input.substr(used);
-    rest.append(in_buf_);
-    in_buf_.swap(rest);
+    if (in_buf_) {
+      rest.append(*in_buf_);  // what a re-entrant call left
+    } else {
+      in_buf_ = std::make_unique<std::string>();
+    }
+    in_buf_->swap(rest);
     if (used == 0) {
       break;
     }
   }
-  if (in_buf_.empty() && in_buf_.capacity() > 0) {
-    std::string().swap(in_buf_);  // idle sessions keep no input buffer
+  if (in_buf_ && in_buf_->empty()) {
+    in_buf_.reset();  // idle sessions keep no input buffer
   }
   // HTTP input waiting behind unanswered requests is bounded: past kMaxPendingHttpInput the
   // socket is not read (TCP flow control holds the client) until answers drain the buffer.
-  const bool full = state_ == State::kHttp && in_buf_.size() >= kMaxPendingHttpInput;
+  const bool full =
+      state_ == State::kHttp && in_buf_ && in_buf_->size() >= kMaxPendingHttpInput;
   if (full != http_input_full_ && (full || state_ == State::kHttp || !runner_.busy())) {
     http_input_full_ = full;
     enableRead(!full);
@@ -592,13 +626,13 @@ void Connection::dispatchRequest(HttpRequest request) {
     }
   }
   const Location* loc = listener_->match(request.path);
-  if (pipelined_ && !pipelined_->answers.empty()) {
+  if (pipelined() && !pipelined()->answers.empty()) {
     // Pipelined requests are still unanswered: this one joins them when its location allows,
     // else it waits until they are all written (its answer must come after theirs).
     if (startConcurrent(request, loc)) {
       return;
     }
-    pipelined_->held = std::make_unique<HttpRequest>(std::move(request));
+    pipelined()->held = std::make_unique<HttpRequest>(std::move(request));
     exchange_in_flight_ = true;  // parse nothing more until the held request is dispatched
     return;
   }
@@ -629,16 +663,16 @@ bool Connection::startConcurrent(HttpRequest& request, const Location* loc) {
       worker_.draining()) {
     return false;
   }
-  if (!pipelined_) {
-    pipelined_ = std::make_unique<Pipelined>();
+  if (!pipelined()) {
+    rare().pipelined = std::make_unique<Pipelined>();
   }
   location_ = loc;
-  const uint64_t id = pipelined_->next_id++;
-  Pipelined::Answer& slot = pipelined_->answers.emplace_back();
+  const uint64_t id = pipelined()->next_id++;
+  Pipelined::Answer& slot = pipelined()->answers.emplace_back();
   slot.id = id;
   slot.head = request.method == "HEAD";
   slot.start = request_start_;
-  if (pipelined_->answers.size() >= kMaxPipelined) {
+  if (pipelined()->answers.size() >= kMaxPipelined) {
     exchange_in_flight_ = true;  // read on once the oldest is answered
   }
   auto exchange =
@@ -648,14 +682,14 @@ bool Connection::startConcurrent(HttpRequest& request, const Location* loc) {
 }
 
 void Connection::exchangeAnswer(uint64_t id, HttpResponse response) {
-  if (state_ == State::kClosed || !pipelined_ || pipelined_->answers.empty()) {
+  if (state_ == State::kClosed || !pipelined() || pipelined()->answers.empty()) {
     return;
   }
-  const uint64_t first = pipelined_->answers.front().id;
-  if (id < first || id - first >= pipelined_->answers.size()) {
+  const uint64_t first = pipelined()->answers.front().id;
+  if (id < first || id - first >= pipelined()->answers.size()) {
     return;
   }
-  Pipelined::Answer& slot = pipelined_->answers[id - first];
+  Pipelined::Answer& slot = pipelined()->answers[id - first];
   slot.ready = true;
   slot.response = std::move(response);
   if (id == first) {
@@ -667,7 +701,7 @@ void Connection::exchangeAnswer(uint64_t id, HttpResponse response) {
 // or the one-at-a-time request that waited for them. One flush per loop iteration, so answers
 // completed together leave in one write.
 void Connection::writeAnswers() {
-  auto& answers = pipelined_->answers;
+  auto& answers = pipelined()->answers;
   bool wrote = false;
   while (!answers.empty() && answers.front().ready && state_ != State::kClosed) {
     Pipelined::Answer slot = std::move(answers.front());
@@ -679,24 +713,24 @@ void Connection::writeAnswers() {
   if (state_ == State::kClosed) {
     return;
   }
-  if (wrote && !pipelined_->flush_posted) {
-    pipelined_->flush_posted = true;
+  if (wrote && !pipelined()->flush_posted) {
+    pipelined()->flush_posted = true;
     worker_.post([handle = handle_] {
-      if (Connection* c = handle->connection; c != nullptr && c->pipelined_) {
-        c->pipelined_->flush_posted = false;
+      if (Connection* c = handle->connection; c != nullptr && c->pipelined()) {
+        c->pipelined()->flush_posted = false;
         c->flush();
       }
     });
   }
   if (!answers.empty()) {
-    if (exchange_in_flight_ && !pipelined_->held && answers.size() < kMaxPipelined) {
+    if (exchange_in_flight_ && !pipelined()->held && answers.size() < kMaxPipelined) {
       exchange_in_flight_ = false;
       pumpInput();
     }
     return;
   }
   exchange_in_flight_ = false;
-  if (std::unique_ptr<HttpRequest> held = std::move(pipelined_->held)) {
+  if (std::unique_ptr<HttpRequest> held = std::move(pipelined()->held)) {
     dispatchRequest(std::move(*held));
   } else if (worker_.draining()) {
     closing_ = true;  // as writeResponse does for a keep-alive request answered while draining
@@ -730,10 +764,10 @@ void Connection::httpError(int status, std::string_view error, std::string_view 
 }
 
 void Connection::writeResponse(const HttpResponse& response, bool keep_alive, bool head) {
-  if (detached_) {
+  if (detached()) {
     // A detached session's only response is the answer to its handshake request, written by
     // the connection that carried it.
-    if (std::shared_ptr<ConnectionHandle> h = std::move(detached_->handshake)) {
+    if (std::shared_ptr<ConnectionHandle> h = std::move(detached()->handshake)) {
       if (h->connection != nullptr) {
         h->connection->exchangeRespond(response);
       }
@@ -795,7 +829,7 @@ void Connection::exchangeUpgrade(CodecPtr codec, HttpResponse accept,
     return;
   }
   exchange_in_flight_ = false;
-  codec_library_ = location_ != nullptr ? location_->library : nullptr;
+  setCodecLibrary(location_ != nullptr ? location_->library : nullptr);
   codec_ = std::move(codec);
   if (accept.status != 0 && !listener_->stream && location_->protocol->handshakeInBand()) {
     // An HTTP upgrade whose credentials come in-band (Socket.IO's CONNECT): switch protocols
@@ -1022,7 +1056,7 @@ void Connection::deliver(Delivery& delivery) {
   using Policy = SessionSettings::SlowConsumer;
   const Policy policy = settings().slow_consumer;
   const bool backed_up = pending() > settings().outbound_high_water ||
-                         (backlog_ != nullptr && !backlog_->queue.empty());
+                         (backlog() != nullptr && !backlog()->queue.empty());
   if (policy == Policy::kDropNew && backed_up) {
     counters().outbound_dropped.fetch_add(1, std::memory_order_relaxed);
     ++delivery.dropped;
@@ -1035,10 +1069,8 @@ void Connection::deliver(Delivery& delivery) {
     return;  // read sync is for clients that speak seqs; a plain client would see noise
   }
   if (sequenced) {
-    if (!streams_) {
-      streams_ = std::make_unique<SessionStreams>();
-    }
-    switch (streams_->check(message)) {
+    makeStreams();
+    switch (streams()->check(message)) {
       case SessionStreams::Check::kDuplicate:
         // A replay from history already carried it (resume, gap fill): the live copy is late.
         StatsRegistry::instance().delivery().duplicates.fetch_add(1, std::memory_order_relaxed);
@@ -1057,7 +1089,7 @@ void Connection::deliver(Delivery& delivery) {
   }
   if (!runner_.outboundAllowed(message)) {
     if (sequenced) {
-      streams_->sent(delivery.message, false, 0, {});  // filtered for this session: never sent
+      streams()->sent(delivery.message, false, 0, {});  // filtered for this session: never sent
     }
     ++delivery.dropped;
     return;
@@ -1080,17 +1112,17 @@ void Connection::deliver(Delivery& delivery) {
     if (bytes && policy == Policy::kDropOldest && backed_up) {
       // Shared encodings are stateless: any of them can be dropped without corrupting the
       // stream. The newest waits; the oldest waiting go when the backlog is over its budget.
-      if (!backlog_) {
-        backlog_ = std::make_unique<Backlog>();
+      if (!backlog()) {
+        rare().backlog = std::make_unique<Backlog>();
       }
       const size_t budget = settings().max_outbound > settings().outbound_high_water
                                 ? settings().max_outbound - settings().outbound_high_water
                                 : settings().outbound_high_water;
-      backlog_->bytes += bytes->size();
-      backlog_->queue.push_back(std::move(bytes));
-      while (backlog_->bytes > budget && backlog_->queue.size() > 1) {
-        backlog_->bytes -= backlog_->queue.front()->size();
-        backlog_->queue.pop_front();
+      backlog()->bytes += bytes->size();
+      backlog()->queue.push_back(std::move(bytes));
+      while (backlog()->bytes > budget && backlog()->queue.size() > 1) {
+        backlog()->bytes -= backlog()->queue.front()->size();
+        backlog()->queue.pop_front();
         counters().outbound_dropped.fetch_add(1, std::memory_order_relaxed);
         ++delivery.dropped;
       }
@@ -1234,11 +1266,11 @@ void Connection::appendShared(Bytes bytes) {
 size_t Connection::pending() const { return out_ == nullptr ? 0 : evbuffer_get_length(out_); }
 
 void Connection::refillFromBacklog() {
-  while (backlog_ != nullptr && !backlog_->queue.empty() &&
+  while (backlog() != nullptr && !backlog()->queue.empty() &&
          pending() <= settings().outbound_high_water) {
-    Bytes bytes = std::move(backlog_->queue.front());
-    backlog_->queue.pop_front();
-    backlog_->bytes -= bytes->size();
+    Bytes bytes = std::move(backlog()->queue.front());
+    backlog()->queue.pop_front();
+    backlog()->bytes -= bytes->size();
     if (out_ == nullptr) {
       out_ = evbuffer_new();
     }
@@ -1251,7 +1283,7 @@ void Connection::refillFromBacklog() {
 
 void Connection::flush() {
   if (fd_ < 0) {
-    if (state_ != State::kClosed && detached_) {
+    if (state_ != State::kClosed && detached()) {
       flushDetached();
     }
     return;
@@ -1431,7 +1463,7 @@ void Connection::lingerClose() {
   }
   if (fd_ < 0) {
     // Detached: the last bytes wait (close_timeout at most) for a poll to fetch them.
-    if (pending() == 0 || !detached_) {
+    if (pending() == 0 || !detached()) {
       finalClose("closed");
     } else if (timer_kind_ != Timer::kLinger) {
       armTimer(Timer::kLinger, settings().close_timeout);
@@ -1481,21 +1513,21 @@ void Connection::finalClose(std::string_view why) {
   unregister();
   if (state_ == State::kProbe && probe_sent_) {
     // The upgrade failed after its probe: the session's polls wait again.
-    HttpExchangeImpl::routeDetached(worker_, *attach_key_, nullptr,
+    HttpExchangeImpl::routeDetached(worker_, *rare_->attach_key, nullptr,
                                     [](Connection* c) { c->detachedProbe(false); });
   }
   state_ = State::kClosed;
   timer_.reset();
-  if (detached_) {
-    worker_.registry().removeDetached(detached_->key);
-    worker_.removeDetached(detached_->key);
-    if (detached_->poll) {
+  if (detached()) {
+    worker_.registry().removeDetached(detached()->key);
+    worker_.removeDetached(detached()->key);
+    if (detached()->poll) {
       answerPoll(DetachedResult{DetachedResult::Status::kUnknown, {}});
     }
-    if (DetachedCallback feed = std::move(detached_->feed)) {
+    if (DetachedCallback feed = std::move(detached()->feed)) {
       feed(DetachedResult{});
     }
-    detached_->handshake.reset();
+    detached()->handshake.reset();
   }
   if (read_ev_ != nullptr) {
     event_del(read_ev_);
@@ -1551,12 +1583,12 @@ void Connection::exchangeDetach(std::string key, CodecPtr codec, HttpResponse ac
 void Connection::startDetached(std::string key, const Location& location, CodecPtr codec,
                                HttpResponse accept, HttpRequest request,
                                std::shared_ptr<ConnectionHandle> handshake) {
-  detached_ = std::make_unique<Detached>();
-  detached_->key = std::move(key);
-  detached_->handshake = std::move(handshake);
-  worker_.addDetached(detached_->key, this);
+  Detached& d = *(rare().detached = std::make_unique<Detached>());
+  d.key = std::move(key);
+  d.handshake = std::move(handshake);
+  worker_.addDetached(d.key, this);
   location_ = &location;
-  codec_library_ = location.library;
+  setCodecLibrary(location.library);
   codec_ = std::move(codec);
   last_activity_ = std::chrono::steady_clock::now();
   request.peer = peer_;
@@ -1590,15 +1622,15 @@ std::string Connection::takeOutput() {
 }
 
 void Connection::answerPoll(DetachedResult result) {
-  DetachedCallback poll = std::move(detached_->poll);
-  detached_->poll = nullptr;
-  detached_->poll_timer.reset();
+  DetachedCallback poll = std::move(detached()->poll);
+  detached()->poll = nullptr;
+  detached()->poll_timer.reset();
   poll(std::move(result));  // posts to the poll's worker: never re-enters here
 }
 
 void Connection::flushDetached() {
   refillFromBacklog();
-  if (detached_->poll && pending() > 0) {
+  if (detached()->poll && pending() > 0) {
     answerPoll(DetachedResult{DetachedResult::Status::kOk, takeOutput()});
   }
   if (closing_ && pending() == 0 && timer_kind_ == Timer::kLinger) {
@@ -1607,44 +1639,44 @@ void Connection::flushDetached() {
 }
 
 void Connection::detachedPoll(std::chrono::milliseconds max_wait, DetachedCallback reply) {
-  if (!detached_ || state_ == State::kClosed) {
+  if (!detached() || state_ == State::kClosed) {
     reply(DetachedResult{DetachedResult::Status::kUnknown, {}});
     return;
   }
-  if (detached_->poll) {
+  if (detached()->poll) {
     reply(DetachedResult{DetachedResult::Status::kOverlap, {}});
     closeWith(Errc::kProtocolError, "overlapping polls");
     return;
   }
   onActivity();
-  detached_->poll = std::move(reply);
+  detached()->poll = std::move(reply);
   refillFromBacklog();
-  if (pending() > 0 || detached_->upgrading) {
+  if (pending() > 0 || detached()->upgrading) {
     answerPoll(DetachedResult{DetachedResult::Status::kOk, takeOutput()});
     if (closing_ && timer_kind_ == Timer::kLinger) {
       finalClose("closed");
     }
     return;
   }
-  detached_->poll_timer = worker_.schedule(max_wait, [this] {
-    if (detached_ && detached_->poll) {
+  detached()->poll_timer = worker_.schedule(max_wait, [this] {
+    if (detached() && detached()->poll) {
       answerPoll(DetachedResult{DetachedResult::Status::kOk, {}});
     }
   });
 }
 
 void Connection::detachedFeed(std::string body, DetachedCallback reply) {
-  if (!detached_ || state_ == State::kClosed) {
+  if (!detached() || state_ == State::kClosed) {
     reply(DetachedResult{DetachedResult::Status::kUnknown, {}});
     return;
   }
-  if (detached_->feed || !in_buf_.empty()) {
+  if (detached()->feed || inputPending()) {
     reply(DetachedResult{DetachedResult::Status::kOverlap, {}});
     closeWith(Errc::kProtocolError, "overlapping sends");
     return;
   }
   onActivity();
-  detached_->feed = std::move(reply);
+  detached()->feed = std::move(reply);
   if (closing_) {
     maybeFinishFeed();  // a closing session takes nothing more; the client learns at its poll
     return;
@@ -1659,23 +1691,23 @@ void Connection::detachedFeed(std::string body, DetachedCallback reply) {
 // A feed is done when its bytes are decoded and the pipeline reads again: the client's next send
 // waits for this answer, which is the polling transport's backpressure.
 void Connection::maybeFinishFeed() {
-  if (!detached_ || !detached_->feed) {
+  if (!detached() || !detached()->feed) {
     return;
   }
-  if (state_ != State::kClosed && !closing_ && (!in_buf_.empty() || !read_enabled_)) {
+  if (state_ != State::kClosed && !closing_ && (inputPending() || !read_enabled_)) {
     return;
   }
-  DetachedCallback feed = std::move(detached_->feed);
-  detached_->feed = nullptr;
+  DetachedCallback feed = std::move(detached()->feed);
+  detached()->feed = nullptr;
   feed(DetachedResult{});
 }
 
 void Connection::detachedProbe(bool probing) {
-  if (!detached_ || state_ == State::kClosed) {
+  if (!detached() || state_ == State::kClosed) {
     return;
   }
-  detached_->upgrading = probing;
-  if (probing && detached_->poll) {
+  detached()->upgrading = probing;
+  if (probing && detached()->poll) {
     answerPoll(DetachedResult{DetachedResult::Status::kOk, takeOutput()});
   }
 }
@@ -1685,9 +1717,9 @@ void Connection::exchangeAttach(std::string key, CodecPtr codec, HttpResponse ac
     return;
   }
   exchange_in_flight_ = false;
-  codec_library_ = location_->library;
+  setCodecLibrary(location_->library);
   codec_ = std::move(codec);
-  attach_key_ = std::make_unique<std::string>(std::move(key));
+  rare().attach_key = std::make_unique<std::string>(std::move(key));
   writeResponse(accept, true, false);
   parser_.reset();
   state_ = State::kProbe;
@@ -1702,7 +1734,7 @@ void Connection::onTransportSwitch(TransportStep step) {
   if (step == TransportStep::kProbe) {
     if (!probe_sent_) {
       probe_sent_ = true;
-      HttpExchangeImpl::routeDetached(worker_, *attach_key_, nullptr,
+      HttpExchangeImpl::routeDetached(worker_, *rare_->attach_key, nullptr,
                                       [](Connection* c) { c->detachedProbe(true); });
     }
     return;
@@ -1736,15 +1768,15 @@ void Connection::handOver() {
   auto transfer = std::make_shared<SocketTransfer>();
   transfer->fd = fd_;
   transfer->ssl = ssl_;
-  transfer->input = std::move(in_buf_);
+  transfer->input = in_buf_ ? std::move(*in_buf_) : std::string();
   transfer->output = takeOutput();
   transfer->probe = std::move(codec_);
-  transfer->library = codec_library_;
+  transfer->library = codecLibrary();
   fd_ = -1;
   ssl_ = nullptr;
-  in_buf_.clear();
+  in_buf_.reset();
   releaseHandshakeSlot();
-  const std::string key = *attach_key_;
+  const std::string key = *rare_->attach_key;
   probe_sent_ = false;  // not a failure: finalClose must not release the session's polls
   finalClose("moved to its session");
   Worker& here = worker_;
@@ -1762,10 +1794,10 @@ void Connection::handOver() {
 }
 
 void Connection::attachSocket(SocketTransfer& transfer) {
-  if (!detached_ || state_ == State::kClosed || closing_) {
+  if (!detached() || state_ == State::kClosed || closing_) {
     return;
   }
-  if (!in_buf_.empty()) {
+  if (inputPending()) {
     // Polling input still waiting for a paused pipeline cannot be decoded once the codec
     // switched framing: the client retries on a new session (and recovers from history).
     closeWith(Errc::kProtocolError, "transport upgrade while polling input was pending");
@@ -1775,7 +1807,7 @@ void Connection::attachSocket(SocketTransfer& transfer) {
   ssl_ = transfer.ssl;
   transfer.fd = -1;
   transfer.ssl = nullptr;
-  std::unique_ptr<Detached> detached = std::move(detached_);
+  std::unique_ptr<Detached> detached = std::move(rare_->detached);
   worker_.registry().removeDetached(detached->key);
   worker_.removeDetached(detached->key);
   if (detached->poll) {
@@ -1793,7 +1825,7 @@ void Connection::attachSocket(SocketTransfer& transfer) {
   append(transfer.output);
   Status switched;
   {
-    module::LibraryScope scope(codec_library_);
+    module::LibraryScope scope(codecLibrary());
     switched = codec_->attachTransport(*transfer.probe, std::move(queued), *this);
   }
   if (!switched) {
@@ -1982,10 +2014,7 @@ void Connection::openStreams(const std::vector<ResumePoint>& resume, bool first_
     }
     // A stream with no message yet needs no state: its first epoch is all due (check()).
     if (start.epoch != 0) {
-      if (!streams_) {
-        streams_ = std::make_unique<SessionStreams>();
-      }
-      streams_->setPosition(name, start.epoch, start.seq);
+      makeStreams().setPosition(name, start.epoch, start.seq);
     }
     opened.streams.push_back(std::move(start));
   }
@@ -1998,11 +2027,11 @@ bool Connection::tracks(const Message& message) const {
 
 void Connection::markSent(const MessagePtr& message) {
   const bool track = tracks(*message);
-  streams_->sent(message, track, worker_.wallMs(), generation_->delivery.ack_timeout);
+  streams()->sent(message, track, worker_.wallMs(), generation_->delivery.ack_timeout);
   if (!track) {
     return;
   }
-  if (streams_->unacked() > generation_->delivery.max_unacked) {
+  if (streams()->unacked() > generation_->delivery.max_unacked) {
     LOG_INFO("session ", id_, ": more than ", generation_->delivery.max_unacked,
              " reliable messages unacked, closing");
     closeWith(Errc::kSlowConsumer, "too many unacked messages");
@@ -2015,11 +2044,9 @@ void Connection::sendSequenced(const MessagePtr& message) {
   if (state_ != State::kSession || closing_) {
     return;
   }
-  if (!streams_) {
-    streams_ = std::make_unique<SessionStreams>();
-  }
+  makeStreams();
   if (!runner_.outboundAllowed(*message)) {
-    streams_->sent(message, false, 0, {});
+    streams()->sent(message, false, 0, {});
     return;
   }
   if (!codec_->encode(*message, *this)) {
@@ -2030,7 +2057,7 @@ void Connection::sendSequenced(const MessagePtr& message) {
 }
 
 void Connection::fillGap(const Message& message) {
-  const uint64_t from = streams_->positionIn(message);
+  const uint64_t from = streams()->positionIn(message);
   HistoryRead r = worker_.registry().streams().read(
       streamKey(message.app, message.stream, identity_.user), message.epoch, from,
       static_cast<size_t>(message.seq - from - 1), worker_.wallMs());
@@ -2050,25 +2077,24 @@ void Connection::fillGap(const Message& message) {
 
 void Connection::onStreamAck(const Message& ack) {
   deliveryCounters().acks.fetch_add(1, std::memory_order_relaxed);
-  if (!streams_) {
+  if (!streams()) {
     return;
   }
   const std::string_view stream = ack.stream.empty() ? std::string_view("user") : ack.stream;
-  const SessionStreams::Position* p = streams_->position(stream);
+  const SessionStreams::Position* p = streams()->position(stream);
   if (p == nullptr || ack.seq > p->seq) {
     LOG_DEBUG("session ", id_, ": ack of ", stream, " seq ", ack.seq, " never sent: ignored");
     return;
   }
   const uint64_t epoch = p->epoch;
-  streams_->ack(stream, ack.seq);
+  streams()->ack(stream, ack.seq);
   if (stream == "user" && !identity_.user.empty()) {
     worker_.registry().streams().setDevicePosition(streamStoreKey("user"), identity_.device,
                                                     epoch, ack.seq);
     worker_.registry().streamAcked(identity_.app, identity_.user, epoch, ack.seq);
   }
-  if (streams_->unacked() == 0) {
-    retransmit_timer_.reset();
-    retransmit_at_ms_ = 0;
+  if (streams()->unacked() == 0) {
+    cancelRetransmit();
   }
 }
 
@@ -2103,30 +2129,30 @@ void Connection::onReadMark(const Message& mark) {
 }
 
 void Connection::armRetransmit() {
-  const std::optional<int64_t> next = streams_ ? streams_->nextDeadline() : std::nullopt;
+  const std::optional<int64_t> next = streams() ? streams()->nextDeadline() : std::nullopt;
   if (!next) {
-    retransmit_timer_.reset();
-    retransmit_at_ms_ = 0;
+    cancelRetransmit();
     return;
   }
-  if (retransmit_at_ms_ != 0 && retransmit_at_ms_ <= *next) {
+  Rare& r = rare();
+  if (r.retransmit_at_ms != 0 && r.retransmit_at_ms <= *next) {
     return;  // already due earlier
   }
-  retransmit_at_ms_ = *next;
+  r.retransmit_at_ms = *next;
   const int64_t delay = std::max<int64_t>(*next - worker_.wallMs(), 1);
-  retransmit_timer_ =
+  r.retransmit_timer =
       worker_.schedule(std::chrono::milliseconds(delay), [this] { onRetransmitTimer(); });
 }
 
 void Connection::onRetransmitTimer() {
-  retransmit_at_ms_ = 0;
-  if (state_ != State::kSession || closing_ || !streams_) {
+  rare_->retransmit_at_ms = 0;  // the timer lives in rare_
+  if (state_ != State::kSession || closing_ || !streams()) {
     return;
   }
   const DeliverySettings& d = generation_->delivery;
   bool exhausted = false;
   const std::vector<MessagePtr> again =
-      streams_->due(worker_.wallMs(), d.ack_timeout, d.ack_backoff, d.max_retransmits, exhausted);
+      streams()->due(worker_.wallMs(), d.ack_timeout, d.ack_backoff, d.max_retransmits, exhausted);
   if (exhausted) {
     deliveryCounters().ack_timeouts.fetch_add(1, std::memory_order_relaxed);
     LOG_INFO("session ", id_, ": reliable message not acked after ", d.max_retransmits,
@@ -2151,12 +2177,9 @@ void Connection::roomJoined(const std::string& room_key, std::optional<StreamHea
       roomStream(std::string_view(room_key).substr(identity_.app.size() + 1));
   const std::string key = streamStoreKey(stream);
   const StreamHead head = at ? *at : worker_.registry().streams().head(key);
-  if (head.epoch != 0 || streams_) {
+  if (head.epoch != 0 || streams()) {
     // (A stream with no message needs no state: all that follows is due, see check().)
-    if (!streams_) {
-      streams_ = std::make_unique<SessionStreams>();
-    }
-    streams_->setPosition(stream, head.epoch, head.seq);
+    makeStreams().setPosition(stream, head.epoch, head.seq);
   }
   if (!at) {
     return;
@@ -2175,8 +2198,8 @@ void Connection::roomJoined(const std::string& room_key, std::optional<StreamHea
 }
 
 void Connection::roomLeft(const std::string& room_key) {
-  if (streams_) {
-    streams_->erase(roomStream(std::string_view(room_key).substr(identity_.app.size() + 1)));
+  if (streams()) {
+    streams()->erase(roomStream(std::string_view(room_key).substr(identity_.app.size() + 1)));
   }
 }
 

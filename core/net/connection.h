@@ -50,7 +50,8 @@ class Connection final : public Session,
                          public StageCallbacks,
                          public StageRunnerHost,
                          public CodecSink,
-                         public OutBuffer {
+                         public OutBuffer,
+                         public Logger {
  public:
   Connection(Worker& worker, int fd, std::string peer, GenerationPtr generation,
              const ListenerSpec& listener, uint64_t id);
@@ -106,6 +107,10 @@ class Connection final : public Session,
   void append(std::string_view bytes) override;
   void appendShared(Bytes bytes) override;
   size_t pending() const override;
+
+  // ---- Logger (what log() gives the session's stages): prefixes "session <id>: " ----
+  bool enabled(LogLevel level) const override;
+  void log(LogLevel level, std::string_view message) override;
 
   // ---- Hub ----
   // Delivers one fanned-out message (encoded once per codec variant via `delivery`).
@@ -187,7 +192,9 @@ class Connection final : public Session,
   bool startConcurrent(HttpRequest& request, const Location* loc);
   void writeAnswers();
   // An HTTP exchange is under way (one at a time, or pipelined ones not all answered).
-  bool httpBusy() const { return exchange_in_flight_ || (pipelined_ && !pipelined_->answers.empty()); }
+  bool httpBusy() const {
+    return exchange_in_flight_ || (pipelined() != nullptr && !pipelined()->answers.empty());
+  }
   void httpError(int status, std::string_view error, std::string_view reason);
   void pumpInput();
 
@@ -231,7 +238,6 @@ class Connection final : public Session,
     DetachedCallback feed;                        // a body not yet consumed (paused pipeline)
     bool upgrading = false;                       // probe seen: polls are answered at once
   };
-  std::unique_ptr<Detached> detached_;  // null unless this is a detached session
   // Requests of concurrentRequests() locations in flight on this keep-alive connection, oldest
   // first: answers wait here until those before them are written.
   struct Pipelined {
@@ -247,9 +253,6 @@ class Connection final : public Session,
     std::unique_ptr<HttpRequest> held;  // a one-at-a-time request waiting for answers to drain
     bool flush_posted = false;          // a flush is posted for the end of this loop iteration
   };
-  std::unique_ptr<Pipelined> pipelined_;  // null until the first concurrent request
-  // kProbe / kMoving: the session being taken over (set by exchangeAttach).
-  std::unique_ptr<std::string> attach_key_;
   void armTimer(Timer kind, std::chrono::milliseconds delay);
   void onTimer();
   void lingerClose();
@@ -257,27 +260,71 @@ class Connection final : public Session,
   void unregister();
   const SessionSettings& settings() const { return generation_->sessions; }
 
+  friend class SessionUpstreams;
+  // sessions.slow_consumer: drop_oldest: shared fan-out encodings waiting for the output buffer
+  // to drain below outbound_high_water.
+  struct Backlog {
+    std::deque<Bytes> queue;
+    size_t bytes = 0;
+  };
+  void refillFromBacklog();
+  void releaseHandshakeSlot();  // in-band hello over an HTTP upgrade: the 101 is already out
+
+  // What most sessions never need, held out of line and allocated on first use (rare()), so an
+  // idle session carries one pointer for all of it (bench/RESULTS.md, "What an idle connection
+  // costs"). Each member keeps its own null-until-used meaning.
+  struct Rare {
+    std::unique_ptr<Detached> detached;        // null unless this is a detached session
+    std::unique_ptr<Pipelined> pipelined;      // null until the first concurrent request
+    std::unique_ptr<std::string> attach_key;   // kProbe / kMoving: the session being taken over
+    std::unique_ptr<Backlog> backlog;          // null until drop_oldest first holds a message
+    std::unique_ptr<SessionUpstreams> upstreams;  // most sessions never call an upstream
+    std::unique_ptr<SessionStreams> streams;      // null until the session has a stream
+    TimerPtr retransmit_timer;
+    int64_t retransmit_at_ms = 0;  // when retransmit_timer fires (0: not armed)
+    // A loaded module's codec: its code (may be an older .so after a reload). Built-in codecs
+    // have none, so most sessions never allocate this for it.
+    ModuleLibraryRef codec_library;
+  };
+  Rare& rare() {
+    if (!rare_) {
+      rare_ = std::make_unique<Rare>();
+    }
+    return *rare_;
+  }
+  Detached* detached() const { return rare_ ? rare_->detached.get() : nullptr; }
+  Pipelined* pipelined() const { return rare_ ? rare_->pipelined.get() : nullptr; }
+  Backlog* backlog() const { return rare_ ? rare_->backlog.get() : nullptr; }
+  SessionStreams* streams() const { return rare_ ? rare_->streams.get() : nullptr; }
+  SessionStreams& makeStreams();
+  const ModuleLibraryRef& codecLibrary() const;
+  void setCodecLibrary(const ModuleLibraryRef& library);
+  void cancelRetransmit();
+  // Input read and not yet consumed (null when there is none: idle sessions keep no buffer).
+  bool inputPending() const { return in_buf_ != nullptr && !in_buf_->empty(); }
+
+  // Fields ordered and packed so that an idle session's Connection fits a 512-byte allocator
+  // class (static_assert in connection.cc).
   Worker& worker_;
   uint64_t id_;
   int fd_;
   State state_ = State::kHttp;
-  bool probe_sent_ = false;
-  bool http_input_full_ = false;  // reading paused: kMaxPendingHttpInput bytes wait unparsed
-  bool closing_ = false;
-  bool read_enabled_ = true;
-  bool write_armed_ = false;
-  bool exchange_in_flight_ = false;
-  bool continue_sent_ = false;
-  bool registered_ = false;
-  bool shut_wr_ = false;
-  bool accepted_early_ = false;
-  bool admitted_ = false;
-  bool handshake_slot_ = false;
-  void releaseHandshakeSlot();  // in-band hello over an HTTP upgrade: the 101 is already out
-  bool request_keep_alive_ = true;
-  bool request_head_ = false;
   Timer timer_kind_ = Timer::kNone;
   Errc close_code_ = Errc::kNone;
+  bool probe_sent_ : 1 = false;
+  bool http_input_full_ : 1 = false;  // reading paused: kMaxPendingHttpInput bytes wait unparsed
+  bool closing_ : 1 = false;
+  bool read_enabled_ : 1 = true;
+  bool write_armed_ : 1 = false;
+  bool exchange_in_flight_ : 1 = false;
+  bool continue_sent_ : 1 = false;
+  bool registered_ : 1 = false;
+  bool shut_wr_ : 1 = false;
+  bool accepted_early_ : 1 = false;
+  bool admitted_ : 1 = false;
+  bool handshake_slot_ : 1 = false;
+  bool request_keep_alive_ : 1 = true;
+  bool request_head_ : 1 = false;
   std::string peer_;
   GenerationPtr generation_;
   const ListenerSpec* listener_ = nullptr;  // in generation_
@@ -286,35 +333,14 @@ class Connection final : public Session,
   event* write_ev_ = nullptr;
   evbuffer* out_ = nullptr;
   SSL* ssl_ = nullptr;
-  std::string in_buf_;
+  std::unique_ptr<std::string> in_buf_;
   std::unique_ptr<net::HttpRequestParser> parser_;
   std::shared_ptr<ConnectionHandle> handle_;
   std::unique_ptr<Handshake> handshake_;
   std::unique_ptr<HttpResponse> accept_;
-  // sessions.slow_consumer: drop_oldest: shared fan-out encodings waiting for the output buffer
-  // to drain below outbound_high_water (null until first needed).
-  struct Backlog {
-    std::deque<Bytes> queue;
-    size_t bytes = 0;
-  };
-  std::unique_ptr<Backlog> backlog_;
-  void refillFromBacklog();
-  ModuleLibraryRef codec_library_;  // the codec's code (may be an older .so after a reload)
+  std::unique_ptr<Rare> rare_;  // before codec_: destroyed after it (its codec_library)
   CodecPtr codec_;
   StageRunner runner_;
-  std::unique_ptr<SessionUpstreams> upstreams_;  // made on first use: most sessions never call
-  // Prefixes "session <id>: " (built on first use: most sessions never log).
-  class SessionLog final : public Logger {
-   public:
-    explicit SessionLog(const Connection& c) : c_(c) {}
-    bool enabled(LogLevel level) const override;
-    void log(LogLevel level, std::string_view message) override;
-
-   private:
-    const Connection& c_;
-  };
-  std::unique_ptr<SessionLog> session_log_;  // made on first use
-  friend class SessionUpstreams;
   Identity identity_;
   std::unique_ptr<std::vector<std::string>> room_keys_;
   TimerPtr timer_;
@@ -346,9 +372,6 @@ class Connection final : public Session,
   void armRetransmit();
   void onRetransmitTimer();
   std::string streamStoreKey(std::string_view stream) const;
-  std::unique_ptr<SessionStreams> streams_;  // null until the session has a stream
-  TimerPtr retransmit_timer_;
-  int64_t retransmit_at_ms_ = 0;  // when retransmit_timer_ fires (0: not armed)
 };
 
 }  // namespace imgate::core

@@ -72,7 +72,7 @@ Verdict StageRunner::guard(size_t index, F&& hook) {
   // Take what the hook asked for before anything else runs: sending the replies below goes
   // through outbound hooks, which must not see (or clear) these requests.
   const bool resume = std::exchange(resume_requested_, false);
-  RejectRequest reject = std::move(reject_requested_);
+  RejectRequest reject = rare_ ? std::move(rare_->reject_requested) : nullptr;
   resume_now_ = false;
   if (v.action == Action::kPause) {
     if (reject) {
@@ -84,7 +84,7 @@ Verdict StageRunner::guard(size_t index, F&& hook) {
     if (paused_at_ != kNotPaused) {
       // For the message paused earlier (e.g. a stage resuming from its onOutbound hook).
       if (reject) {
-        deferred_reject_ = std::move(reject);
+        rare().deferred_reject = std::move(reject);
       } else {
         deferred_resume_ = true;
       }
@@ -92,9 +92,9 @@ Verdict StageRunner::guard(size_t index, F&& hook) {
       counters().bugs.fetch_add(1, std::memory_order_relaxed);  // nothing is paused
     }
   }
-  if (replies_ && !replies_->empty()) {
+  if (rare_ && rare_->replies && !rare_->replies->empty()) {
     std::vector<Message> replies;
-    replies.swap(*replies_);
+    replies.swap(*rare_->replies);
     for (const Message& m : replies) {
       if (host_.alive()) {
         host_.sendReply(m);
@@ -111,10 +111,10 @@ Verdict StageRunner::guard(size_t index, F&& hook) {
 }
 
 void StageRunner::applyDeferred() {
-  if (depth_ > 0 || (!deferred_resume_ && !deferred_reject_)) {
+  if (depth_ > 0 || (!deferred_resume_ && !(rare_ && rare_->deferred_reject))) {
     return;
   }
-  RejectRequest reject_request = std::move(deferred_reject_);
+  RejectRequest reject_request = rare_ ? std::move(rare_->deferred_reject) : nullptr;
   const bool resume_request = std::exchange(deferred_resume_, false);
   if (paused_at_ == kNotPaused || !host_.alive()) {
     return;
@@ -167,10 +167,11 @@ void StageRunner::inbound(Message&& message) {
     return;
   }
   if (paused_at_ != kNotPaused || !queueEmpty() || in_hook_) {
-    if (!queue_) {
-      queue_ = std::make_unique<std::deque<Message>>();
+    std::unique_ptr<std::deque<Message>>& queue = rare().queue;
+    if (!queue) {
+      queue = std::make_unique<std::deque<Message>>();
     }
-    queue_->push_back(std::move(message));
+    queue->push_back(std::move(message));
     host_.setReading(false);  // order is kept; the queue holds at most one read's worth
     return;
   }
@@ -193,7 +194,7 @@ void StageRunner::runInbound(Message& message, size_t from) {
       case Action::kPause:
         paused_at_ = static_cast<uint32_t>(i);
         pause_is_open_ = false;
-        paused_message_ = std::make_unique<Message>(std::move(message));
+        rare().paused_message = std::make_unique<Message>(std::move(message));
         if (resume_now_) {
           continueAfterPause();
         } else {
@@ -258,7 +259,8 @@ void StageRunner::resume() {
 
 void StageRunner::reject(Errc code, std::string reason) {
   if (in_hook_) {
-    reject_requested_ = std::make_unique<std::pair<Errc, std::string>>(code, std::move(reason));
+    rare().reject_requested =
+        std::make_unique<std::pair<Errc, std::string>>(code, std::move(reason));
     return;
   }
   if (paused_at_ == kNotPaused) {
@@ -268,7 +270,9 @@ void StageRunner::reject(Errc code, std::string reason) {
   const size_t at = paused_at_;
   const bool open = pause_is_open_;
   paused_at_ = kNotPaused;
-  paused_message_.reset();
+  if (rare_) {
+    rare_->paused_message.reset();
+  }
   host_.pauseChanged(false, open);
   if (open) {
     host_.openRejected(code, reason, name(at));
@@ -279,10 +283,11 @@ void StageRunner::reject(Errc code, std::string reason) {
 
 void StageRunner::reply(Message message) {
   if (in_hook_) {
-    if (!replies_) {
-      replies_ = std::make_unique<std::vector<Message>>();
+    std::unique_ptr<std::vector<Message>>& replies = rare().replies;
+    if (!replies) {
+      replies = std::make_unique<std::vector<Message>>();
     }
-    replies_->push_back(std::move(message));
+    replies->push_back(std::move(message));
     return;
   }
   if (host_.alive()) {
@@ -298,7 +303,9 @@ void StageRunner::pauseTimedOut() {
   const size_t at = paused_at_;
   const bool open = pause_is_open_;
   paused_at_ = kNotPaused;
-  paused_message_.reset();
+  if (rare_) {
+    rare_->paused_message.reset();
+  }
   if (open) {
     host_.openRejected(Errc::kTimeout, "stage did not answer in time", name(at));
   } else {
@@ -313,20 +320,22 @@ void StageRunner::continueAfterPause() {
     runOpen(next);
     return;
   }
-  std::unique_ptr<Message> message = std::move(paused_message_);
+  std::unique_ptr<Message> message = std::move(rare().paused_message);
   runInbound(*message, next);
   drainQueue();
 }
 
 void StageRunner::drainQueue() {
   while (paused_at_ == kNotPaused && !queueEmpty() && host_.alive()) {
-    Message m = std::move(queue_->front());
-    queue_->pop_front();
+    Message m = std::move(rare_->queue->front());
+    rare_->queue->pop_front();
     host_.atMessageBoundary();
     runInbound(m, 0);
   }
   if (paused_at_ == kNotPaused && queueEmpty() && host_.alive()) {
-    queue_.reset();
+    if (rare_) {
+      rare_->queue.reset();
+    }
     host_.setReading(true);
   }
 }
@@ -337,8 +346,10 @@ void StageRunner::close() {
   }
   closed_ = true;
   epoch_.reset();
-  queue_.reset();
-  paused_message_.reset();
+  if (rare_) {
+    rare_->queue.reset();
+    rare_->paused_message.reset();
+  }
   paused_at_ = kNotPaused;
   for (size_t i = 0; i < stages_.size(); ++i) {
     try {

@@ -99,22 +99,32 @@ class StageRunner {
   StageCallbacks& callbacks_;
   std::shared_ptr<const Pipeline> pipeline_;
   std::vector<StagePtr> stages_;
-  std::unique_ptr<Message> paused_message_;
-  // Messages waiting behind a pause; allocated on first use (idle sessions keep none).
-  std::unique_ptr<std::deque<Message>> queue_;
-  bool queueEmpty() const { return !queue_ || queue_->empty(); }
-  // A rejection asked for (rare: held out of line, so idle sessions do not carry its space).
+  // What only a session whose stages pause, reject or reply from a hook needs: held out of
+  // line and allocated on first use, so an idle session carries one pointer for all of it.
   using RejectRequest = std::unique_ptr<std::pair<Errc, std::string>>;
-  // Requests made inside a hook, taken by guard() as soon as the hook returns.
-  RejectRequest reject_requested_;
-  // Requests for a pause in progress made by a hook of another event; applied at depth 0.
-  RejectRequest deferred_reject_;
+  struct Rare {
+    std::unique_ptr<Message> paused_message;
+    // Messages waiting behind a pause; freed when drained.
+    std::unique_ptr<std::deque<Message>> queue;
+    // A rejection asked for inside a hook, taken by guard() as soon as the hook returns.
+    RejectRequest reject_requested;
+    // One for a pause in progress made by a hook of another event; applied at depth 0.
+    RejectRequest deferred_reject;
+    // Replies asked for inside a hook, sent when it returns.
+    std::unique_ptr<std::vector<Message>> replies;
+  };
+  std::unique_ptr<Rare> rare_;
+  Rare& rare() {
+    if (!rare_) {
+      rare_ = std::make_unique<Rare>();
+    }
+    return *rare_;
+  }
+  bool queueEmpty() const { return !rare_ || !rare_->queue || rare_->queue->empty(); }
   // Owner of the token epoch() hands out; dropped (expiring every copy) on reset and close.
   mutable std::shared_ptr<const char> epoch_;
-  // Replies asked for inside a hook, sent when it returns (allocated on first use).
-  std::unique_ptr<std::vector<Message>> replies_;
   int depth_ = 0;  // nesting of chain runs on the stack
-  // The stage the chain stopped at (its message in paused_message_ unless the pause is in
+  // The stage the chain stopped at (its message in rare_->paused_message unless the pause is in
   // onOpen), kNotPaused when running.
   static constexpr uint32_t kNotPaused = UINT32_MAX;
   uint32_t paused_at_ = kNotPaused;
