@@ -96,7 +96,7 @@ void BM_HubUserLookup(benchmark::State& state) {
     ref.device = "phone";
     ref.protocol = "proto.websocket";
     ref.listener = "edge";
-    ref.peer = "127.0.0.2:40000";
+    ref.peer = SmallString("127.0.0.2:40000");
     registry.add("default", "u" + std::to_string(i), ref, 0);
   }
   int64_t i = 0;

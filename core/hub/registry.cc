@@ -129,11 +129,13 @@ struct PushJob : std::enable_shared_from_this<PushJob> {
   }
 };
 
-std::string_view internName(std::string_view name) {
+static_assert(sizeof(SessionRef) <= 96, "a user's session list entry fits the 96-byte class");
+
+const char* internName(std::string_view name) {
   static std::mutex mu;
-  static auto* names = new std::unordered_set<std::string>();  // never freed: views outlive exit
+  static auto* names = new std::unordered_set<std::string>();  // never freed: names outlive exit
   std::lock_guard lock(mu);
-  return *names->emplace(name).first;  // set nodes never move
+  return names->emplace(name).first->c_str();  // set nodes never move
 }
 
 void setCurrentDispatcher(Dispatcher* dispatcher) { tls_dispatcher = dispatcher; }
@@ -465,7 +467,7 @@ std::vector<SessionInfo> Registry::userSessions(const std::string& app, const st
     info.device = ref.device;
     info.protocol = ref.protocol;
     info.listener = ref.listener;
-    info.peer = ref.peer;
+    info.peer = ref.peer.str();
     info.connected_at_ms = ref.connected_at_ms;
     info.rooms = rooms;
     out.push_back(std::move(info));

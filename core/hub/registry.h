@@ -16,6 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/small_string.h"
 #include "hub/stream_store.h"
 #include "imgate/sdk/hub.h"
 #include "imgate/sdk/runtime.h"
@@ -26,15 +27,17 @@ class Worker;
 struct PushJob;
 
 // Module and listener names, kept for the life of the process (a config names a few): one
-// copy each however many sessions refer to them.
-std::string_view internName(std::string_view name);
+// NUL-terminated copy each however many sessions refer to them.
+const char* internName(std::string_view name);
 
+// What the registry keeps of each session of a user (96 bytes: one allocator class below the
+// 112 that two string_views took).
 struct SessionRef {
   uint64_t id = 0;
   std::string device;
-  std::string_view protocol;  // internName() or a literal
-  std::string_view listener;  // internName() or a literal
-  std::string peer;
+  const char* protocol = "";  // internName() or a literal
+  const char* listener = "";  // internName() or a literal
+  SmallString peer;
   int64_t connected_at_ms = 0;
 };
 

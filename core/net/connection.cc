@@ -222,7 +222,7 @@ struct Connection::Handshake {
 
 Connection::Connection(Worker& worker, int fd, std::string peer, GenerationPtr generation,
                        const ListenerSpec& listener, uint64_t id)
-    : worker_(worker), id_(id), fd_(fd), peer_(std::move(peer)),
+    : worker_(worker), id_(id), fd_(fd), peer_(peer),
       generation_(std::move(generation)), listener_(&listener),
       handle_(std::make_shared<ConnectionHandle>()), runner_(*this, *this) {
   handle_->connection = this;
@@ -324,7 +324,7 @@ void Connection::startStream() {
     return;
   }
   HttpRequest none;
-  none.peer = peer_;
+  none.peer = peer_.view();
   exchangeUpgrade(std::move(codec_), HttpResponse{0, {}, {}}, {}, std::move(none));
 }
 
@@ -335,7 +335,7 @@ void Connection::onHello(HttpRequest hello) {
   // We are inside codec_->decode(): stop decoding (later bytes wait in the input buffer) and
   // run the pipeline's onOpen on the next loop turn, outside the codec.
   state_ = State::kUpgrading;
-  hello.peer = peer_;
+  hello.peer = peer_.view();
   worker_.post([handle = handle_, hello = std::move(hello)]() mutable {
     Connection* self = handle->connection;
     if (self != nullptr && self->state_ == State::kUpgrading && !self->closing_) {
@@ -508,7 +508,7 @@ void Connection::doTlsHandshake() {
     ERR_error_string_n(e, reason, sizeof(reason));
   }
   ERR_clear_error();
-  LOG_DEBUG("tls handshake with ", peer_, " failed: ", reason);
+  LOG_DEBUG("tls handshake with ", peer_.view(), " failed: ", reason);
   SSL_free(ssl_);
   ssl_ = nullptr;
   finalClose("tls handshake failed");
@@ -616,7 +616,7 @@ size_t Connection::processHttp(std::string_view input) {
 
 void Connection::dispatchRequest(HttpRequest request) {
   counters().http_requests.fetch_add(1, std::memory_order_relaxed);
-  request.peer = peer_;
+  request.peer = peer_.view();
   // Each request runs on the newest generation (reload applies to keep-alive connections).
   if (generation_ != worker_.generation()) {
     const ListenerSpec* spec = worker_.generation()->listener(listener_->name);
@@ -816,7 +816,7 @@ void Connection::appendResponse(const HttpResponse& response, bool keep_alive, b
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - start)
                         .count();
-    LOG_INFO("access ", peer_, " ", listener_->name, " ", response.status, " ",
+    LOG_INFO("access ", peer_.view(), " ", listener_->name, " ", response.status, " ",
              response.body.size(), "B ", us, "us");
   }
 }
@@ -865,7 +865,7 @@ void Connection::openAccepted() { acceptSession(); }
 
 void Connection::openRejected(Errc code, const std::string& reason, std::string_view stage) {
   counters().handshakes_rejected.fetch_add(1, std::memory_order_relaxed);
-  LOG_INFO("handshake from ", peer_, " rejected by ", stage, ": ", reason);
+  LOG_INFO("handshake from ", peer_.view(), " rejected by ", stage, ": ", reason);
   if (listener_->stream || accepted_early_) {
     codec_->encodeClose(code, reason, *this);
     closing_ = true;
@@ -964,8 +964,8 @@ void Connection::acceptSession() {
     sendSequenced(m);
   }
   if (Log::instance().accessLog()) {
-    LOG_INFO("session ", id_, " open ", location_->module, " ", listener_->name, " peer ", peer_,
-             " app ", quote(identity_.app), " user ", quote(identity_.user));
+    LOG_INFO("session ", id_, " open ", location_->module, " ", listener_->name, " peer ",
+             peer_.view(), " app ", quote(identity_.app), " user ", quote(identity_.user));
   }
   armTimer(Timer::kIdle, pingInterval().count() > 0
                              ? std::min(pingInterval(), settings().idle_timeout)
@@ -1383,7 +1383,7 @@ void Connection::onTimer() {
     case Timer::kNone:
       return;
     case Timer::kHandshake:
-      LOG_INFO("connection ", peer_, ": handshake timed out");
+      LOG_INFO("connection ", peer_.view(), ": handshake timed out");
       finalClose("handshake timeout");
       return;
     case Timer::kHeader:
@@ -1572,7 +1572,7 @@ void Connection::exchangeDetach(std::string key, CodecPtr codec, HttpResponse ac
     exchangeRespond(HttpResponse::json(500, R"({"error":"internal","reason":"session key taken"})"));
     return;
   }
-  Connection* session = worker_.newDetached(peer_, generation_, *listener_);
+  Connection* session = worker_.newDetached(peer_.str(), generation_, *listener_);
   if (admission) {
     session->admitted();  // released at open (handshake) and when the session ends
   }
@@ -1591,7 +1591,7 @@ void Connection::startDetached(std::string key, const Location& location, CodecP
   setCodecLibrary(location.library);
   codec_ = std::move(codec);
   last_activity_ = std::chrono::steady_clock::now();
-  request.peer = peer_;
+  request.peer = peer_.view();
   handshake_ = std::make_unique<Handshake>();
   handshake_->request = std::move(request);
   armTimer(Timer::kHandshake, settings().handshake_timeout);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/small_string.h"
 #include "imgate/sdk/codec.h"
 #include "net/session_streams.h"
 #include "imgate/sdk/stage.h"
@@ -65,9 +66,9 @@ class Connection final : public Session,
   uint64_t id() const override { return id_; }
   std::string_view protocol() const override;
   std::string_view listener() const override { return listener_->name; }
-  std::string_view peerAddress() const override { return peer_; }
+  std::string_view peerAddress() const override { return peer_.view(); }
   // The peer's address without the port: what admission counts per IP.
-  std::string_view peerIp() const { return std::string_view(peer_).substr(0, peer_.rfind(':')); }
+  std::string_view peerIp() const { return peer_.view().substr(0, peer_.view().rfind(':')); }
   const Identity& identity() const override { return identity_; }
   std::optional<std::string_view> handshakeHeader(std::string_view name) const override;
   std::optional<std::string> handshakeQuery(std::string_view name) const override;
@@ -325,7 +326,7 @@ class Connection final : public Session,
   bool handshake_slot_ : 1 = false;
   bool request_keep_alive_ : 1 = true;
   bool request_head_ : 1 = false;
-  std::string peer_;
+  SmallString peer_;  // "address:port": IPv4 peers need no allocation
   GenerationPtr generation_;
   const ListenerSpec* listener_ = nullptr;  // in generation_
   const Location* location_ = nullptr;      // in generation_ (session's location)

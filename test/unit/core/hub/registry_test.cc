@@ -36,7 +36,7 @@ SessionRef ref(uint64_t id, std::string device = "phone") {
   r.device = std::move(device);
   r.protocol = "proto.websocket";
   r.listener = "public";
-  r.peer = "10.0.0.1:" + std::to_string(id);
+  r.peer = SmallString("10.0.0.1:" + std::to_string(id));
   r.connected_at_ms = static_cast<int64_t>(1000 + id);
   return r;
 }
