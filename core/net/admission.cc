@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "net/admission.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cstring>
 #include <functional>
 
 namespace imgate::core {
@@ -22,8 +25,40 @@ Admission& Admission::instance() {
   return admission;
 }
 
-Admission::Shard& Admission::shard(std::string_view ip) {
-  return shards_[std::hash<std::string_view>{}(ip) % kShards];
+Admission::IpKey Admission::ipKey(std::string_view ip) {
+  IpKey key;
+  char text[INET6_ADDRSTRLEN + 2];
+  if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') {
+    ip = ip.substr(1, ip.size() - 2);  // peerName() brackets IPv6
+  }
+  if (ip.empty() || ip.size() >= sizeof(text)) {
+    return key;
+  }
+  std::memcpy(text, ip.data(), ip.size());
+  text[ip.size()] = '\0';
+  unsigned char bytes[16] = {};
+  if (inet_pton(AF_INET, text, bytes + 12) == 1) {
+    bytes[10] = bytes[11] = 0xff;
+  } else if (inet_pton(AF_INET6, text, bytes) != 1) {
+    return key;
+  }
+  std::memcpy(&key.hi, bytes, 8);
+  std::memcpy(&key.lo, bytes + 8, 8);
+  return key;
+}
+
+size_t Admission::IpKeyHash::operator()(const IpKey& k) const noexcept {
+  uint64_t h = k.hi * 0x9e3779b97f4a7c15ULL ^ k.lo;  // then the murmur3 finaliser
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return static_cast<size_t>(h);
+}
+
+Admission::Shard& Admission::shard(const IpKey& key) {
+  return shards_[(IpKeyHash{}(key) >> 7) % kShards];  // bits the table's bucket index uses less
 }
 
 bool Admission::takeToken(const AdmissionLimits& limits, int64_t now_us) {
@@ -77,12 +112,13 @@ AdmissionRefusal Admission::admit(const AdmissionLimits& limits, std::string_vie
   }
   // Per-IP counts are kept whether or not a cap is set, so a reload that sets one applies to
   // connections already open.
-  Shard& s = shard(ip);
+  const IpKey key = ipKey(ip);
+  Shard& s = shard(key);
   std::lock_guard lock(s.mu);
-  uint32_t& n = s.per_ip[std::string(ip)];
+  uint32_t& n = s.per_ip[key];
   if (limits.max_connections_per_ip != 0 && n >= limits.max_connections_per_ip) {
     if (n == 0) {
-      s.per_ip.erase(std::string(ip));
+      s.per_ip.erase(key);
     }
     handshakes_.fetch_sub(1, std::memory_order_relaxed);
     connections_.fetch_sub(1, std::memory_order_relaxed);
@@ -96,9 +132,10 @@ void Admission::handshakeDone() { handshakes_.fetch_sub(1, std::memory_order_rel
 
 void Admission::connectionClosed(std::string_view ip) {
   connections_.fetch_sub(1, std::memory_order_relaxed);
-  Shard& s = shard(ip);
+  const IpKey key = ipKey(ip);
+  Shard& s = shard(key);
   std::lock_guard lock(s.mu);
-  auto it = s.per_ip.find(std::string(ip));
+  auto it = s.per_ip.find(key);
   if (it != s.per_ip.end() && --it->second == 0) {
     s.per_ip.erase(it);
   }

@@ -42,6 +42,28 @@ TEST_F(AdmissionTest, PerIpCapCountsOpenConnectionsOfThatAddress) {
   EXPECT_EQ(a_.refused(AdmissionRefusal::kPerIp), 1u);
 }
 
+// Addresses are counted by their bytes: IPv6 (bracketed, as peer names are) per address, an
+// IPv4 address and its IPv4-mapped IPv6 spelling as one host, every 2^32 IPv4 apart.
+TEST_F(AdmissionTest, PerIpCountsEachAddressByItsBytes) {
+  AdmissionLimits limits{.max_connections = 0, .max_connections_per_ip = 1, .max_handshakes = 0};
+  EXPECT_EQ(a_.admit(limits, "[2001:db8::1]", 0), AdmissionRefusal::kNone);
+  EXPECT_EQ(a_.admit(limits, "[2001:db8:0:0::1]", 0), AdmissionRefusal::kPerIp);  // same bytes
+  EXPECT_EQ(a_.admit(limits, "[2001:db8::2]", 0), AdmissionRefusal::kNone);
+  EXPECT_EQ(a_.admit(limits, "[2001:db9::1]", 0), AdmissionRefusal::kNone);  // other high half
+  EXPECT_EQ(a_.admit(limits, "10.0.0.1", 0), AdmissionRefusal::kNone);
+  EXPECT_EQ(a_.admit(limits, "[::ffff:10.0.0.1]", 0), AdmissionRefusal::kPerIp);
+  EXPECT_EQ(a_.admit(limits, "10.0.0.2", 0), AdmissionRefusal::kNone);
+  EXPECT_EQ(a_.admit(limits, "11.0.0.1", 0), AdmissionRefusal::kNone);
+  a_.connectionClosed("[2001:db8::1]");
+  EXPECT_EQ(a_.admit(limits, "[2001:db8::1]", 0), AdmissionRefusal::kNone);
+  a_.connectionClosed("[::ffff:10.0.0.1]");  // closes the 10.0.0.1 connection
+  EXPECT_EQ(a_.admit(limits, "10.0.0.1", 0), AdmissionRefusal::kNone);
+  // Names that are no address share one entry.
+  EXPECT_EQ(a_.admit(limits, "unix", 0), AdmissionRefusal::kNone);
+  EXPECT_EQ(a_.admit(limits, "?", 0), AdmissionRefusal::kPerIp);
+  EXPECT_EQ(a_.connections(), 7u);
+}
+
 TEST_F(AdmissionTest, PerIpCountsAreKeptWithoutACapSoALaterCapApplies) {
   AdmissionLimits open{.max_connections = 0, .max_handshakes = 0};
   for (int i = 0; i < 3; ++i) {
