@@ -54,7 +54,7 @@ std::string httpDate() {
 class HttpExchangeImpl final : public HttpExchange,
                                public std::enable_shared_from_this<HttpExchangeImpl> {
  public:
-  HttpExchangeImpl(std::shared_ptr<ConnectionHandle> handle, HttpRequest request,
+  HttpExchangeImpl(HandleRef handle, HttpRequest request,
                    std::string location, Worker& worker, uint64_t pipelined_id = 0)
       : handle_(std::move(handle)), request_(std::move(request)), location_(std::move(location)),
         worker_(worker), pipelined_id_(pipelined_id) {}
@@ -191,7 +191,7 @@ class HttpExchangeImpl final : public HttpExchange,
   }
 
  private:
-  std::shared_ptr<ConnectionHandle> handle_;
+  HandleRef handle_;
   HttpRequest request_;
   std::string location_;
   Worker& worker_;
@@ -224,8 +224,7 @@ Connection::Connection(Worker& worker, int fd, std::string peer, GenerationPtr g
                        const ListenerSpec& listener, uint64_t id)
     : worker_(worker), id_(id), fd_(fd), peer_(peer),
       generation_(std::move(generation)), listener_(&listener),
-      handle_(std::make_shared<ConnectionHandle>()), runner_(*this, *this) {
-  handle_->connection = this;
+      handle_(HandleRef::make(this)), runner_(*this, *this) {
   counters().connections_accepted.fetch_add(1, std::memory_order_relaxed);
   counters().connections_active.fetch_add(1, std::memory_order_relaxed);
 }
@@ -767,7 +766,7 @@ void Connection::writeResponse(const HttpResponse& response, bool keep_alive, bo
   if (detached()) {
     // A detached session's only response is the answer to its handshake request, written by
     // the connection that carried it.
-    if (std::shared_ptr<ConnectionHandle> h = std::move(detached()->handshake)) {
+    if (HandleRef h = std::move(detached()->handshake)) {
       if (h->connection != nullptr) {
         h->connection->exchangeRespond(response);
       }
@@ -1582,7 +1581,7 @@ void Connection::exchangeDetach(std::string key, CodecPtr codec, HttpResponse ac
 
 void Connection::startDetached(std::string key, const Location& location, CodecPtr codec,
                                HttpResponse accept, HttpRequest request,
-                               std::shared_ptr<ConnectionHandle> handshake) {
+                               HandleRef handshake) {
   Detached& d = *(rare().detached = std::make_unique<Detached>());
   d.key = std::move(key);
   d.handshake = std::move(handshake);
