@@ -35,28 +35,34 @@ thread_local EventLoop* tls_loop = nullptr;
 
 }  // namespace
 
+namespace {
+
+// Schedule order on a 32-bit counter that wraps: right for any two timers scheduled fewer than
+// 2^31 schedules apart (keeps schedule()'s handle at 64 bytes, one allocator class smaller).
+bool seqBefore(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) < 0; }
+
+bool before(const EventLoop::TimerNode& a, const EventLoop::TimerNode& b) {
+  return a.due_us != b.due_us ? a.due_us < b.due_us : seqBefore(a.seq, b.seq);  // FIFO on ties
+}
+
+}  // namespace
+
 // One schedule(): its place in the loop's heap. Destroying it cancels it.
-class EventLoop::HeapTimer final : public Timer {
+class EventLoop::HeapTimer final : public Timer, public TimerNode {
  public:
-  HeapTimer(EventLoop& loop, int64_t due_us, std::function<void()> cb)
-      : loop_(&loop), due_us_(due_us), seq_(loop.timer_seq_++), cb_(std::move(cb)) {}
+  HeapTimer(EventLoop& loop, std::function<void()> cb) : loop_(&loop), cb_(std::move(cb)) {}
   ~HeapTimer() override {
-    if (loop_ != nullptr && index_ != kNotQueued) {
+    if (loop_ != nullptr && queued()) {
       loop_->timerRemove(this);
     }
   }
-  bool before(const HeapTimer& o) const {
-    return due_us_ != o.due_us_ ? due_us_ < o.due_us_ : seqBefore(seq_, o.seq_);  // FIFO on ties
+  static void fire(TimerNode& node) {
+    // The callback may destroy its own handle (its owner resets it): move the callback out.
+    std::function<void()> cb = std::move(static_cast<HeapTimer&>(node).cb_);
+    cb();
   }
-  // Schedule order on a 32-bit counter that wraps: right for any two timers scheduled fewer
-  // than 2^31 schedules apart (keeps the handle at 64 bytes, one allocator class smaller).
-  static bool seqBefore(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) < 0; }
 
-  static constexpr uint32_t kNotQueued = UINT32_MAX;
   EventLoop* loop_;  // null once the loop is gone
-  int64_t due_us_;
-  uint32_t seq_;
-  uint32_t index_ = kNotQueued;
   std::function<void()> cb_;
 };
 static_assert(sizeof(EventLoop::HeapTimer) <= 64, "a session's timer handle fits 64 bytes");
@@ -82,9 +88,11 @@ EventLoop::EventLoop() {
 }
 
 EventLoop::~EventLoop() {
-  for (HeapTimer* t : timers_) {
-    t->loop_ = nullptr;  // handles that outlive the loop just never fire
-    t->index_ = HeapTimer::kNotQueued;
+  for (const TimerEntry& e : timers_) {
+    if (e.fire == &HeapTimer::fire) {
+      static_cast<HeapTimer*>(e.node)->loop_ = nullptr;  // handles that outlive the loop never fire
+    }
+    e.node->index = TimerNode::kNotQueued;
   }
   event_free(timer_event_);
   event_free(posted_event_);
@@ -94,31 +102,52 @@ EventLoop::~EventLoop() {
 }
 
 TimerPtr EventLoop::schedule(std::chrono::milliseconds delay, std::function<void()> cb) {
-  const int64_t due = steadyUs() + std::max<int64_t>(0, delay.count()) * 1000;
-  auto timer = std::make_unique<HeapTimer>(*this, due, module::pinned(std::move(cb)));
-  timerInsert(timer.get());
+  auto timer = std::make_unique<HeapTimer>(*this, module::pinned(std::move(cb)));
+  arm(*timer, &HeapTimer::fire, delay);
   return timer;
 }
 
-void EventLoop::timerInsert(HeapTimer* t) {
-  t->index_ = static_cast<uint32_t>(timers_.size());
-  timers_.push_back(t);
-  timerSiftUp(t->index_);
-  if (t->index_ == 0) {
+void EventLoop::arm(TimerNode& node, TimerFire fire, std::chrono::milliseconds delay) {
+  node.due_us = steadyUs() + std::max<int64_t>(0, delay.count()) * 1000;
+  node.seq = timer_seq_++;
+  if (!node.queued()) {
+    timerInsert(&node, fire);
+    return;
+  }
+  // Re-armed: moved in place, one pass up or down the heap.
+  const size_t was = node.index;
+  timers_[was].fire = fire;
+  timerSiftUp(was);
+  timerSiftDown(node.index);
+  if (was == 0 || node.index == 0) {
     timerArm();
   }
 }
 
-void EventLoop::timerRemove(HeapTimer* t) {
-  const size_t i = t->index_;
-  t->index_ = HeapTimer::kNotQueued;
-  HeapTimer* last = timers_.back();
+void EventLoop::cancel(TimerNode& node) {
+  if (node.queued()) {
+    timerRemove(&node);
+  }
+}
+
+void EventLoop::timerInsert(TimerNode* t, TimerFire fire) {
+  timers_.push_back(TimerEntry{t, fire});
+  t->index = static_cast<uint32_t>(timers_.size() - 1);
+  timerSiftUp(t->index);
+  if (t->index == 0) {
+    timerArm();
+  }
+}
+
+void EventLoop::timerRemove(TimerNode* t) {
+  const size_t i = t->index;
+  t->index = TimerNode::kNotQueued;
+  const TimerEntry last = timers_.back();
   timers_.pop_back();
-  if (last != t) {
-    timers_[i] = last;
-    last->index_ = static_cast<uint32_t>(i);
+  if (last.node != t) {
+    timerPlace(i, last);
     timerSiftUp(i);
-    timerSiftDown(last->index_);
+    timerSiftDown(last.node->index);
   }
   if (i == 0) {
     timerArm();
@@ -126,40 +155,36 @@ void EventLoop::timerRemove(HeapTimer* t) {
 }
 
 void EventLoop::timerSiftUp(size_t i) {
-  HeapTimer* t = timers_[i];
+  const TimerEntry e = timers_[i];
   while (i > 0) {
     const size_t parent = (i - 1) / 2;
-    if (!t->before(*timers_[parent])) {
+    if (!before(*e.node, *timers_[parent].node)) {
       break;
     }
-    timers_[i] = timers_[parent];
-    timers_[i]->index_ = static_cast<uint32_t>(i);
+    timerPlace(i, timers_[parent]);
     i = parent;
   }
-  timers_[i] = t;
-  t->index_ = static_cast<uint32_t>(i);
+  timerPlace(i, e);
 }
 
 void EventLoop::timerSiftDown(size_t i) {
-  HeapTimer* t = timers_[i];
+  const TimerEntry e = timers_[i];
   const size_t n = timers_.size();
   for (;;) {
     size_t child = 2 * i + 1;
     if (child >= n) {
       break;
     }
-    if (child + 1 < n && timers_[child + 1]->before(*timers_[child])) {
+    if (child + 1 < n && before(*timers_[child + 1].node, *timers_[child].node)) {
       ++child;
     }
-    if (!timers_[child]->before(*t)) {
+    if (!before(*timers_[child].node, *e.node)) {
       break;
     }
-    timers_[i] = timers_[child];
-    timers_[i]->index_ = static_cast<uint32_t>(i);
+    timerPlace(i, timers_[child]);
     i = child;
   }
-  timers_[i] = t;
-  t->index_ = static_cast<uint32_t>(i);
+  timerPlace(i, e);
 }
 
 // Points the libevent timer at the earliest deadline (no system call: libevent folds it into
@@ -175,7 +200,7 @@ void EventLoop::timerArm() {
     }
     return;
   }
-  const int64_t due = timers_.front()->due_us_;
+  const int64_t due = timers_.front().node->due_us;
   if (due == timer_armed_us_) {
     return;
   }
@@ -195,13 +220,11 @@ void EventLoop::onTimers(int, short, void* arg) {
   // zero delay) waits for the next turn, as with one libevent timer each.
   const uint32_t seq_limit = self->timer_seq_;
   self->timers_firing_ = true;
-  while (!self->timers_.empty() && self->timers_.front()->due_us_ <= now &&
-         HeapTimer::seqBefore(self->timers_.front()->seq_, seq_limit)) {
-    HeapTimer* t = self->timers_.front();
-    self->timerRemove(t);
-    // The callback may destroy its own handle (its owner resets it): move the callback out.
-    std::function<void()> cb = std::move(t->cb_);
-    cb();
+  while (!self->timers_.empty() && self->timers_.front().node->due_us <= now &&
+         seqBefore(self->timers_.front().node->seq, seq_limit)) {
+    const TimerEntry e = self->timers_.front();
+    self->timerRemove(e.node);
+    e.fire(*e.node);  // may re-arm, cancel or destroy this node and others
   }
   self->timers_firing_ = false;
   self->timerArm();

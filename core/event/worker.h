@@ -54,6 +54,22 @@ class EventLoop : public Dispatcher {
   std::chrono::steady_clock::time_point now() const override;
   int64_t wallMs() const override;
 
+  // A place in the loop's timer heap. schedule()'s handles hold one; a core object that keeps
+  // a timer for its whole life (a Connection) embeds one instead, so arming it allocates
+  // nothing: arm() (re-arming moves it), cancel(), or firing takes it out. `fire` runs on the
+  // loop's thread with the node it was armed with. The owner cancels it before it dies; only
+  // on this loop's thread.
+  struct TimerNode {
+    static constexpr uint32_t kNotQueued = UINT32_MAX;
+    int64_t due_us = 0;
+    uint32_t seq = 0;
+    uint32_t index = kNotQueued;
+    bool queued() const { return index != kNotQueued; }
+  };
+  using TimerFire = void (*)(TimerNode& node);
+  void arm(TimerNode& node, TimerFire fire, std::chrono::milliseconds delay);
+  void cancel(TimerNode& node);
+
   // Runs the loop on the calling thread until stop() (from any thread).
   void run();
   void stop();
@@ -89,12 +105,22 @@ class EventLoop : public Dispatcher {
 
  private:
   friend class HeapTimer;
-  void timerInsert(HeapTimer* t);
-  void timerRemove(HeapTimer* t);
+  // The heap's entries: the node and what firing it does (so nodes carry no function of their
+  // own: a Connection's costs 16 bytes).
+  struct TimerEntry {
+    TimerNode* node;
+    TimerFire fire;
+  };
+  void timerInsert(TimerNode* t, TimerFire fire);
+  void timerRemove(TimerNode* t);
   void timerSiftUp(size_t i);
   void timerSiftDown(size_t i);
   void timerArm();
-  std::vector<HeapTimer*> timers_;
+  void timerPlace(size_t i, TimerEntry e) {
+    timers_[i] = e;
+    e.node->index = static_cast<uint32_t>(i);
+  }
+  std::vector<TimerEntry> timers_;
   event* timer_event_ = nullptr;
   int64_t timer_armed_us_ = -1;  // deadline the libevent timer is set for, -1: not set
   uint32_t timer_seq_ = 0;  // wraps (HeapTimer::seqBefore)

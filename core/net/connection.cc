@@ -225,12 +225,14 @@ Connection::Connection(Worker& worker, int fd, std::string peer, GenerationPtr g
     : worker_(worker), id_(id), fd_(fd), peer_(peer),
       generation_(std::move(generation)), listener_(&listener),
       handle_(HandleRef::make(this)), runner_(*this, *this) {
+  timer_.self = this;
   counters().connections_accepted.fetch_add(1, std::memory_order_relaxed);
   counters().connections_active.fetch_add(1, std::memory_order_relaxed);
 }
 
 Connection::~Connection() {
   handle_->connection = nullptr;
+  worker_.cancel(timer_);
   if (read_ev_ != nullptr) {
     event_free(read_ev_);
   }
@@ -1369,10 +1371,14 @@ void Connection::enableRead(bool on) {
 void Connection::armTimer(Timer kind, std::chrono::milliseconds delay) {
   timer_kind_ = kind;
   if (delay.count() <= 0 && kind != Timer::kLinger) {
-    timer_.reset();
+    worker_.cancel(timer_);
     return;
   }
-  timer_ = worker_.schedule(delay, [this] { onTimer(); });
+  worker_.arm(timer_, &Connection::onTimerNode, delay);
+}
+
+void Connection::onTimerNode(EventLoop::TimerNode& node) {
+  static_cast<ConnTimer&>(node).self->onTimer();
 }
 
 void Connection::onTimer() {
@@ -1516,7 +1522,7 @@ void Connection::finalClose(std::string_view why) {
                                     [](Connection* c) { c->detachedProbe(false); });
   }
   state_ = State::kClosed;
-  timer_.reset();
+  worker_.cancel(timer_);
   if (detached()) {
     worker_.registry().removeDetached(detached()->key);
     worker_.removeDetached(detached()->key);

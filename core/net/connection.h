@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/small_string.h"
+#include "event/worker.h"
 #include "imgate/sdk/codec.h"
 #include "net/session_streams.h"
 #include "imgate/sdk/stage.h"
@@ -384,7 +385,13 @@ class Connection final : public Session,
   StageRunner runner_;
   Identity identity_;
   std::unique_ptr<std::vector<std::string>> room_keys_;
-  TimerPtr timer_;
+  // The connection's one timer (handshake, header, keep-alive, idle and ping, pause, linger:
+  // timer_kind_ says which), embedded in it: arming and re-arming allocate nothing.
+  struct ConnTimer : EventLoop::TimerNode {
+    Connection* self = nullptr;
+  };
+  static void onTimerNode(EventLoop::TimerNode& node);
+  ConnTimer timer_;
   std::chrono::steady_clock::time_point last_activity_;
   std::chrono::steady_clock::time_point last_ping_;
   std::chrono::steady_clock::time_point request_start_;

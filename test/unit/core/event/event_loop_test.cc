@@ -9,6 +9,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace imgate::core {
@@ -249,6 +250,79 @@ TEST(EventLoopTimerTest, ZeroDelayTimerScheduledByATimerWaitsForTheNextTurn) {
   TimerPtr guard = loop.schedule(5s, [&] { loop.stop(); });
   loop.run();
   EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "posted", "c"}));
+}
+
+// Embedded nodes (arm/cancel, what a Connection uses) share the heap with schedule()'s handles:
+// one deadline order, schedule order on ties, re-arming moves a node, cancelling removes it,
+// and a node re-armed by its own firing waits for the next turn.
+struct TestNode : EventLoop::TimerNode {
+  std::vector<std::string>* log = nullptr;
+  std::string name;
+  static void fire(EventLoop::TimerNode& node) {
+    auto& n = static_cast<TestNode&>(node);
+    n.log->push_back(n.name);
+  }
+};
+
+TEST(EventLoopTimerTest, EmbeddedNodesShareTheHeapWithHandles) {
+  EventLoop loop;
+  std::vector<std::string> order;
+  TestNode a;
+  TestNode b;
+  TestNode c;
+  TestNode d;
+  TestNode never;
+  for (auto [node, name] :
+       {std::pair{&a, "a"}, {&b, "b"}, {&c, "c"}, {&d, "d"}, {&never, "never"}}) {
+    node->log = &order;
+    node->name = name;
+  }
+  loop.arm(a, &TestNode::fire, 0ms);
+  TimerPtr h1 = loop.schedule(0ms, [&] { order.push_back("h1"); });
+  loop.arm(b, &TestNode::fire, 1ms);
+  loop.arm(never, &TestNode::fire, 2ms);
+  loop.arm(c, &TestNode::fire, 60s);
+  loop.arm(c, &TestNode::fire, 3ms);  // re-armed earlier: moves up, fires once
+  loop.arm(d, &TestNode::fire, 0ms);
+  loop.arm(d, &TestNode::fire, 4ms);  // re-armed later: moves down
+  TimerPtr h2 = loop.schedule(5ms, [&] { order.push_back("h2"); });
+  EXPECT_TRUE(never.queued());
+  loop.cancel(never);
+  EXPECT_FALSE(never.queued());
+  loop.cancel(never);  // cancelling twice is harmless
+  TimerPtr stop = loop.schedule(40ms, [&] { loop.stop(); });
+  loop.run();
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "h1", "b", "c", "d", "h2"}));
+  EXPECT_FALSE(a.queued());
+  EXPECT_FALSE(c.queued());
+}
+
+struct RearmingNode : EventLoop::TimerNode {
+  EventLoop* loop = nullptr;
+  int fired = 0;
+  std::vector<std::string>* log = nullptr;
+  static void fire(EventLoop::TimerNode& node) {
+    auto& n = static_cast<RearmingNode&>(node);
+    n.log->push_back("node" + std::to_string(++n.fired));
+    if (n.fired == 1) {
+      n.loop->arm(n, &RearmingNode::fire, 0ms);  // due now, but waits for the next turn
+    } else {
+      n.loop->stop();
+    }
+  }
+};
+
+TEST(EventLoopTimerTest, EmbeddedNodeReArmedByItsFiringWaitsForTheNextTurn) {
+  EventLoop loop;
+  std::vector<std::string> order;
+  RearmingNode node;
+  node.loop = &loop;
+  node.log = &order;
+  loop.arm(node, &RearmingNode::fire, 0ms);
+  TimerPtr other = loop.schedule(0ms, [&] { order.push_back("other"); });
+  TimerPtr guard = loop.schedule(5s, [&] { loop.stop(); });
+  loop.run();
+  EXPECT_EQ(order, (std::vector<std::string>{"node1", "other", "node2"}));
 }
 
 TEST(EventLoopTimerTest, HandleMayOutliveTheLoop) {
