@@ -476,7 +476,7 @@ void Worker::acceptFrom(Acceptor& acceptor) {
       continue;
     }
     std::string peer = peerName(reinterpret_cast<sockaddr*>(&addr));
-    const std::string_view ip = std::string_view(peer).substr(0, peer.rfind(':'));
+    const std::string_view ip = peerIp(peer);
     const bool admission = spec->admission && !spec->admin;
     const AdmissionRefusal refusal = !admission ? AdmissionRefusal::kNone : Admission::instance().admit(
         generation_->admission, ip,
@@ -521,7 +521,7 @@ void Worker::adoptBalanced(int fd, std::string peer, std::shared_ptr<ListenSocke
     // Reloaded away or shutting down while in flight: as if never accepted.
     socket->open[index_].fetch_sub(1, std::memory_order_relaxed);
     if (admitted) {
-      const std::string_view ip = std::string_view(peer).substr(0, peer.rfind(':'));
+      const std::string_view ip = peerIp(peer);
       Admission::instance().handshakeDone();
       Admission::instance().connectionClosed(ip);
     }

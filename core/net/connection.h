@@ -20,6 +20,7 @@
 #include "net/session_streams.h"
 #include "imgate/sdk/stage.h"
 #include "net/http_parser.h"
+#include "net/listener.h"
 #include "pipeline/stage_runner.h"
 #include "reload/generation.h"
 
@@ -109,7 +110,7 @@ class Connection final : public Session,
   std::string_view listener() const override { return listener_->name; }
   std::string_view peerAddress() const override { return peer_.view(); }
   // The peer's address without the port: what admission counts per IP.
-  std::string_view peerIp() const { return peer_.view().substr(0, peer_.view().rfind(':')); }
+  std::string_view peerIp() const { return core::peerIp(peer_.view()); }
   const Identity& identity() const override { return identity_; }
   std::optional<std::string_view> handshakeHeader(std::string_view name) const override;
   std::optional<std::string> handshakeQuery(std::string_view name) const override;

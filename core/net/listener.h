@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "imgate/sdk/status.h"
@@ -39,5 +40,10 @@ uint32_t exactBalanceTarget(const std::atomic<int32_t>* open, size_t count, uint
 
 // "127.0.0.1:5000" for a connected socket's peer.
 std::string peerName(const ::sockaddr* sa);
+
+// The address part of a peerName() ("127.0.0.1", "[::1]"): what admission counts per IP.
+inline std::string_view peerIp(std::string_view peer_name) {
+  return peer_name.substr(0, peer_name.rfind(':'));
+}
 
 }  // namespace imgate::core
