@@ -124,6 +124,12 @@ void EventLoop::arm(TimerNode& node, TimerFire fire, std::chrono::milliseconds d
   }
 }
 
+void EventLoop::armSlot(TimerSlot& slot, std::chrono::milliseconds delay) {
+  arm(slot.node(), [](TimerNode& node) { TimerSlot::fromNode(node).fire(); }, delay);
+}
+
+void EventLoop::cancelSlot(TimerSlot& slot) { cancel(slot.node()); }
+
 void EventLoop::cancel(TimerNode& node) {
   if (node.queued()) {
     timerRemove(&node);

@@ -51,21 +51,17 @@ class EventLoop : public Dispatcher {
   // goes on to wait for the callback (a reload waiting for every worker to take the new
   // generation). Never from this loop's own thread.
   void postNow(std::function<void()> cb);
+  void armSlot(TimerSlot& slot, std::chrono::milliseconds delay) override;
+  void cancelSlot(TimerSlot& slot) override;
   std::chrono::steady_clock::time_point now() const override;
   int64_t wallMs() const override;
 
-  // A place in the loop's timer heap. schedule()'s handles hold one; a core object that keeps
-  // a timer for its whole life (a Connection) embeds one instead, so arming it allocates
-  // nothing: arm() (re-arming moves it), cancel(), or firing takes it out. `fire` runs on the
-  // loop's thread with the node it was armed with. The owner cancels it before it dies; only
-  // on this loop's thread.
-  struct TimerNode {
-    static constexpr uint32_t kNotQueued = UINT32_MAX;
-    int64_t due_us = 0;
-    uint32_t seq = 0;
-    uint32_t index = kNotQueued;
-    bool queued() const { return index != kNotQueued; }
-  };
+  // A place in the loop's timer heap (imgate::TimerNode). schedule()'s handles hold one; a core
+  // object that keeps a timer for its whole life (a Connection) embeds one instead, so arming
+  // it allocates nothing: arm() (re-arming moves it), cancel(), or firing takes it out. `fire`
+  // runs on the loop's thread with the node it was armed with. The owner cancels it before it
+  // dies; only on this loop's thread. A module's TimerSlot is one such node (armSlot).
+  using TimerNode = imgate::TimerNode;
   using TimerFire = void (*)(TimerNode& node);
   void arm(TimerNode& node, TimerFire fire, std::chrono::milliseconds delay);
   void cancel(TimerNode& node);

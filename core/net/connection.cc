@@ -218,21 +218,23 @@ void runHandler(const Location& loc, const std::shared_ptr<HttpExchangeImpl>& ex
 struct Connection::Handshake {
   HttpRequest request;
   std::vector<std::string> subprotocols;
+  // The upgrade's answer (the 101), written when every onOpen passed; null when it went out
+  // already (a hello over an upgrade).
+  std::unique_ptr<HttpResponse> accept;
 };
 
 Connection::Connection(Worker& worker, int fd, std::string peer, GenerationPtr generation,
                        const ListenerSpec& listener, uint64_t id)
     : worker_(worker), id_(id), fd_(fd), peer_(peer),
       generation_(std::move(generation)), listener_(&listener),
-      handle_(HandleRef::make(this)), runner_(*this, *this) {
-  timer_.self = this;
+      handle_(HandleRef::make(this)), runner_(*this) {
   counters().connections_accepted.fetch_add(1, std::memory_order_relaxed);
   counters().connections_active.fetch_add(1, std::memory_order_relaxed);
 }
 
 Connection::~Connection() {
   handle_->connection = nullptr;
-  worker_.cancel(timer_);
+  worker_.cancel(timerNode());
   if (read_ev_ != nullptr) {
     event_free(read_ev_);
   }
@@ -257,7 +259,8 @@ Connection::~Connection() {
 
 // An idle session's Connection fits the 512-byte allocator class (jemalloc and glibc both
 // have one): bench/RESULTS.md, "What an idle connection costs".
-static_assert(sizeof(Connection) <= 512, "keep rarely used state in Connection::Rare");
+static_assert(sizeof(Connection) <= 448,
+              "keep rarely used state in Connection::Rare (448 is a jemalloc size class)");
 
 SessionStreams& Connection::makeStreams() {
   std::unique_ptr<SessionStreams>& streams = rare().streams;
@@ -356,7 +359,7 @@ void SessionUpstreams::call(std::string_view group, UpstreamRequest request, Ups
   UpstreamCallback guarded = [handle = c.handle_, epoch = c.runner_.epoch(),
                               done = module::pinned(std::move(done))](
                                  Result<UpstreamResponse> result) {
-    if (handle->connection == nullptr || epoch.expired()) {
+    if (handle->connection == nullptr || handle->connection->runner_.epoch() != epoch) {
       return;  // the session or the stage that asked is gone
     }
     done(std::move(result));
@@ -588,7 +591,7 @@ size_t Connection::processHttp(std::string_view input) {
   while (used < input.size() && state_ == State::kHttp && !exchange_in_flight_ && !closing_) {
     if (!parser_) {
       parser_ = std::make_unique<net::HttpRequestParser>(listener_->http_limits);
-      request_start_ = std::chrono::steady_clock::now();
+      requestStart() = std::chrono::steady_clock::now();
       armTimer(Timer::kHeader, listener_->header_timeout);
     }
     auto r = parser_->feed(input.substr(used));
@@ -672,7 +675,7 @@ bool Connection::startConcurrent(HttpRequest& request, const Location* loc) {
   Pipelined::Answer& slot = pipelined()->answers.emplace_back();
   slot.id = id;
   slot.head = request.method == "HEAD";
-  slot.start = request_start_;
+  slot.start = requestStart();
   if (pipelined()->answers.size() >= kMaxPipelined) {
     exchange_in_flight_ = true;  // read on once the oldest is answered
   }
@@ -782,7 +785,7 @@ void Connection::writeResponse(const HttpResponse& response, bool keep_alive, bo
   if (response.status != 101) {
     releaseHandshakeSlot();  // a plain HTTP exchange is done: its handshake was the request
   }
-  appendResponse(response, keep_alive, head, request_start_);
+  appendResponse(response, keep_alive, head, requestStart());
   flush();
   if (!keep_alive) {
     closing_ = true;
@@ -851,8 +854,8 @@ void Connection::exchangeUpgrade(CodecPtr codec, HttpResponse accept,
   if (accepted_early_ && handshake_ && offered.empty()) {
     offered = std::move(handshake_->subprotocols);  // the hello carries none; keep the upgrade's
   }
-  accept_ = std::make_unique<HttpResponse>(std::move(accept));
   handshake_ = std::make_unique<Handshake>();
+  handshake_->accept = std::make_unique<HttpResponse>(std::move(accept));
   handshake_->subprotocols = std::move(offered);
   handshake_->request = std::move(request);
   state_ = State::kUpgrading;
@@ -904,11 +907,10 @@ void Connection::pauseChanged(bool paused, bool during_open) {
 }
 
 void Connection::acceptSession() {
-  if (accept_ && accept_->status != 0) {
-    writeResponse(*accept_, true, false);
+  if (handshake_ && handshake_->accept && handshake_->accept->status != 0) {
+    writeResponse(*handshake_->accept, true, false);
   }
   const std::vector<ResumePoint> resume = resumeRequest();  // before the handshake is dropped
-  accept_.reset();
   handshake_.reset();
   parser_.reset();
   releaseHandshakeSlot();
@@ -917,7 +919,7 @@ void Connection::acceptSession() {
     identity_.app = kDefaultApp;  // sessions without an auth stage belong to the default tenant
   }
   opened_at_ms_ = worker_.wallMs();
-  last_activity_ = last_ping_ = std::chrono::steady_clock::now();
+  last_activity_ = lastPing() = std::chrono::steady_clock::now();
   counters().sessions_active.fetch_add(1, std::memory_order_relaxed);
   counters().sessions_opened.fetch_add(1, std::memory_order_relaxed);
   worker_.hub().add(*this);
@@ -1023,6 +1025,11 @@ void Connection::reply(Message message) {
   if (!runner_.inHook()) {
     flush();
   }
+}
+
+void Connection::setExpiry(SessionExpiry expiry) {
+  expiry_at_s_ = std::clamp(expiry.at_s, -kMaxExpiryS, kMaxExpiryS);
+  expiry_notified_ = expiry.notified;
 }
 
 void Connection::setIdentity(Identity identity) {
@@ -1371,14 +1378,14 @@ void Connection::enableRead(bool on) {
 void Connection::armTimer(Timer kind, std::chrono::milliseconds delay) {
   timer_kind_ = kind;
   if (delay.count() <= 0 && kind != Timer::kLinger) {
-    worker_.cancel(timer_);
+    worker_.cancel(timerNode());
     return;
   }
-  worker_.arm(timer_, &Connection::onTimerNode, delay);
+  worker_.arm(timerNode(), &Connection::onTimerNode, delay);
 }
 
 void Connection::onTimerNode(EventLoop::TimerNode& node) {
-  static_cast<ConnTimer&>(node).self->onTimer();
+  static_cast<Connection&>(node).onTimer();
 }
 
 void Connection::onTimer() {
@@ -1423,10 +1430,10 @@ void Connection::onTimer() {
         // Pings after `ping` of silence, or every `ping` for protocols that ask for it.
         const bool always = location_ != nullptr && location_->protocol->heartbeat().always;
         const auto quiet = std::chrono::duration_cast<std::chrono::milliseconds>(
-            now - (always ? last_ping_ : std::max(last_activity_, last_ping_)));
+            now - (always ? lastPing() : std::max(last_activity_, lastPing())));
         if (quiet >= ping) {
           codec_->encodePing(*this);
-          last_ping_ = now;
+          lastPing() = now;
           flush();
           next = std::min(next, ping);
         } else {
@@ -1522,7 +1529,7 @@ void Connection::finalClose(std::string_view why) {
                                     [](Connection* c) { c->detachedProbe(false); });
   }
   state_ = State::kClosed;
-  worker_.cancel(timer_);
+  worker_.cancel(timerNode());
   if (detached()) {
     worker_.registry().removeDetached(detached()->key);
     worker_.removeDetached(detached()->key);
@@ -1607,7 +1614,7 @@ void Connection::startDetached(std::string key, const Location& location, CodecP
     writeResponse(accept, true, false);
     return;
   }
-  accept_ = std::make_unique<HttpResponse>(std::move(accept));
+  handshake_->accept = std::make_unique<HttpResponse>(std::move(accept));
   state_ = State::kUpgrading;
   if (runner_.reset(location.pipeline)) {
     runner_.open();

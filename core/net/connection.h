@@ -94,7 +94,8 @@ class Connection final : public Session,
                          public StageRunnerHost,
                          public CodecSink,
                          public OutBuffer,
-                         public Logger {
+                         public Logger,
+                         private EventLoop::TimerNode {  // its one timer (timer_kind_ says which)
  public:
   Connection(Worker& worker, int fd, std::string peer, GenerationPtr generation,
              const ListenerSpec& listener, uint64_t id);
@@ -116,6 +117,7 @@ class Connection final : public Session,
   std::optional<std::string> handshakeQuery(std::string_view name) const override;
   const std::vector<std::string>& offeredSubprotocols() const override;
   int64_t openedAtMs() const override { return opened_at_ms_; }
+  SessionExpiry expiry() const override { return {expiry_at_s_, expiry_notified_}; }
 
   // ---- StageCallbacks ----
   Session& session() override { return *this; }
@@ -125,6 +127,7 @@ class Connection final : public Session,
   void close(Errc code, std::string reason) override;
   void reply(Message message) override;
   void setIdentity(Identity identity) override;
+  void setExpiry(SessionExpiry expiry) override;
   Upstreams& upstreams() override;
   Hub& hub() override;
   Logger& log() override;
@@ -138,6 +141,7 @@ class Connection final : public Session,
   void setReading(bool on) override { enableRead(on); }
   void atMessageBoundary() override { maybeMigrate(); }
   bool alive() const override { return state_ != State::kClosed && !closing_; }
+  StageCallbacks& stageCallbacks() override { return *this; }
 
   // ---- CodecSink ----
   void onMessage(Message&& message) override;
@@ -160,17 +164,12 @@ class Connection final : public Session,
   void deliver(Delivery& delivery);
   // Closes the session cleanly: the codec's close frame, then a lingering TCP close.
   void closeWith(Errc code, std::string reason);
-  // The rooms this session is in (LocalHub keeps them); no allocation until the first join.
+  // The rooms this session is in (LocalHub keeps them), in Rare: nothing until the first join.
   const std::vector<std::string>& roomKeys() const {
     static const std::vector<std::string> kNone;
-    return room_keys_ ? *room_keys_ : kNone;
+    return rare_ ? rare_->room_keys : kNone;
   }
-  std::vector<std::string>& mutableRoomKeys() {
-    if (!room_keys_) {
-      room_keys_ = std::make_unique<std::vector<std::string>>();
-    }
-    return *room_keys_;
-  }
+  std::vector<std::string>& mutableRoomKeys() { return rare().room_keys; }
   // The session joined / left a room (LocalHub): its position in the room's stream.
   void roomJoined(const std::string& room_key, std::optional<StreamHead> at);
   void roomLeft(const std::string& room_key);
@@ -328,6 +327,7 @@ class Connection final : public Session,
     // A loaded module's codec: its code (may be an older .so after a reload). Built-in codecs
     // have none, so most sessions never allocate this for it.
     ModuleLibraryRef codec_library;
+    std::vector<std::string> room_keys;  // "app\0room" of each room the session is in
   };
   Rare& rare() {
     if (!rare_) {
@@ -368,6 +368,11 @@ class Connection final : public Session,
   bool handshake_slot_ : 1 = false;
   bool request_keep_alive_ : 1 = true;
   bool request_head_ : 1 = false;
+  bool expiry_notified_ : 1 = false;
+  // Session::expiry's seconds, in the 48 bits beside the flags (±4.4 million years): no bytes
+  // of its own. setExpiry clamps.
+  static constexpr int64_t kMaxExpiryS = (int64_t{1} << 47) - 1;
+  int64_t expiry_at_s_ : 48 = 0;
   SmallString peer_;  // "address:port": IPv4 peers need no allocation
   GenerationPtr generation_;
   const ListenerSpec* listener_ = nullptr;  // in generation_
@@ -380,22 +385,22 @@ class Connection final : public Session,
   std::unique_ptr<net::HttpRequestParser> parser_;
   HandleRef handle_;
   std::unique_ptr<Handshake> handshake_;
-  std::unique_ptr<HttpResponse> accept_;
   std::unique_ptr<Rare> rare_;  // before codec_: destroyed after it (its codec_library)
   CodecPtr codec_;
   StageRunner runner_;
   Identity identity_;
-  std::unique_ptr<std::vector<std::string>> room_keys_;
   // The connection's one timer (handshake, header, keep-alive, idle and ping, pause, linger:
-  // timer_kind_ says which), embedded in it: arming and re-arming allocate nothing.
-  struct ConnTimer : EventLoop::TimerNode {
-    Connection* self = nullptr;
-  };
+  // timer_kind_ says which) is its TimerNode base: arming and re-arming allocate nothing, and
+  // firing finds the Connection by a cast.
   static void onTimerNode(EventLoop::TimerNode& node);
-  ConnTimer timer_;
+  EventLoop::TimerNode& timerNode() { return *this; }
   std::chrono::steady_clock::time_point last_activity_;
-  std::chrono::steady_clock::time_point last_ping_;
-  std::chrono::steady_clock::time_point request_start_;
+  // One field for two moments a connection never needs at once: before its session opens,
+  // when the HTTP request being answered began (access log, pipelined answers); once the
+  // session is open (acceptSession sets it), when the last ping went out.
+  std::chrono::steady_clock::time_point request_start_or_last_ping_;
+  std::chrono::steady_clock::time_point& requestStart() { return request_start_or_last_ping_; }
+  std::chrono::steady_clock::time_point& lastPing() { return request_start_or_last_ping_; }
   int64_t opened_at_ms_ = 0;
 
   // ---- Reliable delivery (docs/reliability.md) ----

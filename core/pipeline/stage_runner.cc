@@ -13,8 +13,7 @@ namespace {
 CoreCounters& counters() { return StatsRegistry::instance().core(); }
 }  // namespace
 
-StageRunner::StageRunner(StageRunnerHost& host, StageCallbacks& callbacks)
-    : host_(host), callbacks_(callbacks) {}
+StageRunner::StageRunner(StageRunnerHost& host) : host_(host) {}
 
 StageRunner::~StageRunner() = default;
 
@@ -27,13 +26,13 @@ bool StageRunner::reset(std::shared_ptr<const Pipeline> pipeline) {
   // The old stages go first, while the old pipeline still pins the libraries their code is in.
   stages_.clear();
   pipeline_ = std::move(pipeline);
-  epoch_.reset();
+  ++epoch_;
   stages_.reserve(pipeline_->stages.size());
   for (const CompiledStage& cs : pipeline_->stages) {
     StagePtr stage;
     module::LibraryScope scope(cs.library);
     try {
-      stage = cs.config->createStage(callbacks_);
+      stage = cs.config->createStage(host_.stageCallbacks());
     } catch (const std::exception& e) {
       LOG_ERROR(cs.instance, ": createStage threw: ", e.what());
     } catch (...) {
@@ -345,7 +344,7 @@ void StageRunner::close() {
     return;
   }
   closed_ = true;
-  epoch_.reset();
+  ++epoch_;
   if (rare_) {
     rare_->queue.reset();
     rare_->paused_message.reset();

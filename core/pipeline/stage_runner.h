@@ -38,6 +38,8 @@ class StageRunnerHost {
   virtual void atMessageBoundary() = 0;
   // False once the session is closing: the runner then stops.
   virtual bool alive() const = 0;
+  // What the stages are created with (the Connection is both: asked, not stored twice).
+  virtual StageCallbacks& stageCallbacks() = 0;
 
  protected:
   ~StageRunnerHost() = default;
@@ -45,7 +47,7 @@ class StageRunnerHost {
 
 class StageRunner {
  public:
-  StageRunner(StageRunnerHost& host, StageCallbacks& callbacks);
+  explicit StageRunner(StageRunnerHost& host);
   ~StageRunner();
 
   // (Re)creates the stages from `pipeline`. Returns false (host told via messageRejected) when
@@ -69,14 +71,9 @@ class StageRunner {
   // The host's pause timer fired.
   void pauseTimedOut();
 
-  // Valid while the current stage instances live: expires at reset() and close(). Completions
-  // of async work started by a stage (upstream calls) check it before touching the stage.
-  std::weak_ptr<const char> epoch() const {
-    if (!epoch_) {
-      epoch_ = std::make_shared<const char>(0);  // made on first use: most sessions never ask
-    }
-    return epoch_;
-  }
+  // Which set of stage instances is current: changes at reset() and close(). Completions of
+  // async work started by a stage (upstream calls) compare it before touching the stage.
+  uint32_t epoch() const { return epoch_; }
 
   bool paused() const { return paused_at_ != kNotPaused; }
   bool busy() const { return paused_at_ != kNotPaused || in_hook_ || !queueEmpty(); }
@@ -96,7 +93,6 @@ class StageRunner {
   std::string_view name(size_t index) const;
 
   StageRunnerHost& host_;
-  StageCallbacks& callbacks_;
   std::shared_ptr<const Pipeline> pipeline_;
   std::vector<StagePtr> stages_;
   // What only a session whose stages pause, reject or reply from a hook needs: held out of
@@ -121,13 +117,12 @@ class StageRunner {
     return *rare_;
   }
   bool queueEmpty() const { return !rare_ || !rare_->queue || rare_->queue->empty(); }
-  // Owner of the token epoch() hands out; dropped (expiring every copy) on reset and close.
-  mutable std::shared_ptr<const char> epoch_;
-  int depth_ = 0;  // nesting of chain runs on the stack
+  uint32_t epoch_ = 0;    // bumped at reset and close (wraps after 2^32 reloads of one session)
   // The stage the chain stopped at (its message in rare_->paused_message unless the pause is in
   // onOpen), kNotPaused when running.
   static constexpr uint32_t kNotPaused = UINT32_MAX;
   uint32_t paused_at_ = kNotPaused;
+  uint16_t depth_ = 0;  // nesting of chain runs on the stack
   bool in_hook_ = false;
   bool closed_ = false;
   bool pause_is_open_ = false;

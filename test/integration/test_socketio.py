@@ -108,10 +108,10 @@ def test_bad_token_gets_connect_error_with_the_reason(gateway_factory, backend, 
     gw = start(gateway_factory, backend)
     out = node("sio_client.js", "refused", base(gw), json.dumps({
         "token": make_token("x", secret="wrong" * 8), "transports": transports}))
-    assert out["connect_error"] == "signature mismatch", out
+    assert out.get("connect_error") == "signature mismatch", out
     assert out["data"] == {"code": "unauthenticated"}, out
     out = node("sio_client.js", "refused", base(gw), json.dumps({"transports": transports}))
-    assert out["connect_error"] == "missing token", out
+    assert out.get("connect_error") == "missing token", out
 
 
 class Receiver:

@@ -113,6 +113,28 @@ class SimulatedDispatcher final : public Dispatcher {
     entries_.push_back(entry);
     return std::make_unique<Handle>(entry);
   }
+  // A slot is queued as an entry whose callback fires it; its node's index marks it queued.
+  void armSlot(TimerSlot& slot, std::chrono::milliseconds delay) override {
+    cancelSlot(slot);
+    TimerSlot* target = &slot;
+    auto entry = std::make_shared<Entry>(Entry{wall_ms + delay.count(), next_seq_++, [target] {
+                                                 target->node().index = TimerNode::kNotQueued;
+                                                 target->fire();
+                                               }});
+    entries_.push_back(entry);
+    slot.node().index = 0;
+    slots_[&slot] = entry;
+  }
+  void cancelSlot(TimerSlot& slot) override {
+    const auto it = slots_.find(&slot);
+    if (it != slots_.end()) {
+      if (auto e = it->second.lock()) {
+        e->cb = nullptr;
+      }
+      slots_.erase(it);
+    }
+    slot.node().index = TimerNode::kNotQueued;
+  }
   void post(std::function<void()> cb) override {
     (void)cb;
     ADD_FAILURE() << "unexpected Dispatcher::post()";
@@ -182,6 +204,7 @@ class SimulatedDispatcher final : public Dispatcher {
     std::weak_ptr<Entry> entry_;
   };
   std::vector<std::shared_ptr<Entry>> entries_;
+  std::map<const TimerSlot*, std::weak_ptr<Entry>> slots_;
   uint64_t next_seq_ = 0;
 };
 
@@ -217,6 +240,7 @@ class FakeSession final : public Session {
   }
   const std::vector<std::string>& offeredSubprotocols() const override { return subprotocols; }
   int64_t openedAtMs() const override { return opened_at_ms; }
+  SessionExpiry expiry() const override { return expiry_; }
 
   uint64_t session_id;
   std::string protocol_name = "proto.websocket";
@@ -227,6 +251,7 @@ class FakeSession final : public Session {
   std::vector<std::string> subprotocols;
   Identity identity_;
   int64_t opened_at_ms = 0;
+  SessionExpiry expiry_;
 };
 
 // Keeps every line; enabled at every level.
@@ -301,6 +326,7 @@ class RecordingStageCallbacks : public StageCallbacks {
     ++identity_calls;
     session_.identity_ = std::move(identity);
   }
+  void setExpiry(SessionExpiry expiry) override { session_.expiry_ = expiry; }
   Upstreams& upstreams() override { return upstreams_; }
   Logger& log() override { return logger != nullptr ? *logger : StageCallbacks::log(); }
   Hub& hub() override { return hub_; }

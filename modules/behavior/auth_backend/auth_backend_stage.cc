@@ -195,31 +195,23 @@ Result<AuthAnswer> allowed(const UpstreamResponse& response, const BackendSettin
   return answer;
 }
 
-int64_t floorSeconds(int64_t ms) { return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000); }
-
 std::chrono::milliseconds delayUntil(int64_t at_ms, int64_t now_ms) {
   return std::chrono::milliseconds(std::max<int64_t>(0, at_ms - now_ms));
 }
 
 // ---- Stage ------------------------------------------------------------------------------------
 
-class BackendStage final : public Stage {
+class BackendStage final : public Stage, private TimerSlot {
  public:
   BackendStage(std::shared_ptr<const BackendConfig> config, StageCallbacks& callbacks)
-      : config_(std::move(config)), callbacks_(callbacks) {
-    // A reload re-creates the stages of open sessions without onOpen: re-arm their close.
-    if (auto expire_at = DeadlineRegistry::instance().get(callbacks_.session().id())) {
-      armClose(*expire_at);
+      : TimerSlot(&BackendStage::onCloseDue), config_(std::move(config)), callbacks_(callbacks) {
+    // A reload re-creates the stages of open sessions without onOpen: re-arm their close from
+    // the expiry recorded with the session.
+    if (const SessionExpiry expiry = callbacks_.session().expiry(); expiry.at_s != 0) {
+      armClose(expiry.at_s);
     }
   }
 
-  ~BackendStage() override {
-    // A handshake refused after this stage passed never runs onClose; a reload (which must
-    // keep the entry) only ever replaces stages of accepted sessions.
-    if (callbacks_.session().openedAtMs() == 0) {
-      DeadlineRegistry::instance().erase(callbacks_.session().id());
-    }
-  }
   BackendStage(const BackendStage&) = delete;
   BackendStage& operator=(const BackendStage&) = delete;
 
@@ -263,8 +255,8 @@ class BackendStage final : public Stage {
   }
 
   void onClose() override {
-    close_timer_.reset();
-    DeadlineRegistry::instance().erase(callbacks_.session().id());
+    TimerSlot::cancel();
+    callbacks_.setExpiry({});
   }
 
  private:
@@ -324,27 +316,27 @@ class BackendStage final : public Stage {
                                     answer.rooms});
     config_->counters().accepted.add();
     if (answer.expire_at_s) {
-      DeadlineRegistry::instance().set(callbacks_.session().id(), *answer.expire_at_s,
-                                       floorSeconds(now_ms));
+      callbacks_.setExpiry(SessionExpiry{*answer.expire_at_s, false});
       armClose(*answer.expire_at_s);
     }
     return Verdict::pass();
   }
 
   void armClose(int64_t expire_at_s) {
-    // The timer dies with the stage, so its callback may use it.
-    close_timer_ = callbacks_.dispatcher().schedule(
-        delayUntil(expire_at_s * 1000, callbacks_.dispatcher().wallMs()), [this] {
-          config_->counters().expired.add();
-          callbacks_.close(Errc::kUnauthenticated, "credentials expired");
-        });
+    TimerSlot::arm(callbacks_.dispatcher(),
+                   delayUntil(expire_at_s * 1000, callbacks_.dispatcher().wallMs()));
+  }
+
+  static void onCloseDue(TimerSlot& slot) {
+    auto& self = static_cast<BackendStage&>(slot);
+    self.config_->counters().expired.add();
+    self.callbacks_.close(Errc::kUnauthenticated, "credentials expired");
   }
 
   std::shared_ptr<const BackendConfig> config_;
   StageCallbacks& callbacks_;
   std::string cache_key_;     // empty: the answer is not cached (no token, or no cache)
   std::string device_query_;  // the handshake's "device" query parameter
-  TimerPtr close_timer_;
 };
 
 }  // namespace
@@ -425,13 +417,6 @@ Result<AuthAnswer> interpretAnswer(const Result<UpstreamResponse>& result,
                (response.backend.empty() ? "" : " from " + response.backend));
   }
   return allowed(response, settings);
-}
-
-// ---- Deadlines --------------------------------------------------------------------------------
-
-DeadlineRegistry& DeadlineRegistry::instance() {
-  static DeadlineRegistry registry;
-  return registry;
 }
 
 // ---- Config -----------------------------------------------------------------------------------

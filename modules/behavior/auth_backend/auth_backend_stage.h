@@ -18,7 +18,6 @@
 
 #include "auth_cache.h"
 #include "imgate/sdk/module.h"
-#include "modules/common/session_deadlines.h"
 
 namespace imgate::mod::auth_backend {
 
@@ -74,17 +73,6 @@ struct BackendCounters {
   Counter& cache_hits;
   Counter& cache_misses;
   Counter& expired;  // sessions closed at their expire_at
-};
-
-// Session id -> the expire_at (Unix seconds) of its backend answer. common::SessionDeadlines
-// says why it lives outside the Stage (a stage re-created by a reload, without onOpen, re-arms
-// the close from it), who erases entries (onClose, or the destructor of a refused handshake's
-// stage) and how orphans are swept (an hour past their deadline). Process-wide, sharded,
-// thread-safe.
-class DeadlineRegistry final : public common::SessionDeadlines<int64_t> {
- public:
-  // The process-wide instance the stages use.
-  static DeadlineRegistry& instance();
 };
 
 class BackendConfig final : public StageConfig,

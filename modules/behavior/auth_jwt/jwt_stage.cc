@@ -221,20 +221,13 @@ StagePtr JwtStageConfig::createStage(StageCallbacks& callbacks) const {
 }
 
 JwtStage::JwtStage(std::shared_ptr<const JwtStageConfig> config, StageCallbacks& callbacks)
-    : config_(std::move(config)), callbacks_(callbacks) {
-  // A fresh session has no entry yet; a session whose stages a reload re-created has one.
+    : TimerSlot(&JwtStage::onTimerSlot), config_(std::move(config)), callbacks_(callbacks) {
+  // A fresh session has no expiry yet; a session whose stages a reload re-created keeps its.
   if (config_->settings().expiry == ExpiryMode::kClose) {
-    if (auto expiry = ExpiryRegistry::instance().get(callbacks_.session().id())) {
-      arm(*expiry);
+    const SessionExpiry expiry = callbacks_.session().expiry();
+    if (expiry.at_s != 0) {
+      arm(expiry);
     }
-  }
-}
-
-JwtStage::~JwtStage() {
-  // A handshake refused by a later stage never runs onClose: its entry goes here. Stages of an
-  // accepted session are also destroyed by a reload, which must keep the entry.
-  if (callbacks_.session().openedAtMs() == 0) {
-    ExpiryRegistry::instance().erase(callbacks_.session().id());
   }
 }
 
@@ -299,31 +292,36 @@ std::chrono::milliseconds delayUntil(int64_t at_ms, int64_t now_ms) {
 
 void JwtStage::track(int64_t exp_s) {
   const SessionExpiry expiry{exp_s, false};
-  ExpiryRegistry::instance().set(callbacks_.session().id(), expiry, nowSeconds());
+  callbacks_.setExpiry(expiry);
   arm(expiry);
 }
 
 void JwtStage::untrack() {
-  timer_.reset();
-  ExpiryRegistry::instance().erase(callbacks_.session().id());
+  TimerSlot::cancel();
+  exp_s_ = 0;
+  callbacks_.setExpiry({});
 }
 
 void JwtStage::arm(const SessionExpiry& expiry) {
-  const JwtSettings& settings = config_->settings();
-  exp_s_ = expiry.exp_s;
-  notice_at_ms_ = expiry.notified ? std::numeric_limits<int64_t>::max()
-                                  : expiry.exp_s * 1000 - settings.refresh_window.count();
-  schedule(callbacks_.dispatcher().wallMs());
+  exp_s_ = expiry.at_s;
+  notified_ = expiry.notified;
+  schedule(callbacks_.dispatcher().wallMs(), noticeAtMs());
 }
 
-void JwtStage::schedule(int64_t now_ms) {
+int64_t JwtStage::noticeAtMs() const {
+  return notified_ ? std::numeric_limits<int64_t>::max()
+                   : exp_s_ * 1000 - config_->settings().refresh_window.count();
+}
+
+void JwtStage::schedule(int64_t now_ms, int64_t notice_at_ms) {
   // The close: exp plus the verifier's leeway (the stage's config never changes under it).
   const int64_t close_at_ms = (exp_s_ + config_->settings().verifier.leeway.count()) * 1000;
-  timer_for_close_ = close_at_ms <= notice_at_ms_;
-  const int64_t at = timer_for_close_ ? close_at_ms : notice_at_ms_;
-  // The timer dies with the stage, so its callback may use it.
-  timer_ = callbacks_.dispatcher().schedule(delayUntil(at, now_ms), [this] { onTimer(); });
+  timer_for_close_ = close_at_ms <= notice_at_ms;
+  const int64_t at = timer_for_close_ ? close_at_ms : notice_at_ms;
+  TimerSlot::arm(callbacks_.dispatcher(), delayUntil(at, now_ms));
 }
+
+void JwtStage::onTimerSlot(TimerSlot& slot) { static_cast<JwtStage&>(slot).onTimer(); }
 
 void JwtStage::onTimer() {
   if (timer_for_close_) {
@@ -338,16 +336,15 @@ void JwtStage::noticeDue() {
   const Session& session = callbacks_.session();
   const int64_t now_ms = callbacks_.dispatcher().wallMs();
   if (session.openedAtMs() == 0) {
-    notice_at_ms_ = now_ms + kNoticeRetry.count();  // replies before the accept are not delivered
-    schedule(now_ms);
+    schedule(now_ms, now_ms + kNoticeRetry.count());  // replies before the accept are lost
     return;
   }
   // Recorded, and the close armed, before the reply: sending may run other stages' outbound
-  // hooks, which may close the session (and run onClose, which erases the entry and the timer)
-  // before reply() returns.
-  ExpiryRegistry::instance().set(session.id(), SessionExpiry{exp_s_, true}, nowSeconds());
-  notice_at_ms_ = std::numeric_limits<int64_t>::max();
-  schedule(now_ms);
+  // hooks, which may close the session (and run onClose, which forgets the expiry and cancels
+  // the timer) before reply() returns.
+  notified_ = true;
+  callbacks_.setExpiry(SessionExpiry{exp_s_, true});
+  schedule(now_ms, noticeAtMs());
   config_->counters().notices.add();
   callbacks_.reply(expiringNotice(session.identity().app, exp_s_, now_ms));
 }

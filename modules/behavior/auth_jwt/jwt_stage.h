@@ -84,19 +84,18 @@ class JwtStageConfig final : public StageConfig,
   JwtCounters counters_;
 };
 
-// With expiry: close, the stage of a session whose token has an exp arms two timers on the
-// session's dispatcher: the token.expiring notice at exp - refresh_window, and the close
-// (Errc::kUnauthenticated, "token expired") at exp + leeway. The exp itself is kept in
-// ExpiryRegistry::instance() under the session id, so a stage re-created by a reload (no
-// onOpen) re-arms both from there in its constructor; onClose erases it.
-class JwtStage final : public Stage {
+// With expiry: close, the stage of a session whose token has an exp keeps one timer, embedded
+// (no allocation), set for the nearer of the token.expiring notice at exp - refresh_window and
+// the close (Errc::kUnauthenticated, "token expired") at exp + leeway. The exp, and whether the
+// notice went out, are recorded with the session (StageCallbacks::setExpiry), so a stage
+// re-created by a reload (no onOpen) re-arms from there in its constructor.
+class JwtStage final : public Stage, private TimerSlot {
  public:
   // A notice due while the session is still being accepted (a later stage paused its open) is
   // retried this often: replies before the accept are not delivered.
   static constexpr std::chrono::milliseconds kNoticeRetry{100};
 
   JwtStage(std::shared_ptr<const JwtStageConfig> config, StageCallbacks& callbacks);
-  ~JwtStage() override;
   JwtStage(const JwtStage&) = delete;
   JwtStage& operator=(const JwtStage&) = delete;
 
@@ -116,8 +115,10 @@ class JwtStage final : public Stage {
   void track(int64_t exp_s);
   void untrack();
   void arm(const SessionExpiry& expiry);
-  // One timer per session, set for the nearer of the notice and the close.
-  void schedule(int64_t now_ms);
+  // Sets the timer for the nearer of the notice (at notice_at_ms) and the close.
+  void schedule(int64_t now_ms, int64_t notice_at_ms);
+  int64_t noticeAtMs() const;  // INT64_MAX once the notice went out
+  static void onTimerSlot(TimerSlot& slot);
   void onTimer();
   void noticeDue();
   Verdict refresh(const RefreshRequest& request);
@@ -125,9 +126,8 @@ class JwtStage final : public Stage {
 
   std::shared_ptr<const JwtStageConfig> config_;
   StageCallbacks& callbacks_;
-  TimerPtr timer_;
   int64_t exp_s_ = 0;
-  int64_t notice_at_ms_ = 0;  // INT64_MAX once sent (or never, for a refreshed token's notice)
+  bool notified_ = false;  // the token.expiring notice for exp_s_ was sent
   bool timer_for_close_ = false;
 };
 

@@ -9,13 +9,6 @@
 
 namespace imgate::mod::auth_jwt {
 
-// ---- Registry ---------------------------------------------------------------------------------
-
-ExpiryRegistry& ExpiryRegistry::instance() {
-  static ExpiryRegistry registry;
-  return registry;
-}
-
 // ---- Refresh messages -------------------------------------------------------------------------
 
 namespace {

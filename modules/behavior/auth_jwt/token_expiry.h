@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Token expiry on open sessions: where a session's current `exp` is kept (outside the Stage, so
-// it survives a reload), and the wire-neutral messages of the refresh exchange.
+// Token expiry on open sessions: the wire-neutral messages of the refresh exchange.
 #pragma once
 
 #include <cstddef>
@@ -11,7 +10,6 @@
 
 #include "imgate/sdk/message.h"
 #include "jwt.h"
-#include "modules/common/session_deadlines.h"
 
 namespace imgate::mod::auth_jwt {
 
@@ -22,28 +20,6 @@ inline constexpr std::string_view kExpiringEvent = "token.expiring";
 // Largest refresh payload looked at: a token of kMaxTokenBytes plus its JSON wrapping. A bigger
 // payload cannot hold an acceptable token, so it is refused without parsing.
 inline constexpr size_t kMaxRefreshPayload = kMaxTokenBytes + 1024;
-
-struct SessionExpiry {
-  int64_t exp_s = 0;      // the current token's "exp" (seconds since the epoch)
-  bool notified = false;  // the token.expiring notice for this exp was sent
-};
-
-// The deadline of an entry, for the registry's orphan sweep.
-struct SessionExpiryDeadline {
-  int64_t operator()(const SessionExpiry& expiry) const { return expiry.exp_s; }
-};
-
-// Session id -> its token's expiry, for every session whose token has an exp (expiry: close).
-// common::SessionDeadlines says why it lives outside the Stage (a reload re-creates stages
-// without onOpen), who erases entries and how orphans are swept (their exp is more than an
-// hour past; the close comes at exp + leeway, and leeway is at most 10 minutes). Process-wide
-// (session ids are unique in the process and never reused), sharded, thread-safe.
-class ExpiryRegistry final
-    : public common::SessionDeadlines<SessionExpiry, SessionExpiryDeadline> {
- public:
-  // The process-wide instance the stages use.
-  static ExpiryRegistry& instance();
-};
 
 // What an inbound message asks of the expiry logic.
 struct RefreshRequest {

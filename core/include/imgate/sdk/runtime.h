@@ -20,11 +20,56 @@ class Timer {
 };
 using TimerPtr = std::unique_ptr<Timer>;
 
+class Dispatcher;
+
+// A place in a dispatcher's timer queue, embedded in whatever it serves. The fields belong to
+// the dispatcher that arms it.
+struct TimerNode {
+  static constexpr uint32_t kNotQueued = UINT32_MAX;
+  int64_t due_us = 0;
+  uint32_t seq = 0;
+  uint32_t index = kNotQueued;
+  bool queued() const { return index != kNotQueued; }
+};
+
+// A one-shot timer embedded in the object it serves (32 bytes), for state that keeps a timer
+// for its whole life, such as a session stage's deadline: arming and re-arming allocate
+// nothing, where schedule() allocates a handle and a callback each time. `fire` runs on the
+// dispatcher's thread with the slot it was given; the embedding object finds itself from it
+// (a class that derives from TimerSlot static_casts). Destroying the slot cancels it. Not
+// copyable; arm it on one dispatcher only (the session's).
+class TimerSlot : private TimerNode {
+ public:
+  using Fire = void (*)(TimerSlot& slot);
+  explicit TimerSlot(Fire fire) : fire_(fire) {}
+  ~TimerSlot();
+  TimerSlot(const TimerSlot&) = delete;
+  TimerSlot& operator=(const TimerSlot&) = delete;
+
+  // Fires after `delay` (from now; 0: at the next loop turn), replacing any earlier arming.
+  void arm(Dispatcher& dispatcher, std::chrono::milliseconds delay);
+  void cancel();
+  bool armed() const { return queued(); }
+
+  // For the Dispatcher that implements timers.
+  TimerNode& node() { return *this; }
+  static TimerSlot& fromNode(TimerNode& node) { return static_cast<TimerSlot&>(node); }
+  void fire() { fire_(*this); }
+
+ private:
+  Dispatcher* dispatcher_ = nullptr;  // the one it was last armed on
+  Fire fire_;
+};
+
 // The worker's event loop, seen through a keyhole.
 class Dispatcher {
  public:
   // Runs `cb` once after `delay` on this thread, unless the returned handle is destroyed first.
   virtual TimerPtr schedule(std::chrono::milliseconds delay, std::function<void()> cb) = 0;
+  // TimerSlot::arm and cancel: (re-)queues the slot to fire after `delay` on this thread, or
+  // takes it out of the queue (nothing when it is not queued).
+  virtual void armSlot(TimerSlot& slot, std::chrono::milliseconds delay) = 0;
+  virtual void cancelSlot(TimerSlot& slot) = 0;
   // Runs `cb` on this thread at the next loop turn (never synchronously).
   virtual void post(std::function<void()> cb) = 0;
   // Monotonic time, cached once per loop turn.
@@ -37,6 +82,22 @@ class Dispatcher {
 };
 
 enum class LogLevel : uint8_t { kDebug, kInfo, kNotice, kWarn, kError, kCrit, kAlert };
+
+inline TimerSlot::~TimerSlot() { cancel(); }
+
+inline void TimerSlot::arm(Dispatcher& dispatcher, std::chrono::milliseconds delay) {
+  if (dispatcher_ != nullptr && dispatcher_ != &dispatcher) {
+    cancel();
+  }
+  dispatcher_ = &dispatcher;
+  dispatcher.armSlot(*this, delay);
+}
+
+inline void TimerSlot::cancel() {
+  if (queued()) {
+    dispatcher_->cancelSlot(*this);
+  }
+}
 
 // Writes to the process log with the "<module> <instance>: " prefix added by the core.
 // Thread-safe.

@@ -27,6 +27,13 @@ struct Identity {
   std::vector<std::string> rooms;
 };
 
+// When a session's credentials run out (a token's exp, an auth answer's expire_at), as the
+// stage that authenticated it recorded it (StageCallbacks::setExpiry).
+struct SessionExpiry {
+  int64_t at_s = 0;       // seconds since the epoch; 0: the session does not expire
+  bool notified = false;  // the client was told it is coming (auth.jwt's token.expiring)
+};
+
 // One client connection, owned by the core; outlives every Stage of the session. Only valid on
 // the session's worker thread.
 class Session {
@@ -46,6 +53,9 @@ class Session {
   virtual const std::vector<std::string>& offeredSubprotocols() const = 0;
   // Wall-clock time (ms since the epoch) the session was accepted; 0 while its handshake runs.
   virtual int64_t openedAtMs() const { return 0; }
+  // The expiry last set by a stage. Kept with the session, so it survives a reload: a stage
+  // re-created without onOpen reads back what the stage it replaces set.
+  virtual SessionExpiry expiry() const = 0;
 
  protected:
   ~Session() = default;
@@ -89,6 +99,11 @@ class StageCallbacks {
   virtual void reply(Message message) = 0;
   // Auth stages only: sets who the session is. Takes effect when the hook returns.
   virtual void setIdentity(Identity identity) = 0;
+  // Auth stages only: records when the session's credentials run out (Session::expiry; {}:
+  // never), at once. The core keeps the value and nothing else: the stage that sets it arms
+  // its own timer and closes the session. One value per session: of two stages that set it,
+  // the last call wins.
+  virtual void setExpiry(SessionExpiry expiry) = 0;
   // The configured upstream groups (backend HTTP calls); see upstream.h for the callback rules.
   virtual Upstreams& upstreams() = 0;
   // The process log, with "session <id>: " and the stage's instance name added by the core.

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
@@ -323,6 +324,53 @@ TEST(EventLoopTimerTest, EmbeddedNodeReArmedByItsFiringWaitsForTheNextTurn) {
   TimerPtr guard = loop.schedule(5s, [&] { loop.stop(); });
   loop.run();
   EXPECT_EQ(order, (std::vector<std::string>{"node1", "other", "node2"}));
+}
+
+// A module's embedded timer (imgate::TimerSlot), as a stage keeps one.
+class SlotOwner : private TimerSlot {
+ public:
+  SlotOwner(EventLoop& loop, std::vector<std::string>& log, std::string name)
+      : TimerSlot(&SlotOwner::onFire), loop_(loop), log_(log), name_(std::move(name)) {}
+  void arm(std::chrono::milliseconds delay) { TimerSlot::arm(loop_, delay); }
+  void cancel() { TimerSlot::cancel(); }
+  bool armed() const { return TimerSlot::armed(); }
+  int fired = 0;
+
+ private:
+  static void onFire(TimerSlot& slot) {
+    auto& self = static_cast<SlotOwner&>(slot);
+    ++self.fired;
+    self.log_.push_back(self.name_);
+  }
+  EventLoop& loop_;
+  std::vector<std::string>& log_;
+  std::string name_;
+};
+
+TEST(EventLoopTimerTest, SlotsFireInDeadlineOrderAndReArmInPlace) {
+  EventLoop loop;
+  std::vector<std::string> order;
+  SlotOwner late(loop, order, "late");
+  SlotOwner early(loop, order, "early");
+  SlotOwner gone(loop, order, "gone");
+  auto dropped = std::make_unique<SlotOwner>(loop, order, "dropped");
+  EXPECT_FALSE(late.armed());
+  late.arm(1ms);
+  early.arm(30ms);
+  early.arm(0ms);  // re-armed: moves up, fires once
+  gone.arm(2ms);
+  gone.cancel();
+  gone.cancel();  // twice: nothing
+  EXPECT_FALSE(gone.armed());
+  dropped->arm(3ms);
+  dropped.reset();  // destroying an armed slot cancels it
+  EXPECT_TRUE(late.armed());
+  TimerPtr handle = loop.schedule(20ms, [&] { order.push_back("handle"); });
+  TimerPtr guard = loop.schedule(60ms, [&] { loop.stop(); });
+  loop.run();
+  EXPECT_EQ(order, (std::vector<std::string>{"early", "late", "handle"}));
+  EXPECT_EQ(early.fired, 1);
+  EXPECT_FALSE(late.armed());
 }
 
 TEST(EventLoopTimerTest, HandleMayOutliveTheLoop) {

@@ -69,6 +69,7 @@ std::string errorOf(const std::string& name,
 
 class DlLoaderFakeSession final : public Session {
  public:
+   SessionExpiry expiry() const override { return {}; }
   uint64_t id() const override { return 7; }
   std::string_view protocol() const override { return "proto.websocket"; }
   std::string_view listener() const override { return "test"; }
@@ -89,6 +90,8 @@ class DlLoaderFakeSession final : public Session {
 
 class DlLoaderFakeDispatcher final : public Dispatcher {
  public:
+   void armSlot(TimerSlot&, std::chrono::milliseconds) override {}
+   void cancelSlot(TimerSlot&) override {}
   TimerPtr schedule(std::chrono::milliseconds, std::function<void()>) override {
     return std::make_unique<Timer>();
   }
@@ -99,6 +102,7 @@ class DlLoaderFakeDispatcher final : public Dispatcher {
 
 class DlLoaderFakeCallbacks final : public StageCallbacks {
  public:
+   void setExpiry(SessionExpiry) override {}
   Session& session() override { return session_; }
   Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override {}
@@ -344,6 +348,7 @@ TEST(DlLoader, FileIdChangesWhenTheFileIsReplaced) {
 TEST(DlLoader, BytesMadeByAModuleOutliveIt) {
   class Callbacks final : public StageCallbacks {
    public:
+     void setExpiry(SessionExpiry) override {}
     Session& session() override { std::abort(); }
     Dispatcher& dispatcher() override { std::abort(); }
     void resume() override {}

@@ -76,6 +76,7 @@ class FakeHost final : public StageRunnerHost {
   explicit FakeHost(Trace& trace) : trace_(trace) {}
 
   void openAccepted() override { trace_.push_back("host.openAccepted"); }
+  StageCallbacks& stageCallbacks() override { return *callbacks; }
   void openRejected(Errc code, const std::string& reason, std::string_view stage) override {
     trace_.push_back("host.openRejected " + std::string(errcName(code)) + " '" + reason + "' " +
                      std::string(stage));
@@ -115,6 +116,7 @@ class FakeHost final : public StageRunnerHost {
   void kill() { alive_ = false; }
 
   StageRunner* runner = nullptr;
+  StageCallbacks* callbacks = nullptr;
   bool stay_alive_after_reject = false;
   bool replies_go_outbound = false;
   std::function<void()> on_boundary;
@@ -128,6 +130,7 @@ class FakeHost final : public StageRunnerHost {
 
 class FakeSession final : public Session {
  public:
+   SessionExpiry expiry() const override { return {}; }
   uint64_t id() const override { return 0x101; }
   std::string_view protocol() const override { return "proto.test"; }
   std::string_view listener() const override { return "test"; }
@@ -149,6 +152,8 @@ class FakeSession final : public Session {
 // Stages in these tests never schedule timers; a call to the dispatcher fails the test.
 class UnusedDispatcher final : public Dispatcher {
  public:
+   void armSlot(TimerSlot&, std::chrono::milliseconds) override {}
+   void cancelSlot(TimerSlot&) override {}
   TimerPtr schedule(std::chrono::milliseconds, std::function<void()>) override {
     ADD_FAILURE() << "unexpected Dispatcher::schedule";
     return nullptr;
@@ -163,6 +168,7 @@ class UnusedDispatcher final : public Dispatcher {
 // Forwards to the runner exactly as Connection does (resume / reject / reply).
 class ForwardingCallbacks final : public StageCallbacks {
  public:
+   void setExpiry(SessionExpiry) override {}
   Upstreams& upstreams() override { return fake_upstreams; }
   Hub& hub() override { return fake_hub_; }
   ::imgate::mocks::NullHub fake_hub_;

@@ -29,8 +29,9 @@ using ::testing::IsEmpty;
 
 class StageRunnerTest : public ::testing::Test {
  protected:
-  StageRunnerTest() : host_(trace_), builder_(trace_), runner_(host_, callbacks_) {
+  StageRunnerTest() : host_(trace_), builder_(trace_), runner_(host_) {
     host_.runner = &runner_;
+    host_.callbacks = &callbacks_;
     callbacks_.runner = &runner_;
   }
 
@@ -724,6 +725,22 @@ TEST_F(StageRunnerTest, ResetRecreatesStagesWithoutOpenOrClose) {
   // DESIGN: stages moved to a new generation are destroyed without onClose, and onOpen is not
   // run again.
   EXPECT_THAT(trace_, IsEmpty());
+}
+
+// Upstream completions compare the epoch they were started in: a reset (reload) or a close must
+// change it, and nothing else may.
+TEST_F(StageRunnerTest, EpochChangesWhenTheStagesAreReplacedOrClosed) {
+  add("a");
+  start();
+  const uint32_t first = runner_.epoch();
+  send("m");
+  EXPECT_EQ(runner_.epoch(), first);
+  ASSERT_TRUE(runner_.reset(builder_.build()));
+  const uint32_t second = runner_.epoch();
+  EXPECT_NE(second, first);
+  runner_.close();
+  EXPECT_NE(runner_.epoch(), second);
+  EXPECT_NE(runner_.epoch(), first);
 }
 
 // ---- Regressions (bugs found and fixed) -----------------------------------------------------------------------------

@@ -470,7 +470,7 @@ TEST_F(AuthBackendTest, ExpireAtClosesTheSession) {
   complete(answer(200, R"({"uid":"u","expire_at":)" + std::to_string(kNow + 10) + "}"));
   EXPECT_EQ(cb_->resumed, 1);
   cb_->session_.opened_at_ms = kNowMs;
-  ASSERT_TRUE(DeadlineRegistry::instance().get(cb_->session_.id()));
+  EXPECT_EQ(cb_->session_.expiry_.at_s, kNow + 10);
   cb_->dispatcher_.advanceTo((kNow + 10) * 1000 - 1);
   EXPECT_TRUE(cb_->closed.empty());
   cb_->dispatcher_.advanceTo((kNow + 10) * 1000);
@@ -479,7 +479,8 @@ TEST_F(AuthBackendTest, ExpireAtClosesTheSession) {
   EXPECT_EQ(cb_->closed[0].second, "credentials expired");
   EXPECT_EQ(counter("auth_backend_expired"), 1u);
   stage_->onClose();
-  EXPECT_FALSE(DeadlineRegistry::instance().get(cb_->session_.id()));
+  EXPECT_EQ(cb_->session_.expiry_.at_s, 0);
+  EXPECT_EQ(cb_->dispatcher_.pending(), 0u);
 }
 
 TEST_F(AuthBackendTest, ExpireAtInThePastRefuses) {
@@ -509,29 +510,16 @@ TEST_F(AuthBackendTest, ReloadRecreationKeepsExpireAt) {
   EXPECT_EQ(cb_->closed[0].first, Errc::kUnauthenticated);
 }
 
-TEST_F(AuthBackendTest, RefusedHandshakeForgetsItsDeadline) {
+TEST_F(AuthBackendTest, RefusedHandshakeTakesItsTimerAlong) {
   StageConfigPtr config = compile();
   ASSERT_EQ(open(config).action, Action::kPause);
   complete(answer(200, R"({"uid":"u","expire_at":)" + std::to_string(kNow + 100) + "}"));
-  const uint64_t id = cb_->session_.id();
-  ASSERT_TRUE(DeadlineRegistry::instance().get(id));
+  EXPECT_EQ(cb_->session_.expiry_.at_s, kNow + 100);
+  EXPECT_EQ(cb_->dispatcher_.pending(), 1u);
   stage_.reset();  // a later stage refused the handshake: never accepted, no onClose
-  EXPECT_FALSE(DeadlineRegistry::instance().get(id));
-}
-
-TEST(AuthBackendDeadlines, SweepsOrphans) {
-  DeadlineRegistry registry;
-  for (uint64_t id = 0; id < 2000; ++id) {
-    registry.set(id, kNow - DeadlineRegistry::kOrphanAfterS - 1, kNow);
-  }
-  EXPECT_LT(registry.size(), 2000u);
-  for (uint64_t id = 5000; id < 7000; ++id) {
-    registry.set(id, kNow + 10, kNow);
-  }
-  EXPECT_EQ(registry.size(), 2000u);
-  EXPECT_EQ(registry.get(5000), kNow + 10);
-  registry.erase(5000);
-  EXPECT_FALSE(registry.get(5000));
+  EXPECT_EQ(cb_->dispatcher_.pending(), 0u);
+  cb_->dispatcher_.advanceTo((kNow + 100) * 1000);
+  EXPECT_TRUE(cb_->closed.empty());
 }
 
 }  // namespace

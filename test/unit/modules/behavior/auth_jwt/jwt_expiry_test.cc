@@ -124,6 +124,8 @@ TEST_F(AuthJwtExpiryTest, NoticeIsSentRefreshWindowBeforeExp) {
   EXPECT_TRUE(cb_.closed.empty());
   EXPECT_EQ(counter("auth_jwt_expiry_notices"), 1u);
   EXPECT_EQ(cb_.dispatcher_.pending(), 1u);  // now the close
+  EXPECT_EQ(cb_.session_.expiry_.at_s, kExp);
+  EXPECT_TRUE(cb_.session_.expiry_.notified);  // a re-created stage sends no second notice
   // Once per token: nothing more until the close.
   advanceTo((kExp + 30) * 1000 - 1);
   EXPECT_EQ(replies().size(), 1u);
@@ -142,7 +144,7 @@ TEST_F(AuthJwtExpiryTest, ExpiryClosesUnauthenticatedAfterLeeway) {
   EXPECT_EQ(counter("auth_jwt_expired"), 1u);
   EXPECT_EQ(cb_.dispatcher_.pending(), 0u);
   stage_->onClose();
-  EXPECT_FALSE(ExpiryRegistry::instance().get(sessionId()));
+  EXPECT_EQ(cb_.session_.expiry_.at_s, 0);
 }
 
 TEST_F(AuthJwtExpiryTest, TokenInsideTheWindowAtConnectGetsTheNoticeAtOnce) {
@@ -181,8 +183,8 @@ TEST_F(AuthJwtExpiryTest, RefreshMovesTheDeadline) {
   ASSERT_EQ(replies().size(), 2u);
   expectOkAck(replies()[1], "r1", exp2);
   EXPECT_EQ(counter("auth_jwt_refreshed"), 1u);
-  ASSERT_TRUE(ExpiryRegistry::instance().get(sessionId()));
-  EXPECT_EQ(ExpiryRegistry::instance().get(sessionId())->exp_s, exp2);
+  ASSERT_NE(cb_.session_.expiry_.at_s, 0);
+  EXPECT_EQ(cb_.session_.expiry_.at_s, exp2);
 
   advanceTo((kExp + 31) * 1000);  // the old deadline passes
   EXPECT_TRUE(cb_.closed.empty());
@@ -259,7 +261,7 @@ TEST_F(AuthJwtExpiryTest, WrongUserBadTokensAndEmptyRefreshesAreRefused) {
   EXPECT_EQ(counter("auth_jwt_refresh_failed"), cases.size());
   EXPECT_EQ(counter("auth_jwt_refreshed"), 0u);
   // The old expiry stands.
-  EXPECT_EQ(ExpiryRegistry::instance().get(sessionId())->exp_s, kExp);
+  EXPECT_EQ(cb_.session_.expiry_.at_s, kExp);
   advanceTo((kExp + 30) * 1000);
   ASSERT_EQ(cb_.closed.size(), 1u);
   EXPECT_EQ(cb_.closed[0].second, "token expired");
@@ -296,7 +298,7 @@ TEST_F(AuthJwtExpiryTest, RefreshToATokenWithoutExpEndsExpiry) {
   ASSERT_EQ(replies().size(), 1u);
   EXPECT_EQ(replies()[0].data(), R"({"event":"auth.refresh","status":"ok"})");
   EXPECT_EQ(cb_.dispatcher_.pending(), 0u);
-  EXPECT_FALSE(ExpiryRegistry::instance().get(sessionId()));
+  EXPECT_EQ(cb_.session_.expiry_.at_s, 0);
   advanceTo(kNowMs + int64_t{365} * 24 * 3600 * 1000);
   EXPECT_TRUE(cb_.closed.empty());
 }
@@ -317,7 +319,7 @@ TEST_F(AuthJwtExpiryTest, IgnoreModeKeepsConnectOnlyBehaviour) {
   StageConfigPtr config = compile({{"expiry", "ignore"}});
   open(config, token("alice", kExp));
   EXPECT_EQ(cb_.dispatcher_.pending(), 0u);
-  EXPECT_FALSE(ExpiryRegistry::instance().get(sessionId()));
+  EXPECT_EQ(cb_.session_.expiry_.at_s, 0);
   Message m = refreshMessage(token("alice", kExp + 100));
   EXPECT_EQ(stage_->onMessage(m).action, Action::kPass);  // the backend's business
   advanceTo((kExp + 3600) * 1000);
@@ -329,7 +331,7 @@ TEST_F(AuthJwtExpiryTest, TokenWithoutExpNeverCloses) {
   StageConfigPtr config = compile();
   open(config, signToken(kSecret, R"({"sub":"alice"})"));
   EXPECT_EQ(cb_.dispatcher_.pending(), 0u);
-  EXPECT_FALSE(ExpiryRegistry::instance().get(sessionId()));
+  EXPECT_EQ(cb_.session_.expiry_.at_s, 0);
   advanceTo(kNowMs + int64_t{10} * 365 * 24 * 3600 * 1000);
   EXPECT_TRUE(replies().empty());
   EXPECT_TRUE(cb_.closed.empty());
@@ -384,47 +386,30 @@ TEST_F(AuthJwtExpiryTest, ReloadAfterRefreshKeepsTheNewDeadline) {
 TEST_F(AuthJwtExpiryTest, CloseAndRefusedHandshakeForgetTheSession) {
   StageConfigPtr config = compile();
   open(config, token("alice", kExp));
-  ASSERT_TRUE(ExpiryRegistry::instance().get(sessionId()));
+  ASSERT_NE(cb_.session_.expiry_.at_s, 0);
   stage_->onClose();
-  EXPECT_FALSE(ExpiryRegistry::instance().get(sessionId()));
+  EXPECT_EQ(cb_.session_.expiry_.at_s, 0);
   EXPECT_EQ(cb_.dispatcher_.pending(), 0u);
   stage_ = config->createStage(cb_);  // nothing to re-arm
   EXPECT_EQ(cb_.dispatcher_.pending(), 0u);
 
-  // A handshake a later stage refused: never accepted, no onClose; the destructor forgets it.
+  // A stage destroyed without onClose (a reload, or a handshake a later stage refused) takes
+  // its timer with it and leaves the record to the session.
   FakeStageCallbacks other;
   other.session_.opened_at_ms = 0;
   other.dispatcher_.wall_ms = kNowMs;
   other.session_.query["token"] = token("bob", kExp);
   StagePtr refused = config->createStage(other);
   ASSERT_EQ(refused->onOpen().action, Action::kPass);
-  ASSERT_TRUE(ExpiryRegistry::instance().get(other.session_.id()));
+  EXPECT_EQ(other.session_.expiry_.at_s, kExp);
+  EXPECT_EQ(other.dispatcher_.pending(), 1u);
   refused.reset();
-  EXPECT_FALSE(ExpiryRegistry::instance().get(other.session_.id()));
+  EXPECT_EQ(other.dispatcher_.pending(), 0u);
+  other.dispatcher_.advanceTo((kExp + 3600) * 1000);
+  EXPECT_TRUE(other.closed.empty());
 }
 
 // ---- Pieces -----------------------------------------------------------------------------------
-
-TEST(AuthJwtExpiryRegistry, SweepsOrphansAmortised) {
-  ExpiryRegistry registry;
-  const int64_t now = 1'700'000'000;
-  // Sessions a reload moved away from auth.jwt: their exp is long gone.
-  for (uint64_t id = 0; id < 2000; ++id) {
-    registry.set(id, SessionExpiry{now - ExpiryRegistry::kOrphanAfterS - 1, false}, now);
-  }
-  EXPECT_LT(registry.size(), 2000u);
-  // Live entries are never swept, orphans all go once every shard sweeps again.
-  for (uint64_t id = 10'000; id < 14'000; ++id) {
-    registry.set(id, SessionExpiry{now + 60, false}, now);
-  }
-  EXPECT_EQ(registry.size(), 4000u);
-  for (uint64_t id = 10'000; id < 14'000; ++id) {
-    ASSERT_TRUE(registry.get(id));
-  }
-  registry.erase(10'000);
-  EXPECT_FALSE(registry.get(10'000));
-  EXPECT_EQ(registry.size(), 3999u);
-}
 
 TEST(AuthJwtExpiryMessages, ParseRefreshIgnoresLookalikes) {
   Message m;

@@ -21,6 +21,7 @@ namespace {
 
 class EchoFakeSession final : public Session {
  public:
+   SessionExpiry expiry() const override { return {}; }
   uint64_t id() const override { return 1; }
   std::string_view protocol() const override { return "proto.websocket"; }
   std::string_view listener() const override { return "test"; }
@@ -41,6 +42,8 @@ class EchoFakeSession final : public Session {
 
 class EchoFakeDispatcher final : public Dispatcher {
  public:
+   void armSlot(TimerSlot&, std::chrono::milliseconds) override {}
+   void cancelSlot(TimerSlot&) override {}
   TimerPtr schedule(std::chrono::milliseconds, std::function<void()>) override {
     return std::make_unique<Timer>();
   }
@@ -52,6 +55,7 @@ class EchoFakeDispatcher final : public Dispatcher {
 // Records what the stage asks of the core.
 class EchoFakeCallbacks final : public StageCallbacks {
  public:
+   void setExpiry(SessionExpiry) override {}
   Upstreams& upstreams() override { return fake_upstreams; }
   Hub& hub() override { return fake_hub_; }
   ::imgate::mocks::NullHub fake_hub_;

@@ -28,6 +28,7 @@ const Clock::time_point kT0 = Clock::time_point(std::chrono::hours(2000));
 
 class FakeSession final : public imgate::Session {
  public:
+   SessionExpiry expiry() const override { return {}; }
   uint64_t id() const override { return id_; }
   std::string_view protocol() const override { return "proto.websocket"; }
   std::string_view listener() const override { return "edge"; }
@@ -46,6 +47,8 @@ class FakeSession final : public imgate::Session {
 // Simulated time, or the real steady clock (for the threaded test).
 class FakeDispatcher final : public imgate::Dispatcher {
  public:
+   void armSlot(TimerSlot&, std::chrono::milliseconds) override {}
+   void cancelSlot(TimerSlot&) override {}
   TimerPtr schedule(std::chrono::milliseconds, std::function<void()>) override { return nullptr; }
   void post(std::function<void()>) override {}
   Clock::time_point now() const override { return real ? Clock::now() : time; }
@@ -57,6 +60,7 @@ class FakeDispatcher final : public imgate::Dispatcher {
 
 class FakeCallbacks final : public StageCallbacks {
  public:
+   void setExpiry(SessionExpiry) override {}
   explicit FakeCallbacks(FakeDispatcher& dispatcher) : dispatcher_(dispatcher) {}
   imgate::Session& session() override { return session_; }
   imgate::Dispatcher& dispatcher() override { return dispatcher_; }

@@ -19,6 +19,7 @@ namespace {
 
 class FakeSession final : public Session {
  public:
+   SessionExpiry expiry() const override { return {}; }
   uint64_t id() const override { return 42; }
   std::string_view protocol() const override { return "proto.websocket"; }
   std::string_view listener() const override { return "edge"; }
@@ -33,6 +34,8 @@ class FakeSession final : public Session {
 
 class FakeDispatcher final : public Dispatcher {
  public:
+   void armSlot(TimerSlot&, std::chrono::milliseconds) override {}
+   void cancelSlot(TimerSlot&) override {}
   TimerPtr schedule(std::chrono::milliseconds, std::function<void()>) override { return nullptr; }
   void post(std::function<void()>) override {}
   std::chrono::steady_clock::time_point now() const override { return {}; }
@@ -42,6 +45,7 @@ class FakeDispatcher final : public Dispatcher {
 
 class Callbacks final : public StageCallbacks {
  public:
+   void setExpiry(SessionExpiry) override {}
   Logger& log() override { return logger; }
   Session& session() override { return session_; }
   Dispatcher& dispatcher() override { return dispatcher_; }

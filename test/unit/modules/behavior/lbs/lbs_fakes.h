@@ -67,6 +67,8 @@ class FakeHub final : public Hub {
 
 class FakeDispatcher final : public Dispatcher {
  public:
+   void armSlot(TimerSlot&, std::chrono::milliseconds) override {}
+   void cancelSlot(TimerSlot&) override {}
   TimerPtr schedule(std::chrono::milliseconds, std::function<void()>) override {
     return std::make_unique<Timer>();
   }

@@ -25,6 +25,7 @@ namespace {
 
 class FakeSession final : public Session {
  public:
+   SessionExpiry expiry() const override { return {}; }
   uint64_t id() const override { return 5; }
   std::string_view protocol() const override { return "proto.websocket"; }
   std::string_view listener() const override { return "edge"; }
@@ -49,6 +50,8 @@ class FakeSession final : public Session {
 
 class FakeDispatcher final : public Dispatcher {
  public:
+   void armSlot(TimerSlot&, std::chrono::milliseconds) override {}
+   void cancelSlot(TimerSlot&) override {}
   TimerPtr schedule(std::chrono::milliseconds, std::function<void()>) override { return nullptr; }
   void post(std::function<void()>) override {}
   std::chrono::steady_clock::time_point now() const override { return {}; }
@@ -66,6 +69,7 @@ class RecordingLogger final : public Logger {
 
 class FakeCallbacks final : public StageCallbacks {
  public:
+   void setExpiry(SessionExpiry) override {}
   Session& session() override { return session_; }
   Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override { ++calls; }

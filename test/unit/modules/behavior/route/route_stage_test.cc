@@ -20,6 +20,7 @@ namespace {
 
 class Session final : public imgate::Session {
  public:
+   SessionExpiry expiry() const override { return {}; }
   uint64_t id() const override { return 77; }
   std::string_view protocol() const override { return "proto.tcp_frame"; }
   std::string_view listener() const override { return listener_; }
@@ -35,6 +36,8 @@ class Session final : public imgate::Session {
 
 class Dispatcher final : public imgate::Dispatcher {
  public:
+   void armSlot(TimerSlot&, std::chrono::milliseconds) override {}
+   void cancelSlot(TimerSlot&) override {}
   TimerPtr schedule(std::chrono::milliseconds, std::function<void()>) override { return nullptr; }
   void post(std::function<void()>) override {}
   std::chrono::steady_clock::time_point now() const override { return {}; }
@@ -43,6 +46,7 @@ class Dispatcher final : public imgate::Dispatcher {
 
 class Callbacks final : public StageCallbacks {
  public:
+   void setExpiry(SessionExpiry) override {}
   Logger& log() override { return logger; }
   imgate::Session& session() override { return session_; }
   imgate::Dispatcher& dispatcher() override { return dispatcher_; }

@@ -32,6 +32,8 @@ class Context final : public LoadContext {
 
 class Dispatcher final : public imgate::Dispatcher {
  public:
+   void armSlot(TimerSlot&, std::chrono::milliseconds) override {}
+   void cancelSlot(TimerSlot&) override {}
   TimerPtr schedule(std::chrono::milliseconds, std::function<void()>) override { return nullptr; }
   void post(std::function<void()>) override {}
   std::chrono::steady_clock::time_point now() const override { return {}; }
@@ -40,6 +42,7 @@ class Dispatcher final : public imgate::Dispatcher {
 
 class Callbacks final : public StageCallbacks {
  public:
+   void setExpiry(SessionExpiry) override {}
   Session& session() override { std::abort(); }
   imgate::Dispatcher& dispatcher() override { return dispatcher_; }
   void resume() override {}

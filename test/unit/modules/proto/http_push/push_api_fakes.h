@@ -29,6 +29,8 @@ inline constexpr int64_t kNowMs = 1700000000123;
 
 class FakeDispatcher final : public Dispatcher {
  public:
+   void armSlot(TimerSlot&, std::chrono::milliseconds) override {}
+   void cancelSlot(TimerSlot&) override {}
   TimerPtr schedule(std::chrono::milliseconds, std::function<void()>) override {
     return std::make_unique<Timer>();
   }

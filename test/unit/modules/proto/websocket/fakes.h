@@ -59,6 +59,8 @@ class FakeOut final : public OutBuffer {
 
 class FakeDispatcher final : public Dispatcher {
  public:
+   void armSlot(TimerSlot&, std::chrono::milliseconds) override {}
+   void cancelSlot(TimerSlot&) override {}
   TimerPtr schedule(std::chrono::milliseconds, std::function<void()>) override { return nullptr; }
   void post(std::function<void()> cb) override { posted.push_back(std::move(cb)); }
   std::chrono::steady_clock::time_point now() const override { return {}; }
