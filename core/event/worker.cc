@@ -2,6 +2,7 @@
 #include "event/worker.h"
 
 #include <event2/event.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -94,6 +95,10 @@ EventLoop::~EventLoop() {
     }
     e.node->index = TimerNode::kNotQueued;
   }
+  if (io_event_ != nullptr) {
+    event_free(io_event_);
+    close(io_fd_);
+  }
   event_free(timer_event_);
   event_free(posted_event_);
   event_free(wake_event_);
@@ -121,6 +126,44 @@ void EventLoop::arm(TimerNode& node, TimerFire fire, std::chrono::milliseconds d
   timerSiftDown(node.index);
   if (was == 0 || node.index == 0) {
     timerArm();
+  }
+}
+
+bool EventLoop::ioUpdate(int fd, void* owner, uint32_t was, uint32_t now) {
+  if (was == now) {
+    return true;
+  }
+  if (io_fd_ < 0) {
+    io_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (io_fd_ < 0) {
+      return false;
+    }
+    io_event_ = event_new(base_, io_fd_, EV_READ | EV_PERSIST, &EventLoop::onIoReady, this);
+    event_add(io_event_, nullptr);
+  }
+  epoll_event ev{};
+  ev.events = now;
+  ev.data.ptr = owner;
+  const int op = was == 0 ? EPOLL_CTL_ADD : now == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+  if (epoll_ctl(io_fd_, op, fd, &ev) == 0) {
+    return true;
+  }
+  if (op == EPOLL_CTL_DEL && (errno == EBADF || errno == ENOENT)) {
+    return true;  // already gone with its file
+  }
+  return false;
+}
+
+void EventLoop::onIoReady(int, short, void* arg) {
+  auto* self = static_cast<EventLoop*>(arg);
+  epoll_event ready[kIoBatch];
+  // Never blocks: libevent said the set has something. What stays ready after this batch
+  // keeps the set readable, so libevent calls again at its next turn (after timers and posts).
+  const int n = epoll_wait(self->io_fd_, ready, kIoBatch, 0);
+  for (int i = 0; i < n; ++i) {
+    // An owner closed by an earlier one in this batch is still alive (Connections are retired
+    // at the next turn) and ignores what it no longer waits for.
+    self->io_handler_(ready[i].data.ptr, ready[i].events);
   }
 }
 
@@ -397,7 +440,9 @@ struct Worker::Acceptor {
 };
 
 Worker::Worker(uint32_t index, Registry& registry)
-    : index_(index), registry_(registry), hub_(std::make_unique<LocalHub>(*this)) {}
+    : index_(index), registry_(registry), hub_(std::make_unique<LocalHub>(*this)) {
+  setIoHandler(&Connection::onIoEvent);  // the sockets of this loop's epoll set are sessions'
+}
 
 Worker::~Worker() {
   upstream_client_.reset();

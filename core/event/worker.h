@@ -66,6 +66,20 @@ class EventLoop : public Dispatcher {
   void arm(TimerNode& node, TimerFire fire, std::chrono::milliseconds delay);
   void cancel(TimerNode& node);
 
+  // Sockets watched through the loop's own epoll set, itself watched by one libevent event,
+  // instead of a libevent event each (128 bytes, plus an entry in libevent's fd map): a
+  // session's socket costs the kernel's epoll entry and no user-space memory. Level-triggered,
+  // like libevent's events. `owner` comes back to the loop's IoHandler with the ready events
+  // (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP), at most kIoBatch per libevent callback; the rest
+  // at its next turn. The caller keeps the mask: ioUpdate(fd, owner, was, now) adds, changes
+  // or removes the socket (a mask of 0 is not in the set). Only on the loop's thread; remove
+  // a socket before closing it or handing it to another loop. False when the kernel refused
+  // (errno set: ENOMEM, or ENOSPC past fs.epoll.max_user_watches).
+  using IoHandler = void (*)(void* owner, uint32_t events);
+  static constexpr int kIoBatch = 256;
+  void setIoHandler(IoHandler handler) { io_handler_ = handler; }
+  bool ioUpdate(int fd, void* owner, uint32_t was, uint32_t now);
+
   // Runs the loop on the calling thread until stop() (from any thread).
   void run();
   void stop();
@@ -74,6 +88,7 @@ class EventLoop : public Dispatcher {
   static void onWake(int fd, short what, void* arg);
   static void onPosted(int fd, short what, void* arg);
   static void onTimers(int fd, short what, void* arg);
+  static void onIoReady(int fd, short what, void* arg);
   bool drainInbox();
   // Hands the posts held during this iteration to their loops (those to this loop run here).
   bool flushPosted();
@@ -123,6 +138,9 @@ class EventLoop : public Dispatcher {
   bool timers_firing_ = false;
   event* posted_event_ = nullptr;
   bool posted_armed_ = false;
+  int io_fd_ = -1;  // the epoll set of ioUpdate(), made on first use
+  event* io_event_ = nullptr;
+  IoHandler io_handler_ = nullptr;
   bool flushing_ = false;
 };
 

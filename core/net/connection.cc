@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -235,12 +236,7 @@ Connection::Connection(Worker& worker, int fd, std::string peer, GenerationPtr g
 Connection::~Connection() {
   handle_->connection = nullptr;
   worker_.cancel(timerNode());
-  if (read_ev_ != nullptr) {
-    event_free(read_ev_);
-  }
-  if (write_ev_ != nullptr) {
-    event_free(write_ev_);
-  }
+  unwatchIo();
   if (out_ != nullptr) {
     evbuffer_free(out_);
   }
@@ -296,8 +292,7 @@ void Connection::releaseHandshakeSlot() {
 }
 
 void Connection::start() {
-  read_ev_ = event_new(worker_.base(), fd_, EV_READ | EV_PERSIST, &Connection::onReadEvent, this);
-  event_add(read_ev_, nullptr);
+  watchIo();
   last_activity_ = std::chrono::steady_clock::now();
   if (listener_->tls) {
     ssl_ = SSL_new(listener_->tls->ctx);
@@ -419,10 +414,53 @@ void Connection::log(LogLevel level, std::string_view message) {
 
 // ---- I/O -----------------------------------------------------------------------------------
 
-void Connection::onReadEvent(int, short, void* arg) { static_cast<Connection*>(arg)->handleRead(); }
+uint32_t Connection::ioMask() const {
+  if (!io_watched_) {
+    return 0;
+  }
+  return (read_enabled_ ? EPOLLIN : 0u) | (write_armed_ ? EPOLLOUT : 0u);
+}
 
-void Connection::onWriteEvent(int, short, void* arg) {
-  static_cast<Connection*>(arg)->handleWrite();
+void Connection::setIo(bool read, bool write) {
+  const uint32_t was = ioMask();
+  read_enabled_ = read;
+  write_armed_ = write;
+  if (!worker_.ioUpdate(fd_, this, was, ioMask())) {
+    const int err = errno;
+    LOG_ERROR("session ", id_, ": cannot watch its socket: ", std::strerror(err));
+    io_watched_ = false;  // not in the set: nothing would ever wake it
+    if (state_ != State::kClosed) {
+      finalClose("socket not watched");
+    }
+  }
+}
+
+void Connection::watchIo() {
+  io_watched_ = true;
+  const bool write = write_armed_;
+  write_armed_ = false;  // ioMask() is what the set holds: nothing yet
+  const bool read = read_enabled_;
+  read_enabled_ = false;
+  setIo(read, write);
+}
+
+void Connection::unwatchIo() {
+  if (io_watched_) {
+    worker_.ioUpdate(fd_, this, ioMask(), 0);
+    io_watched_ = false;
+  }
+}
+
+void Connection::onIoEvent(void* owner, uint32_t events) {
+  auto* c = static_cast<Connection*>(owner);
+  // Errors and hang-ups wake whichever side waits (libevent's mapping); the handlers find out.
+  const bool broken = (events & (EPOLLERR | EPOLLHUP)) != 0;
+  if (c->io_watched_ && c->read_enabled_ && (broken || (events & EPOLLIN) != 0)) {
+    c->handleRead();
+  }
+  if (c->io_watched_ && c->write_armed_ && (broken || (events & EPOLLOUT) != 0)) {
+    c->handleWrite();
+  }
 }
 
 ssize_t Connection::readSome(char* buf, size_t size) {
@@ -498,11 +536,8 @@ void Connection::doTlsHandshake() {
   }
   const int err = SSL_get_error(ssl_, r);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    if (err == SSL_ERROR_WANT_WRITE && write_ev_ == nullptr) {
-      write_ev_ = event_new(worker_.base(), fd_, EV_WRITE, &Connection::onWriteEvent, this);
-    }
     if (err == SSL_ERROR_WANT_WRITE) {
-      event_add(write_ev_, nullptr);
+      armWrite();
     }
     return;
   }
@@ -1328,12 +1363,8 @@ void Connection::flush() {
     refillFromBacklog();  // room below the high-water mark: the backlog moves up
   }
   if (pending() > 0) {
-    if (write_ev_ == nullptr) {
-      write_ev_ = event_new(worker_.base(), fd_, EV_WRITE, &Connection::onWriteEvent, this);
-    }
     if (!write_armed_) {
-      event_add(write_ev_, nullptr);
-      write_armed_ = true;
+      armWrite();
     }
     return;
   }
@@ -1347,7 +1378,7 @@ void Connection::flush() {
 }
 
 void Connection::handleWrite() {
-  write_armed_ = false;
+  setIo(read_enabled_, false);  // one-shot: flush() arms it again while output waits
   if (state_ == State::kTls) {
     doTlsHandshake();
     return;
@@ -1359,18 +1390,14 @@ void Connection::enableRead(bool on) {
   if (on == read_enabled_) {
     return;
   }
-  read_enabled_ = on;
-  if (read_ev_ == nullptr) {
+  if (!io_watched_) {
+    read_enabled_ = on;
     if (on) {
       maybeFinishFeed();  // a detached session takes the next body
     }
     return;
   }
-  if (on) {
-    event_add(read_ev_, nullptr);
-  } else {
-    event_del(read_ev_);
-  }
+  setIo(on, write_armed_);
 }
 
 // ---- Timers and closing --------------------------------------------------------------------
@@ -1541,12 +1568,7 @@ void Connection::finalClose(std::string_view why) {
     }
     detached()->handshake.reset();
   }
-  if (read_ev_ != nullptr) {
-    event_del(read_ev_);
-  }
-  if (write_ev_ != nullptr) {
-    event_del(write_ev_);
-  }
+  unwatchIo();
   worker_.retire(this);
 }
 
@@ -1784,6 +1806,7 @@ void Connection::handOver() {
   transfer->output = takeOutput();
   transfer->probe = std::move(codec_);
   transfer->library = codecLibrary();
+  unwatchIo();  // out of this worker's set before the session's worker adds it to its own
   fd_ = -1;
   ssl_ = nullptr;
   in_buf_.reset();
@@ -1829,10 +1852,7 @@ void Connection::attachSocket(SocketTransfer& transfer) {
   if (detached->feed) {
     detached->feed(DetachedResult{});
   }
-  read_ev_ = event_new(worker_.base(), fd_, EV_READ | EV_PERSIST, &Connection::onReadEvent, this);
-  if (read_enabled_) {
-    event_add(read_ev_, nullptr);
-  }
+  watchIo();
   std::string queued = takeOutput();
   append(transfer.output);
   Status switched;

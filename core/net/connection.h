@@ -104,6 +104,8 @@ class Connection final : public Session,
   Connection& operator=(const Connection&) = delete;
 
   void start();
+  // The worker's EventLoop::IoHandler: `owner` is a Connection with a watched socket.
+  static void onIoEvent(void* owner, uint32_t events);
 
   // ---- Session ----
   uint64_t id() const override { return id_; }
@@ -216,8 +218,13 @@ class Connection final : public Session,
   enum class Timer : uint8_t { kNone, kHandshake, kHeader, kKeepalive, kIdle, kPause, kLinger };
   struct Handshake;
 
-  static void onReadEvent(int fd, short what, void* arg);
-  static void onWriteEvent(int fd, short what, void* arg);
+  // The socket in the worker's epoll set (EventLoop::ioUpdate): watched for reading while
+  // read_enabled_, for writing while write_armed_ (one-shot, like the write event it replaces).
+  uint32_t ioMask() const;
+  void setIo(bool read, bool write);  // updates the flags and the set
+  void watchIo();                     // from now on (start, attachSocket)
+  void unwatchIo();                   // for good: closing, or the socket goes elsewhere
+  void armWrite() { setIo(read_enabled_, true); }
 
   void handleRead();
   void handleWrite();
@@ -373,12 +380,11 @@ class Connection final : public Session,
   // of its own. setExpiry clamps.
   static constexpr int64_t kMaxExpiryS = (int64_t{1} << 47) - 1;
   int64_t expiry_at_s_ : 48 = 0;
+  bool io_watched_ : 1 = false;  // the socket is ours to watch (no socket: a detached session)
   SmallString peer_;  // "address:port": IPv4 peers need no allocation
   GenerationPtr generation_;
   const ListenerSpec* listener_ = nullptr;  // in generation_
   const Location* location_ = nullptr;      // in generation_ (session's location)
-  event* read_ev_ = nullptr;
-  event* write_ev_ = nullptr;
   evbuffer* out_ = nullptr;
   SSL* ssl_ = nullptr;
   std::unique_ptr<std::string> in_buf_;

@@ -4,8 +4,13 @@
 #include "event/worker.h"
 
 #include <gtest/gtest.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -371,6 +376,100 @@ TEST(EventLoopTimerTest, SlotsFireInDeadlineOrderAndReArmInPlace) {
   EXPECT_EQ(order, (std::vector<std::string>{"early", "late", "handle"}));
   EXPECT_EQ(early.fired, 1);
   EXPECT_FALSE(late.armed());
+}
+
+// ---- Sockets in the loop's own epoll set (ioUpdate) -------------------------------------------
+
+struct IoOwner {
+  int fd = -1;
+  std::vector<uint32_t> seen;
+};
+
+class EventLoopIoTest : public ::testing::Test {
+ protected:
+  EventLoopIoTest() {
+    loop_.setIoHandler([](void* owner, uint32_t events) {
+      static_cast<IoOwner*>(owner)->seen.push_back(events);
+    });
+  }
+  ~EventLoopIoTest() override {
+    for (int fd : fds_) {
+      ::close(fd);
+    }
+  }
+  // A connected pair: [0] watched by the loop, [1] the peer the test writes to.
+  std::array<int, 2> pair() {
+    std::array<int, 2> sv{};
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv.data()), 0);
+    fds_.push_back(sv[0]);
+    fds_.push_back(sv[1]);
+    return sv;
+  }
+  // Runs the loop for one short while (its callbacks, then the guard timer stops it).
+  void turn() {
+    TimerPtr guard = loop_.schedule(30ms, [this] { loop_.stop(); });
+    loop_.run();
+  }
+
+  EventLoop loop_;
+  std::vector<int> fds_;
+};
+
+TEST_F(EventLoopIoTest, ReportsWhatTheMaskAsksForUntilRemoved) {
+  const auto sv = pair();
+  IoOwner owner{sv[0], {}};
+  ASSERT_TRUE(loop_.ioUpdate(sv[0], &owner, 0, EPOLLIN));
+  turn();
+  EXPECT_TRUE(owner.seen.empty());  // nothing to read yet
+  ASSERT_EQ(::write(sv[1], "x", 1), 1);
+  turn();
+  ASSERT_FALSE(owner.seen.empty());  // level-triggered: unread input is reported again
+  EXPECT_TRUE(owner.seen.back() & EPOLLIN);
+
+  owner.seen.clear();
+  ASSERT_TRUE(loop_.ioUpdate(sv[0], &owner, EPOLLIN, EPOLLOUT));  // now only writability
+  turn();
+  ASSERT_FALSE(owner.seen.empty());
+  EXPECT_EQ(owner.seen.back(), static_cast<uint32_t>(EPOLLOUT));
+
+  owner.seen.clear();
+  ASSERT_TRUE(loop_.ioUpdate(sv[0], &owner, EPOLLOUT, 0));  // removed
+  turn();
+  EXPECT_TRUE(owner.seen.empty());
+  EXPECT_TRUE(loop_.ioUpdate(sv[0], &owner, 0, 0));  // no change: no call
+}
+
+TEST_F(EventLoopIoTest, HangUpWakesTheWatcher) {
+  const auto sv = pair();
+  IoOwner owner{sv[0], {}};
+  ASSERT_TRUE(loop_.ioUpdate(sv[0], &owner, 0, EPOLLIN));
+  ::shutdown(sv[1], SHUT_RDWR);
+  turn();
+  ASSERT_FALSE(owner.seen.empty());
+  EXPECT_TRUE(owner.seen.back() & (EPOLLHUP | EPOLLIN));
+}
+
+TEST_F(EventLoopIoTest, MoreReadySocketsThanOneBatchAreAllServed) {
+  const int n = EventLoop::kIoBatch + 7;  // two batches, within the default 1,024 descriptors
+  std::vector<IoOwner> owners(n);
+  for (IoOwner& o : owners) {
+    const auto sv = pair();
+    o.fd = sv[0];
+    ASSERT_TRUE(loop_.ioUpdate(sv[0], &o, 0, EPOLLIN));
+    ASSERT_EQ(::write(sv[1], "x", 1), 1);
+  }
+  turn();
+  for (const IoOwner& o : owners) {
+    EXPECT_FALSE(o.seen.empty());
+  }
+}
+
+TEST_F(EventLoopIoTest, AddingAClosedSocketFailsWithTheReason) {
+  IoOwner owner;
+  errno = 0;
+  EXPECT_FALSE(loop_.ioUpdate(123456, &owner, 0, EPOLLIN));
+  EXPECT_EQ(errno, EBADF);
+  EXPECT_TRUE(loop_.ioUpdate(123456, &owner, EPOLLIN, 0));  // removing one that is gone: fine
 }
 
 TEST(EventLoopTimerTest, HandleMayOutliveTheLoop) {
