@@ -93,9 +93,8 @@ void BM_HubUserLookup(benchmark::State& state) {
   for (int64_t i = 0; i < users; ++i) {
     SessionRef ref;
     ref.id = static_cast<uint64_t>(i) << 8;
-    ref.device = "phone";
-    ref.protocol = "proto.websocket";
-    ref.listener = "edge";
+    ref.device = SmallString("phone");
+    ref.origin = "proto.websocket\0edge";
     ref.peer = SmallString("127.0.0.2:40000");
     registry.add("default", "u" + std::to_string(i), ref, 0);
   }

@@ -129,13 +129,20 @@ struct PushJob : std::enable_shared_from_this<PushJob> {
   }
 };
 
-static_assert(sizeof(SessionRef) <= 96, "a user's session list entry fits the 96-byte class");
+static_assert(sizeof(SessionRef) <= 80, "a user's session list entry fits the 80-byte class");
 
 const char* internName(std::string_view name) {
   static std::mutex mu;
   static auto* names = new std::unordered_set<std::string>();  // never freed: names outlive exit
   std::lock_guard lock(mu);
   return names->emplace(name).first->c_str();  // set nodes never move
+}
+
+const char* internOrigin(std::string_view protocol, std::string_view listener) {
+  std::string both(protocol);
+  both.push_back('\0');
+  both.append(listener);
+  return internName(both);  // c_str() ends it with the second NUL
 }
 
 void setCurrentDispatcher(Dispatcher* dispatcher) { tls_dispatcher = dispatcher; }
@@ -464,9 +471,9 @@ std::vector<SessionInfo> Registry::userSessions(const std::string& app, const st
     SessionInfo info;
     info.id = ref.id;
     info.user = user;
-    info.device = ref.device;
-    info.protocol = ref.protocol;
-    info.listener = ref.listener;
+    info.device = ref.device.str();
+    info.protocol = ref.protocol();
+    info.listener = ref.listener();
     info.peer = ref.peer.str();
     info.connected_at_ms = ref.connected_at_ms;
     info.rooms = rooms;

@@ -29,16 +29,20 @@ struct PushJob;
 // Module and listener names, kept for the life of the process (a config names a few): one
 // NUL-terminated copy each however many sessions refer to them.
 const char* internName(std::string_view name);
+// "protocol\0listener", interned the same way: one pointer for both names of a session.
+const char* internOrigin(std::string_view protocol, std::string_view listener);
 
-// What the registry keeps of each session of a user (96 bytes: one allocator class below the
-// 112 that two string_views took).
+// What the registry keeps of each session of a user: 72 bytes (the 80-byte allocator class),
+// with the device and the peer address in place when they are short, as they are.
 struct SessionRef {
   uint64_t id = 0;
-  std::string device;
-  const char* protocol = "";  // internName() or a literal
-  const char* listener = "";  // internName() or a literal
+  SmallString device;
+  const char* origin = "\0";  // internOrigin(), or a literal "protocol\0listener"
   SmallString peer;
   int64_t connected_at_ms = 0;
+
+  std::string_view protocol() const { return origin; }
+  std::string_view listener() const { return origin + std::char_traits<char>::length(origin) + 1; }
 };
 
 // The dispatcher completions are posted back to; set by each worker thread at start.

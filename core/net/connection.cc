@@ -961,8 +961,8 @@ void Connection::acceptSession() {
   registered_ = true;
   bool first_of_user = false;
   if (!identity_.user.empty()) {
-    SessionRef ref{id_, identity_.device, internName(location_->module),
-                   internName(listener_->name), peer_, opened_at_ms_};
+    SessionRef ref{id_, SmallString(identity_.device),
+                   internOrigin(location_->module, listener_->name), peer_, opened_at_ms_};
     auto added = worker_.registry().add(identity_.app, identity_.user, ref,
                                         settings().max_conns_per_user);
     first_of_user = added.first;

@@ -228,7 +228,7 @@ WsCodec::WsCodec(const WsCodecOptions& options) : options_(options) {
     frame_options.compress_min_size = options_.compress_min_size;
     frame_options.compression_level = options_.compression_level;
     frame_options.hello_done = true;
-    frames_ = std::make_unique<tcp_frame::TcpFrameCodec>(frame_options);
+    extras().frames = std::make_unique<tcp_frame::TcpFrameCodec>(frame_options);
   }
 }
 
@@ -296,7 +296,7 @@ Result<size_t> WsCodec::decodeFrames(std::string_view in, CodecSink& sink, OutBu
       if (options_.envelope && frame.opcode == Opcode::kBinary) {
         return fail(Errc::kInvalidPayload, "binary message in imgate.v1 envelope mode");
       }
-      if (frames_ && frame.opcode == Opcode::kText) {
+      if (frames() != nullptr && frame.opcode == Opcode::kText) {
         return fail(Errc::kInvalidPayload, "text message in imgate.v1.bin mode");
       }
       compressed = frame.rsv1;
@@ -383,8 +383,8 @@ Status WsCodec::checkPartialText(const FrameInfo& frame, std::string_view availa
 }
 
 Status WsCodec::inflatePayload(const FrameInfo& frame, std::string_view payload) {
-  if (!inflater_) {
-    inflater_ = std::make_unique<Inflater>();
+  if (inflater() == nullptr) {
+    extras().inflater = std::make_unique<Inflater>();
   }
   const bool text = message_opcode_ == Opcode::kText;
   char buf[kUnmaskChunk];
@@ -395,9 +395,9 @@ Status WsCodec::inflatePayload(const FrameInfo& frame, std::string_view payload)
     Status status;
     if (n > 0) {
       unmask(buf, payload.data() + off, n, frame.mask, off);
-      status = inflater_->feed(std::string_view(buf, n), message_, options_.max_message);
+      status = inflater()->feed(std::string_view(buf, n), message_, options_.max_message);
     } else if (frame.fin) {
-      status = inflater_->finish(message_, options_.max_message);
+      status = inflater()->finish(message_, options_.max_message);
     }
     if (!status) {
       return status;
@@ -440,15 +440,15 @@ Status WsCodec::onDataFrame(const FrameInfo& frame, std::string_view payload, Co
     return fail(Errc::kInvalidPayload, "text message ends inside a utf-8 sequence");
   }
   std::string data = std::move(message_);
-  if (message_compressed_ && inflater_) {
+  if (message_compressed_ && inflater() != nullptr) {
     if (options_.deflate.client_no_context_takeover) {
-      inflater_.reset();
+      extras_->inflater.reset();
     } else {
-      inflater_->endMessage();
+      inflater()->endMessage();
     }
   }
   resetMessage();
-  if (frames_) {
+  if (frames() != nullptr) {
     return onFrames(std::move(data), sink, out);
   }
   if (options_.envelope) {
@@ -488,7 +488,7 @@ Status WsCodec::onFrames(std::string data, CodecSink& sink, OutBuffer& out) {
   }
   FramesSink frames_sink(*this, sink, out);
   MessageOut replies(out);
-  Result<size_t> used = frames_->decode(data, frames_sink, replies);
+  Result<size_t> used = frames()->decode(data, frames_sink, replies);
   if (!used) {
     return tl::unexpected(std::move(used.error()));
   }
@@ -558,10 +558,21 @@ void WsCodec::resetMessage() {
   utf8_.reset();
 }
 
+WsCodec::Extras::~Extras() = default;
+
+WsCodec::Extras& WsCodec::extras() {
+  if (!extras_) {
+    extras_ = std::make_unique<Extras>();
+  }
+  return *extras_;
+}
+
 void WsCodec::releaseBuffers() {
   resetMessage();
-  inflater_.reset();
-  deflater_.reset();
+  if (extras_) {
+    extras_->inflater.reset();
+    extras_->deflater.reset();
+  }
 }
 
 // ---- Encode ---------------------------------------------------------------------------------
@@ -598,9 +609,9 @@ Status WsCodec::encode(const Message& message, OutBuffer& out) {
   if (close_sent_) {
     return {};
   }
-  if (frames_) {
+  if (frames() != nullptr) {
     StringOut frame(out.pending());
-    Status status = frames_->encode(message, frame);
+    Status status = frames()->encode(message, frame);
     if (!status) {
       return status;
     }
@@ -642,11 +653,11 @@ Status WsCodec::writeMessage(Opcode opcode, std::string_view payload, const Byte
   if (compress) {
     Deflater* session = nullptr;
     if (usesSessionDeflater()) {
-      if (!deflater_) {
-        deflater_ = std::make_unique<Deflater>(options_.deflate.server_max_window_bits,
+      if (deflater() == nullptr) {
+        extras().deflater = std::make_unique<Deflater>(options_.deflate.server_max_window_bits,
                                                options_.compression_level, 8);
       }
-      session = deflater_.get();
+      session = deflater();
     }
     std::string frame;
     Status status = buildCompressedFrame(payload, opcode, session,
@@ -681,14 +692,14 @@ uint64_t WsCodec::sharedEncodingKey(const Message& message) const {
     return 0;
   }
   const bool compressed = encodesCompressed(message);
-  if (compressed && deflater_) {
+  if (compressed && deflater() != nullptr) {
     // The session's deflate history must see every compressed frame the client inflates; a
     // shared frame would slip past it and corrupt later back-references.
     return 0;
   }
   uint64_t key = kSharedKeyTag;
-  if (frames_) {
-    const uint64_t frame_key = frames_->sharedEncodingKey(message);
+  if (frames() != nullptr) {
+    const uint64_t frame_key = frames()->sharedEncodingKey(message);
     if (frame_key == 0) {
       return 0;  // per-session frames (SEND_ACK)
     }
@@ -708,8 +719,8 @@ uint64_t WsCodec::sharedEncodingKey(const Message& message) const {
 }
 
 Bytes WsCodec::encodeShared(const Message& message) const {
-  if (frames_) {
-    const Bytes frame = frames_->encodeShared(message);
+  if (frames() != nullptr) {
+    const Bytes frame = frames()->encodeShared(message);
     return sharedFrame(Opcode::kBinary, frame ? std::string_view(*frame) : std::string_view(),
                        encodesCompressed(message));
   }
@@ -738,9 +749,9 @@ Bytes WsCodec::sharedFrame(Opcode opcode, std::string_view payload, bool compres
 }
 
 void WsCodec::onOpened(const SessionOpened& opened, OutBuffer& out) {
-  if (frames_ && !close_sent_) {
+  if (frames() != nullptr && !close_sent_) {
     StringOut hello_ack(out.pending());
-    frames_->onOpened(opened, hello_ack);
+    frames()->onOpened(opened, hello_ack);
     // Many rooms make a long streams list: compressed like any message of that size.
     const bool compress =
         options_.deflate.enabled && hello_ack.data.size() >= options_.compress_min_size;
@@ -768,9 +779,9 @@ void WsCodec::encodeClose(Errc code, std::string_view reason, OutBuffer& out) {
     return;
   }
   close_sent_ = true;
-  if (frames_) {
+  if (frames() != nullptr) {
     StringOut last(out.pending());
-    frames_->encodeClose(code, reason, last);
+    frames()->encodeClose(code, reason, last);
     if (!last.data.empty()) {
       out.append(serverFrame(Opcode::kBinary, last.data));
     }

@@ -157,8 +157,8 @@ class WsCodec final : public Codec {
   // decode() return right after the current frame, leaving later bytes unconsumed (e.g. after
   // the frame that carried an in-band hello).
   void stopDecoding() { stop_requested_ = true; }
-  bool hasInflaterForTest() const { return inflater_ != nullptr; }
-  bool hasDeflaterForTest() const { return deflater_ != nullptr; }
+  bool hasInflaterForTest() const { return inflater() != nullptr; }
+  bool hasDeflaterForTest() const { return deflater() != nullptr; }
   size_t bufferedForTest() const { return message_.capacity(); }
 
  private:
@@ -184,10 +184,21 @@ class WsCodec final : public Codec {
 
   WsCodecOptions options_;
   std::string message_;                 // payload of the message being reassembled
-  std::unique_ptr<Inflater> inflater_;  // while a compressed message is in flight
-  std::unique_ptr<Deflater> deflater_;  // session_deflater with context takeover only
-  // Binary envelope mode only: the frame codec the messages' contents go through.
-  std::unique_ptr<tcp_frame::TcpFrameCodec> frames_;
+  // What plain sessions never need, in one allocation made on first use (the codec stays in
+  // the 80-byte class): the inflater while a compressed message is in flight, the session
+  // deflater (context takeover only), and in binary envelope mode the frame codec the
+  // messages' contents go through.
+  struct Extras {
+    std::unique_ptr<Inflater> inflater;
+    std::unique_ptr<Deflater> deflater;
+    std::unique_ptr<tcp_frame::TcpFrameCodec> frames;
+    ~Extras();  // in ws_codec.cc, where TcpFrameCodec is complete
+  };
+  Extras& extras();
+  Inflater* inflater() const { return extras_ ? extras_->inflater.get() : nullptr; }
+  Deflater* deflater() const { return extras_ ? extras_->deflater.get() : nullptr; }
+  tcp_frame::TcpFrameCodec* frames() const { return extras_ ? extras_->frames.get() : nullptr; }
+  std::unique_ptr<Extras> extras_;
   uint32_t compressed_in_ = 0;          // compressed bytes of the current message
   uint32_t frame_checked_ = 0;          // payload bytes of the pending frame already UTF-8 checked
   common::Utf8Validator utf8_;

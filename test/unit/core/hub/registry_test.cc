@@ -33,9 +33,8 @@ uint64_t sid(uint64_t n, uint32_t worker) { return (n << 8) | worker; }
 SessionRef ref(uint64_t id, std::string device = "phone") {
   SessionRef r;
   r.id = id;
-  r.device = std::move(device);
-  r.protocol = "proto.websocket";
-  r.listener = "public";
+  r.device = SmallString(device);
+  r.origin = "proto.websocket\0public";
   r.peer = SmallString("10.0.0.1:" + std::to_string(id));
   r.connected_at_ms = static_cast<int64_t>(1000 + id);
   return r;
@@ -101,6 +100,25 @@ TEST_F(HubRegistryTest, AddListsSessionsOldestFirstWithTheirFields) {
   EXPECT_EQ(sessions[1].connected_at_ms, static_cast<int64_t>(1000 + sid(2, 1)));
   EXPECT_THAT(sessions[0].rooms, IsEmpty());
   EXPECT_EQ(registry_.totalUsers(), 1u);
+}
+
+TEST(SessionRefTest, OriginHoldsBothNamesInternedOnce) {
+  const char* a = internOrigin("proto.socketio", "edge-1");
+  EXPECT_EQ(a, internOrigin("proto.socketio", "edge-1"));  // one copy however many sessions
+  EXPECT_NE(a, internOrigin("proto.socketio", "edge-2"));
+  SessionRef r;
+  EXPECT_EQ(r.protocol(), "");  // the default literal
+  EXPECT_EQ(r.listener(), "");
+  r.origin = a;
+  EXPECT_EQ(r.protocol(), "proto.socketio");
+  EXPECT_EQ(r.listener(), "edge-1");
+  r.origin = internOrigin("", "l");
+  EXPECT_EQ(r.protocol(), "");
+  EXPECT_EQ(r.listener(), "l");
+  r.device = SmallString("a-device-name-longer-than-23-bytes");
+  r.peer = SmallString("[2001:db8::1234:5678:9abc]:65535");
+  EXPECT_EQ(r.device.view(), "a-device-name-longer-than-23-bytes");
+  EXPECT_EQ(r.peer.view(), "[2001:db8::1234:5678:9abc]:65535");
 }
 
 TEST_F(HubRegistryTest, UnknownUserHasNoSessions) {
