@@ -222,6 +222,7 @@ struct Connection::Handshake {
   // The upgrade's answer (the 101), written when every onOpen passed; null when it went out
   // already (a hello over an upgrade).
   std::unique_ptr<HttpResponse> accept;
+  std::vector<std::string> rooms;  // setIdentity's, joined at open
 };
 
 Connection::Connection(Worker& worker, int fd, std::string peer, GenerationPtr generation,
@@ -240,8 +241,8 @@ Connection::~Connection() {
   if (out_ != nullptr) {
     evbuffer_free(out_);
   }
-  if (ssl_ != nullptr) {
-    SSL_free(ssl_);
+  if (ssl() != nullptr) {
+    SSL_free(ssl());
   }
   if (fd_ >= 0) {
     ::close(fd_);
@@ -255,8 +256,8 @@ Connection::~Connection() {
 
 // An idle session's Connection fits the 512-byte allocator class (jemalloc and glibc both
 // have one): bench/RESULTS.md, "What an idle connection costs".
-static_assert(sizeof(Connection) <= 448,
-              "keep rarely used state in Connection::Rare (448 is a jemalloc size class)");
+static_assert(sizeof(Connection) <= 384,
+              "keep rarely used state in Connection::Rare (384 is a jemalloc size class)");
 
 SessionStreams& Connection::makeStreams() {
   std::unique_ptr<SessionStreams>& streams = rare().streams;
@@ -295,9 +296,9 @@ void Connection::start() {
   watchIo();
   last_activity_ = std::chrono::steady_clock::now();
   if (listener_->tls) {
-    ssl_ = SSL_new(listener_->tls->ctx);
-    SSL_set_fd(ssl_, fd_);
-    SSL_set_accept_state(ssl_);
+    setSsl(SSL_new(listener_->tls->ctx));
+    SSL_set_fd(ssl(), fd_);
+    SSL_set_accept_state(ssl());
     state_ = State::kTls;
     armTimer(Timer::kHandshake, settings().handshake_timeout);
   } else {
@@ -464,12 +465,12 @@ void Connection::onIoEvent(void* owner, uint32_t events) {
 }
 
 ssize_t Connection::readSome(char* buf, size_t size) {
-  if (ssl_ != nullptr) {
-    const int n = SSL_read(ssl_, buf, static_cast<int>(size));
+  if (ssl() != nullptr) {
+    const int n = SSL_read(ssl(), buf, static_cast<int>(size));
     if (n > 0) {
       return n;
     }
-    const int err = SSL_get_error(ssl_, n);
+    const int err = SSL_get_error(ssl(), n);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
       return -1;
     }
@@ -498,7 +499,7 @@ void Connection::handleRead() {
     return;
   }
   char* buf = scratch();
-  for (int i = 0; ssl_ != nullptr || i < kMaxReadsPerEvent; ++i) {
+  for (int i = 0; ssl() != nullptr || i < kMaxReadsPerEvent; ++i) {
     if (state_ == State::kClosed || !read_enabled_) {
       break;
     }
@@ -523,7 +524,7 @@ void Connection::handleRead() {
 }
 
 void Connection::doTlsHandshake() {
-  const int r = SSL_do_handshake(ssl_);
+  const int r = SSL_do_handshake(ssl());
   if (r == 1) {
     state_ = State::kHttp;
     if (listener_->stream) {
@@ -534,7 +535,7 @@ void Connection::doTlsHandshake() {
     handleRead();  // application data may already be buffered inside OpenSSL
     return;
   }
-  const int err = SSL_get_error(ssl_, r);
+  const int err = SSL_get_error(ssl(), r);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
     if (err == SSL_ERROR_WANT_WRITE) {
       armWrite();
@@ -548,8 +549,8 @@ void Connection::doTlsHandshake() {
   }
   ERR_clear_error();
   LOG_DEBUG("tls handshake with ", peer_.view(), " failed: ", reason);
-  SSL_free(ssl_);
-  ssl_ = nullptr;
+  SSL_free(ssl());
+  setSsl(nullptr);
   finalClose("tls handshake failed");
 }
 
@@ -946,6 +947,8 @@ void Connection::acceptSession() {
     writeResponse(*handshake_->accept, true, false);
   }
   const std::vector<ResumePoint> resume = resumeRequest();  // before the handshake is dropped
+  const std::vector<std::string> rooms =
+      handshake_ ? std::move(handshake_->rooms) : std::vector<std::string>();
   handshake_.reset();
   parser_.reset();
   releaseHandshakeSlot();
@@ -980,14 +983,13 @@ void Connection::acceptSession() {
     }
     // Rooms the auth stage found (token claim, backend answer): the user joins them; this
     // session at once, so a push right after open reaches it; the user's others through the hub.
-    for (const std::string& room : identity_.rooms) {
+    for (const std::string& room : rooms) {
       worker_.registry().join(identity_.app, room, {identity_.user});
       std::string rk = identity_.app;
       rk.push_back('\0');
       rk.append(room);
       worker_.hub().joinRoom(*this, rk);
     }
-    std::vector<std::string>().swap(identity_.rooms);
   }
   SessionOpened opened;
   opened.session_id = id_;
@@ -1067,12 +1069,13 @@ void Connection::setExpiry(SessionExpiry expiry) {
   expiry_notified_ = expiry.notified;
 }
 
-void Connection::setIdentity(Identity identity) {
-  if (state_ == State::kSession) {
+void Connection::setIdentity(Identity identity, std::vector<std::string> rooms) {
+  if (state_ == State::kSession || !handshake_) {
     counters().bugs.fetch_add(1, std::memory_order_relaxed);  // identity is fixed once open
     return;
   }
   identity_ = std::move(identity);
+  handshake_->rooms = std::move(rooms);  // joined at open, then gone with the handshake
 }
 
 void Connection::sendOutbound(const Message& message) {
@@ -1286,7 +1289,7 @@ void Connection::appendShared(Bytes bytes) {
     return;
   }
   size_t offset = 0;
-  if (ssl_ == nullptr && fd_ >= 0 && pending() == 0) {
+  if (ssl() == nullptr && fd_ >= 0 && pending() == 0) {
     // Nothing queued: write straight from the shared bytes, buffer only what the kernel refused.
     const ssize_t n = ::send(fd_, bytes->data(), bytes->size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -1334,12 +1337,12 @@ void Connection::flush() {
   refillFromBacklog();
   while (out_ != nullptr && evbuffer_get_length(out_) > 0) {
     ssize_t n;
-    if (ssl_ != nullptr) {
+    if (ssl() != nullptr) {
       evbuffer_iovec vec;
       evbuffer_peek(out_, -1, nullptr, &vec, 1);
-      const int r = SSL_write(ssl_, vec.iov_base, static_cast<int>(std::min<size_t>(vec.iov_len, 16384)));
+      const int r = SSL_write(ssl(), vec.iov_base, static_cast<int>(std::min<size_t>(vec.iov_len, 16384)));
       if (r <= 0) {
-        const int err = SSL_get_error(ssl_, r);
+        const int err = SSL_get_error(ssl(), r);
         ERR_clear_error();
         n = (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) ? -1 : -2;
       } else {
@@ -1516,8 +1519,8 @@ void Connection::lingerClose() {
     return;
   }
   shut_wr_ = true;
-  if (ssl_ != nullptr) {
-    SSL_shutdown(ssl_);
+  if (ssl() != nullptr) {
+    SSL_shutdown(ssl());
     ERR_clear_error();
   }
   ::shutdown(fd_, SHUT_WR);
@@ -1801,14 +1804,14 @@ void Connection::handOver() {
   }
   auto transfer = std::make_shared<SocketTransfer>();
   transfer->fd = fd_;
-  transfer->ssl = ssl_;
+  transfer->ssl = ssl();
   transfer->input = in_buf_ ? std::move(*in_buf_) : std::string();
   transfer->output = takeOutput();
   transfer->probe = std::move(codec_);
   transfer->library = codecLibrary();
   unwatchIo();  // out of this worker's set before the session's worker adds it to its own
   fd_ = -1;
-  ssl_ = nullptr;
+  setSsl(nullptr);
   in_buf_.reset();
   releaseHandshakeSlot();
   const std::string key = *rare_->attach_key;
@@ -1839,7 +1842,7 @@ void Connection::attachSocket(SocketTransfer& transfer) {
     return;
   }
   fd_ = transfer.fd;
-  ssl_ = transfer.ssl;
+  setSsl(transfer.ssl);
   transfer.fd = -1;
   transfer.ssl = nullptr;
   std::unique_ptr<Detached> detached = std::move(rare_->detached);
@@ -1871,7 +1874,7 @@ void Connection::attachSocket(SocketTransfer& transfer) {
   if (state_ == State::kClosed) {
     return;
   }
-  if (ssl_ != nullptr && SSL_pending(ssl_) > 0) {
+  if (ssl() != nullptr && SSL_pending(ssl()) > 0) {
     handleRead();  // records OpenSSL decrypted before the move: no socket event will say so
   } else {
     flush();

@@ -128,7 +128,7 @@ class Connection final : public Session,
   void reject(Errc code, std::string reason) override;
   void close(Errc code, std::string reason) override;
   void reply(Message message) override;
-  void setIdentity(Identity identity) override;
+  void setIdentity(Identity identity, std::vector<std::string> rooms) override;
   void setExpiry(SessionExpiry expiry) override;
   Upstreams& upstreams() override;
   Hub& hub() override;
@@ -335,6 +335,7 @@ class Connection final : public Session,
     // have none, so most sessions never allocate this for it.
     ModuleLibraryRef codec_library;
     std::vector<std::string> room_keys;  // "app\0room" of each room the session is in
+    SSL* ssl = nullptr;                   // TLS listeners only (its own state is ~tens of KiB)
   };
   Rare& rare() {
     if (!rare_) {
@@ -343,6 +344,12 @@ class Connection final : public Session,
     return *rare_;
   }
   Detached* detached() const { return rare_ ? rare_->detached.get() : nullptr; }
+  SSL* ssl() const { return rare_ ? rare_->ssl : nullptr; }
+  void setSsl(SSL* ssl) {
+    if (ssl != nullptr || rare_) {
+      rare().ssl = ssl;
+    }
+  }
   Pipelined* pipelined() const { return rare_ ? rare_->pipelined.get() : nullptr; }
   Backlog* backlog() const { return rare_ ? rare_->backlog.get() : nullptr; }
   SessionStreams* streams() const { return rare_ ? rare_->streams.get() : nullptr; }
@@ -386,7 +393,6 @@ class Connection final : public Session,
   const ListenerSpec* listener_ = nullptr;  // in generation_
   const Location* location_ = nullptr;      // in generation_ (session's location)
   evbuffer* out_ = nullptr;
-  SSL* ssl_ = nullptr;
   std::unique_ptr<std::string> in_buf_;
   std::unique_ptr<net::HttpRequestParser> parser_;
   HandleRef handle_;

@@ -24,11 +24,12 @@ std::string_view StageRunner::name(size_t index) const {
 
 bool StageRunner::reset(std::shared_ptr<const Pipeline> pipeline) {
   // The old stages go first, while the old pipeline still pins the libraries their code is in.
-  stages_.clear();
+  stages_.reset();
   pipeline_ = std::move(pipeline);
   ++epoch_;
-  stages_.reserve(pipeline_->stages.size());
-  for (const CompiledStage& cs : pipeline_->stages) {
+  auto stages = std::make_unique<StagePtr[]>(pipeline_->stages.size());
+  for (size_t i = 0; i < pipeline_->stages.size(); ++i) {
+    const CompiledStage& cs = pipeline_->stages[i];
     StagePtr stage;
     module::LibraryScope scope(cs.library);
     try {
@@ -40,12 +41,13 @@ bool StageRunner::reset(std::shared_ptr<const Pipeline> pipeline) {
     }
     if (!stage) {
       counters().bugs.fetch_add(1, std::memory_order_relaxed);
-      stages_.clear();
+      stages.reset();  // the ones made so far go, while their libraries are still pinned
       host_.messageRejected(Errc::kInternal, "stage could not be created", cs.instance);
       return false;
     }
-    stages_.push_back(std::move(stage));
+    stages[i] = std::move(stage);
   }
+  stages_ = std::move(stages);
   return true;
 }
 
@@ -133,7 +135,7 @@ void StageRunner::open() {
 }
 
 void StageRunner::runOpen(size_t from) {
-  for (size_t i = from; i < stages_.size(); ++i) {
+  for (size_t i = from; i < stageCount(); ++i) {
     Verdict v = guard(i, [](Stage& s) { return s.onOpen(); });
     if (!host_.alive()) {
       return;
@@ -182,7 +184,7 @@ void StageRunner::inbound(Message&& message) {
 }
 
 void StageRunner::runInbound(Message& message, size_t from) {
-  for (size_t i = from; i < stages_.size(); ++i) {
+  for (size_t i = from; i < stageCount(); ++i) {
     Verdict v = guard(i, [&message](Stage& s) { return s.onMessage(message); });
     if (!host_.alive()) {
       return;
@@ -215,7 +217,7 @@ bool StageRunner::outboundAllowed(const Message& message) {
   }
   bool allowed = true;
   ++depth_;
-  for (size_t i = 0; i < stages_.size() && allowed; ++i) {
+  for (size_t i = 0; i < stageCount() && allowed; ++i) {
     if (!pipeline_->stages[i].wants_outbound) {
       continue;
     }
@@ -350,7 +352,7 @@ void StageRunner::close() {
     rare_->paused_message.reset();
   }
   paused_at_ = kNotPaused;
-  for (size_t i = 0; i < stages_.size(); ++i) {
+  for (size_t i = 0; i < stageCount(); ++i) {
     try {
       module::LibraryScope scope(pipeline_->stages[i].library);
       stages_[i]->onClose();

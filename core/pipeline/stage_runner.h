@@ -78,7 +78,7 @@ class StageRunner {
   bool paused() const { return paused_at_ != kNotPaused; }
   bool busy() const { return paused_at_ != kNotPaused || in_hook_ || !queueEmpty(); }
   bool inHook() const { return in_hook_; }
-  size_t stageCount() const { return stages_.size(); }
+  size_t stageCount() const { return stages_ ? pipeline_->stages.size() : 0; }
 
  private:
   template <class F>
@@ -94,7 +94,9 @@ class StageRunner {
 
   StageRunnerHost& host_;
   std::shared_ptr<const Pipeline> pipeline_;
-  std::vector<StagePtr> stages_;
+  // One per stage of pipeline_, or null (none made yet, or making one failed): an array, not a
+  // vector, since its size is the pipeline's.
+  std::unique_ptr<StagePtr[]> stages_;
   // What only a session whose stages pause, reject or reply from a hook needs: held out of
   // line and allocated on first use, so an idle session carries one pointer for all of it.
   using RejectRequest = std::unique_ptr<std::pair<Errc, std::string>>;

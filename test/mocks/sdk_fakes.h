@@ -322,9 +322,10 @@ class RecordingStageCallbacks : public StageCallbacks {
     closed.emplace_back(code, std::move(reason));
   }
   void reply(Message message) override { replies.push_back(std::move(message)); }
-  void setIdentity(Identity identity) override {
+  void setIdentity(Identity identity, std::vector<std::string> rooms) override {
     ++identity_calls;
     session_.identity_ = std::move(identity);
+    joined_rooms = std::move(rooms);
   }
   void setExpiry(SessionExpiry expiry) override { session_.expiry_ = expiry; }
   Upstreams& upstreams() override { return upstreams_; }
@@ -338,6 +339,7 @@ class RecordingStageCallbacks : public StageCallbacks {
   Logger* logger = nullptr;
   int resumed = 0;
   int identity_calls = 0;
+  std::vector<std::string> joined_rooms;  // the rooms of the last setIdentity
   std::vector<std::pair<Errc, std::string>> rejected;
   std::vector<std::pair<Errc, std::string>> closed;
   std::vector<Message> replies;

@@ -311,9 +311,9 @@ class BackendStage final : public Stage, private TimerSlot {
       config_->counters().rejected.add();
       return Verdict::reject(Errc::kUnauthenticated, "credentials expired");
     }
-    callbacks_.setIdentity(Identity{answer.app, answer.user,
-                                    answer.device.empty() ? device_query_ : answer.device,
-                                    answer.rooms});
+    callbacks_.setIdentity(
+        Identity{answer.app, answer.user, answer.device.empty() ? device_query_ : answer.device},
+        answer.rooms);
     config_->counters().accepted.add();
     if (answer.expire_at_s) {
       callbacks_.setExpiry(SessionExpiry{*answer.expire_at_s, false});

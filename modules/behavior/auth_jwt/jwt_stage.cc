@@ -260,8 +260,9 @@ Verdict JwtStage::onOpen() {
     }
   }
   // The rooms claim: joined by the core when the session opens.
-  callbacks_.setIdentity(Identity{std::move(claims->app), std::move(claims->user),
-                                  std::move(claims->device), std::move(claims->rooms)});
+  callbacks_.setIdentity(
+      Identity{std::move(claims->app), std::move(claims->user), std::move(claims->device)},
+      std::move(claims->rooms));
   config_->accepted().add();
   if (settings.expiry == ExpiryMode::kClose && claims->expires_s) {
     track(*claims->expires_s);

@@ -15,7 +15,7 @@
 #include "imgate/sdk/status.h"
 
 // scripts/abi_hash.py refuses to record a new SDK hash until one of these has changed.
-#define IMGATE_ABI_MAJOR 9  // bump: any incompatible change to a header under imgate/sdk/
+#define IMGATE_ABI_MAJOR 10  // bump: any incompatible change to a header under imgate/sdk/
 #define IMGATE_ABI_MINOR 0  // bump: additions that old modules do not use
 
 namespace imgate {

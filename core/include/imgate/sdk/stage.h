@@ -21,10 +21,6 @@ struct Identity {
   std::string app;
   std::string user;
   std::string device;
-  // Rooms the user joins when the session opens (a token's rooms claim, an auth backend's
-  // answer). Like the push API's room membership, a join covers all the user's live sessions
-  // and lasts while the user has one. Consumed at open: empty afterwards.
-  std::vector<std::string> rooms;
 };
 
 // When a session's credentials run out (a token's exp, an auth answer's expire_at), as the
@@ -97,8 +93,11 @@ class StageCallbacks {
   virtual void close(Errc code, std::string reason) = 0;
   // Sends a message to this session's client (through the outbound side of the pipeline).
   virtual void reply(Message message) = 0;
-  // Auth stages only: sets who the session is. Takes effect when the hook returns.
-  virtual void setIdentity(Identity identity) = 0;
+  // Auth stages only, in onOpen: sets who the session is, and the rooms the user joins when the
+  // session opens (a token's rooms claim, an auth backend's answer; like the push API's room
+  // membership, a join covers all the user's live sessions and lasts while the user has one).
+  // Takes effect when the hook returns; the session keeps the identity, not the room list.
+  virtual void setIdentity(Identity identity, std::vector<std::string> rooms) = 0;
   // Auth stages only: records when the session's credentials run out (Session::expiry; {}:
   // never), at once. The core keeps the value and nothing else: the stage that sets it arms
   // its own timer and closes the session. One value per session: of two stages that set it,

@@ -109,7 +109,7 @@ class DlLoaderFakeCallbacks final : public StageCallbacks {
   void reject(Errc, std::string) override {}
   void close(Errc, std::string) override {}
   void reply(Message message) override { replies.push_back(std::move(message)); }
-  void setIdentity(Identity) override {}
+  void setIdentity(Identity, std::vector<std::string>) override {}
   Upstreams& upstreams() override { return upstreams_; }
   Hub& hub() override { return hub_; }
 
@@ -355,7 +355,7 @@ TEST(DlLoader, BytesMadeByAModuleOutliveIt) {
     void reject(Errc, std::string) override {}
     void close(Errc, std::string) override {}
     void reply(Message message) override { replies.push_back(std::move(message)); }
-    void setIdentity(Identity) override {}
+    void setIdentity(Identity, std::vector<std::string>) override {}
     Upstreams& upstreams() override { return upstreams_; }
     Hub& hub() override { return hub_; }
     std::vector<Message> replies;

@@ -180,7 +180,9 @@ class ForwardingCallbacks final : public StageCallbacks {
   void close(Errc code, std::string reason) override { closed.emplace_back(code, std::move(reason)); }
   std::vector<std::pair<Errc, std::string>> closed;
   void reply(Message message) override { runner->reply(std::move(message)); }
-  void setIdentity(Identity identity) override { identity_ = std::move(identity); }
+  void setIdentity(Identity identity, std::vector<std::string>) override {
+    identity_ = std::move(identity);
+  }
 
   StageRunner* runner = nullptr;
 

@@ -264,7 +264,7 @@ TEST_F(AuthBackendTest, AcceptSetsIdentityWithItsRooms) {
   EXPECT_EQ(counter("auth_backend_cache_misses"), 1u);
 
   // The rooms travel with the identity (de-duplicated); the core joins them at open.
-  EXPECT_EQ(identity().rooms, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(cb_->joined_rooms, (std::vector<std::string>{"a", "b"}));
   EXPECT_TRUE(cb_->hub_.joins.empty());
   EXPECT_EQ(cb_->dispatcher_.pending(), 0u);
   EXPECT_TRUE(cb_->closed.empty());
@@ -395,7 +395,7 @@ TEST_F(AuthBackendTest, CacheHitMissAndExpiry) {
   EXPECT_EQ(identity().app, "shop");
   EXPECT_EQ(counter("auth_backend_cache_hits"), 1u);
   EXPECT_EQ(counter("auth_backend_accepted"), 2u);
-  EXPECT_EQ(identity().rooms, std::vector<std::string>{"lobby"});
+  EXPECT_EQ(cb_->joined_rooms, std::vector<std::string>{"lobby"});
 
   // Another token misses.
   EXPECT_EQ(open(config, "tok-b").action, Action::kPause);

@@ -492,10 +492,10 @@ TEST_F(AuthJwtStageTest, RoomsClaimTravelsWithTheIdentity) {
   StageConfigPtr config = compileOk();
   cb_.session_.query["token"] = signToken(kSecret, claims(R"("rooms":["lobby","team-7","lobby"])"));
   ASSERT_EQ(open(config).action, Action::kPass);
-  EXPECT_EQ(identity().rooms, (std::vector<std::string>{"lobby", "team-7"}));
+  EXPECT_EQ(cb_.joined_rooms, (std::vector<std::string>{"lobby", "team-7"}));
   cb_.session_.query["token"] = signToken(kSecret, claims());
   ASSERT_EQ(open(config).action, Action::kPass);
-  EXPECT_TRUE(identity().rooms.empty());
+  EXPECT_TRUE(cb_.joined_rooms.empty());
 }
 
 TEST_F(AuthJwtStageTest, TokenFromAuthorizationHeader) {

@@ -66,7 +66,7 @@ class EchoFakeCallbacks final : public StageCallbacks {
   void reject(Errc, std::string) override { ++rejects; }
   void close(Errc, std::string) override {}
   void reply(Message message) override { replies.push_back(std::move(message)); }
-  void setIdentity(Identity) override { ++identities; }
+  void setIdentity(Identity, std::vector<std::string>) override { ++identities; }
 
   std::vector<Message> replies;
   int resumes = 0;

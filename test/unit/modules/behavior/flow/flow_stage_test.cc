@@ -68,7 +68,7 @@ class FakeCallbacks final : public StageCallbacks {
   void reject(Errc, std::string) override { ADD_FAILURE() << "flow rejects by verdict"; }
   void close(Errc, std::string) override {}
   void reply(Message m) override { replies.push_back(std::move(m)); }
-  void setIdentity(Identity) override { ADD_FAILURE() << "flow is not an auth stage"; }
+  void setIdentity(Identity, std::vector<std::string>) override { ADD_FAILURE() << "flow is not an auth stage"; }
   Upstreams& upstreams() override { return upstreams_; }
   Hub& hub() override { return hub_; }
 

@@ -76,7 +76,7 @@ class FakeCallbacks final : public StageCallbacks {
   void reject(Errc, std::string) override { ++calls; }
   void close(Errc, std::string) override { ++calls; }
   void reply(Message) override { ++calls; }
-  void setIdentity(Identity) override { ++calls; }
+  void setIdentity(Identity, std::vector<std::string>) override { ++calls; }
   Upstreams& upstreams() override { return upstreams_; }
   Logger& log() override { return logger; }
   Hub& hub() override { return hub_; }

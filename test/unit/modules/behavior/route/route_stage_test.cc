@@ -54,7 +54,7 @@ class Callbacks final : public StageCallbacks {
   void reject(Errc code, std::string) override { rejected.push_back(code); }
   void close(Errc, std::string) override {}
   void reply(Message m) override { replies.push_back(std::move(m)); }
-  void setIdentity(Identity) override {}
+  void setIdentity(Identity, std::vector<std::string>) override {}
   Upstreams& upstreams() override { return up; }
   Hub& hub() override { return fake_hub_; }
   ::imgate::mocks::NullHub fake_hub_;

@@ -49,7 +49,7 @@ class Callbacks final : public StageCallbacks {
   void reject(Errc, std::string) override {}
   void close(Errc, std::string) override {}
   void reply(Message m) override { replies.push_back(std::move(m)); }
-  void setIdentity(Identity) override {}
+  void setIdentity(Identity, std::vector<std::string>) override {}
   Upstreams& upstreams() override { return up_; }
   Hub& hub() override { return hub_; }
   Dispatcher dispatcher_;
