@@ -447,7 +447,7 @@ Worker::Worker(uint32_t index, Registry& registry)
 Worker::~Worker() {
   upstream_client_.reset();
   acceptors_.clear();
-  for (Connection* c : connections_) {
+  for (auto& [id, c] : connections_) {
     delete c;
   }
   connections_.clear();
@@ -494,9 +494,13 @@ void Worker::apply(std::shared_ptr<const Generation> generation,
   acceptors_ = std::move(next);  // acceptors for removed binds are freed here
   // Idle connections move now (each checks that it is at a boundary); the others at their next
   // message. A copy: migrating never closes, but stay safe against the set changing.
-  std::vector<Connection*> all(connections_.begin(), connections_.end());
-  for (Connection* c : all) {
-    if (connections_.count(c) != 0) {
+  std::vector<uint64_t> all;
+  all.reserve(connections_.size());
+  for (const auto& [id, c] : connections_) {
+    all.push_back(id);
+  }
+  for (uint64_t id : all) {
+    if (Connection* c = findConnection(id)) {
       c->adoptCurrentGeneration();
     }
   }
@@ -589,7 +593,7 @@ void Worker::startConnection(int fd, std::string peer, const ListenerSpec& spec,
   if (admitted) {
     connection->admitted();
   }
-  connections_.insert(connection);
+  connections_.emplace(id, connection);
   if (balanced) {
     balanced_.emplace(connection, std::move(balanced));
   }
@@ -600,7 +604,7 @@ Connection* Worker::newDetached(std::string peer, std::shared_ptr<const Generati
                                 const ListenerSpec& listener) {
   const uint64_t id = (++next_id_ << 8) | index_;
   auto* connection = new Connection(*this, -1, std::move(peer), std::move(generation), listener, id);
-  connections_.insert(connection);
+  connections_.emplace(id, connection);
   return connection;
 }
 
@@ -619,7 +623,7 @@ void Worker::callUpstream(const std::shared_ptr<const Generation>& generation,
 }
 
 void Worker::retire(Connection* connection) {
-  connections_.erase(connection);
+  connections_.erase(connection->id());
   if (!balanced_.empty()) {
     if (auto it = balanced_.find(connection); it != balanced_.end()) {
       it->second->open[index_].fetch_sub(1, std::memory_order_relaxed);

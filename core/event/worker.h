@@ -175,6 +175,13 @@ class Worker final : public EventLoop {
   // Destroys a closed connection at the next loop turn (never under its own callbacks).
   void retire(Connection* connection);
   size_t connectionCount() const { return connections_.size(); }
+  // Every connection of this worker by id (HTTP, handshaking, sessions, detached): the one
+  // index, which the hub's lookups filter for open sessions.
+  Connection* findConnection(uint64_t id) const {
+    auto it = connections_.find(id);
+    return it == connections_.end() ? nullptr : it->second;
+  }
+  const std::unordered_map<uint64_t, Connection*>& connections() const { return connections_; }
 
   // Detached sessions (HttpExchange::detach) living on this worker, by key. A new one is a
   // Connection without a socket, on `generation` (the handshake request's).
@@ -211,7 +218,7 @@ class Worker final : public EventLoop {
   bool draining_ = false;
   bool retire_posted_ = false;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
-  std::unordered_set<Connection*> connections_;
+  std::unordered_map<uint64_t, Connection*> connections_;
   // Connections from `balance: exact` listeners, with the socket whose count they hold.
   std::unordered_map<Connection*, std::shared_ptr<ListenSocket>> balanced_;
   std::unordered_map<std::string, Connection*> detached_;

@@ -7,10 +7,12 @@
 
 namespace imgate::core {
 
-void LocalHub::add(Connection& connection) { sessions_[connection.id()] = &connection; }
+// The worker indexes every connection by id; a session is in the hub from add() (the Connection
+// marks itself registered right after) until remove() (it unmarks itself just before).
+void LocalHub::add(Connection&) { ++count_; }
 
 void LocalHub::remove(Connection& connection) {
-  sessions_.erase(connection.id());
+  --count_;
   for (const std::string& rk : connection.roomKeys()) {
     auto it = rooms_.find(rk);
     if (it == rooms_.end()) {
@@ -24,8 +26,19 @@ void LocalHub::remove(Connection& connection) {
 }
 
 Connection* LocalHub::find(uint64_t session_id) const {
-  auto it = sessions_.find(session_id);
-  return it == sessions_.end() ? nullptr : it->second;
+  Connection* c = worker_.findConnection(session_id);
+  return c != nullptr && c->registered() ? c : nullptr;
+}
+
+std::vector<Connection*> LocalHub::sessions() const {
+  std::vector<Connection*> all;
+  all.reserve(count_);
+  for (const auto& [id, c] : worker_.connections()) {
+    if (c->registered()) {
+      all.push_back(c);
+    }
+  }
+  return all;
 }
 
 void LocalHub::joinRoom(Connection& connection, const std::string& room_key,
@@ -83,9 +96,9 @@ void LocalHub::deliverToRoom(Delivery& delivery, const std::string& room_key) {
 
 void LocalHub::deliverToAll(Delivery& delivery, const std::string& app) {
   std::vector<Connection*> targets;
-  targets.reserve(sessions_.size());
-  for (auto& [id, c] : sessions_) {
-    if (c->identity().app == app) {
+  targets.reserve(count_);
+  for (const auto& [id, c] : worker_.connections()) {
+    if (c->registered() && c->identity().app == app) {
       targets.push_back(c);
     }
   }

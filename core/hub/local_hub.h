@@ -61,21 +61,19 @@ class LocalHub {
   // Calls f for every session (for graceful stop).
   template <class F>
   void forEach(F&& f) {
-    std::vector<Connection*> all;
-    all.reserve(sessions_.size());
-    for (auto& [id, c] : sessions_) {
-      all.push_back(c);
-    }
+    const std::vector<Connection*> all = sessions();
     for (Connection* c : all) {
       f(*c);
     }
   }
-  size_t size() const { return sessions_.size(); }
+  size_t size() const { return count_; }
   Worker& worker() { return worker_; }
 
  private:
   Worker& worker_;
-  std::unordered_map<uint64_t, Connection*> sessions_;
+  // The open sessions, from the worker's index of its connections (no map of its own).
+  std::vector<Connection*> sessions() const;
+  size_t count_ = 0;
   std::unordered_map<std::string, std::vector<Connection*>> rooms_;
 };
 

@@ -161,6 +161,9 @@ class Connection final : public Session,
   bool enabled(LogLevel level) const override;
   void log(LogLevel level, std::string_view message) override;
 
+  // In its worker's hub (LocalHub::add until remove): an open session pushes can reach.
+  bool registered() const { return registered_; }
+
   // ---- Hub ----
   // Delivers one fanned-out message (encoded once per codec variant via `delivery`).
   void deliver(Delivery& delivery);
