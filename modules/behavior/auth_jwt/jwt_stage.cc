@@ -217,17 +217,16 @@ JwtStageConfig::JwtStageConfig(JwtSettings settings, JwtCounters counters)
     : settings_(std::move(settings)), counters_(counters) {}
 
 StagePtr JwtStageConfig::createStage(StageCallbacks& callbacks) const {
-  return std::make_unique<JwtStage>(shared_from_this(), callbacks);
+  return std::make_unique<JwtStage>(*this, callbacks);
 }
 
-JwtStage::JwtStage(std::shared_ptr<const JwtStageConfig> config, StageCallbacks& callbacks)
-    : TimerSlot(&JwtStage::onTimerSlot), config_(std::move(config)), callbacks_(callbacks) {
+static_assert(sizeof(JwtStage) <= 64, "an authenticated session's stage fits the 64-byte class");
+
+JwtStage::JwtStage(const JwtStageConfig& config, StageCallbacks& callbacks)
+    : TimerSlot(&JwtStage::onTimerSlot), config_(config), callbacks_(callbacks) {
   // A fresh session has no expiry yet; a session whose stages a reload re-created keeps its.
-  if (config_->settings().expiry == ExpiryMode::kClose) {
-    const SessionExpiry expiry = callbacks_.session().expiry();
-    if (expiry.at_s != 0) {
-      arm(expiry);
-    }
+  if (config_.settings().expiry == ExpiryMode::kClose && callbacks_.session().expiry().at_s != 0) {
+    arm();
   }
 }
 
@@ -238,20 +237,20 @@ int64_t JwtStage::nowSeconds() const {
 }
 
 Verdict JwtStage::onOpen() {
-  const JwtSettings& settings = config_->settings();
+  const JwtSettings& settings = config_.settings();
   const Session& session = callbacks_.session();
   const FoundToken found = findToken(session, settings);
   if (found.source == TokenSource::kNone) {
     if (settings.required) {
-      config_->rejected().add();
+      config_.rejected().add();
       return Verdict::reject(Errc::kUnauthenticated, "missing token");
     }
-    config_->anonymous().add();
+    config_.anonymous().add();
     return Verdict::pass();
   }
   auto claims = verify(found.token, settings.verifier, nowSeconds());
   if (!claims) {
-    config_->rejected().add();
+    config_.rejected().add();
     return Verdict::reject(Errc::kUnauthenticated, std::move(claims.error().message));
   }
   if (claims->device.empty()) {
@@ -263,7 +262,7 @@ Verdict JwtStage::onOpen() {
   callbacks_.setIdentity(
       Identity{std::move(claims->app), std::move(claims->user), std::move(claims->device)},
       std::move(claims->rooms));
-  config_->accepted().add();
+  config_.accepted().add();
   if (settings.expiry == ExpiryMode::kClose && claims->expires_s) {
     track(*claims->expires_s);
   }
@@ -271,7 +270,7 @@ Verdict JwtStage::onOpen() {
 }
 
 Verdict JwtStage::onMessage(Message& message) {
-  if (config_->settings().expiry != ExpiryMode::kClose) {
+  if (config_.settings().expiry != ExpiryMode::kClose) {
     return Verdict::pass();
   }
   const RefreshRequest request = parseRefresh(message);
@@ -292,31 +291,28 @@ std::chrono::milliseconds delayUntil(int64_t at_ms, int64_t now_ms) {
 }  // namespace
 
 void JwtStage::track(int64_t exp_s) {
-  const SessionExpiry expiry{exp_s, false};
-  callbacks_.setExpiry(expiry);
-  arm(expiry);
+  callbacks_.setExpiry(SessionExpiry{exp_s, false});
+  arm();
 }
 
 void JwtStage::untrack() {
   TimerSlot::cancel();
-  exp_s_ = 0;
   callbacks_.setExpiry({});
 }
 
-void JwtStage::arm(const SessionExpiry& expiry) {
-  exp_s_ = expiry.at_s;
-  notified_ = expiry.notified;
-  schedule(callbacks_.dispatcher().wallMs(), noticeAtMs());
+void JwtStage::arm() {
+  schedule(callbacks_.dispatcher().wallMs(), noticeAtMs(callbacks_.session().expiry()));
 }
 
-int64_t JwtStage::noticeAtMs() const {
-  return notified_ ? std::numeric_limits<int64_t>::max()
-                   : exp_s_ * 1000 - config_->settings().refresh_window.count();
+int64_t JwtStage::noticeAtMs(const SessionExpiry& expiry) const {
+  return expiry.notified ? std::numeric_limits<int64_t>::max()
+                         : expiry.at_s * 1000 - config_.settings().refresh_window.count();
 }
 
 void JwtStage::schedule(int64_t now_ms, int64_t notice_at_ms) {
   // The close: exp plus the verifier's leeway (the stage's config never changes under it).
-  const int64_t close_at_ms = (exp_s_ + config_->settings().verifier.leeway.count()) * 1000;
+  const int64_t exp_s = callbacks_.session().expiry().at_s;
+  const int64_t close_at_ms = (exp_s + config_.settings().verifier.leeway.count()) * 1000;
   timer_for_close_ = close_at_ms <= notice_at_ms;
   const int64_t at = timer_for_close_ ? close_at_ms : notice_at_ms;
   TimerSlot::arm(callbacks_.dispatcher(), delayUntil(at, now_ms));
@@ -326,7 +322,7 @@ void JwtStage::onTimerSlot(TimerSlot& slot) { static_cast<JwtStage&>(slot).onTim
 
 void JwtStage::onTimer() {
   if (timer_for_close_) {
-    config_->counters().expired.add();
+    config_.counters().expired.add();
     callbacks_.close(Errc::kUnauthenticated, "token expired");
     return;
   }
@@ -343,18 +339,19 @@ void JwtStage::noticeDue() {
   // Recorded, and the close armed, before the reply: sending may run other stages' outbound
   // hooks, which may close the session (and run onClose, which forgets the expiry and cancels
   // the timer) before reply() returns.
-  notified_ = true;
-  callbacks_.setExpiry(SessionExpiry{exp_s_, true});
-  schedule(now_ms, noticeAtMs());
-  config_->counters().notices.add();
-  callbacks_.reply(expiringNotice(session.identity().app, exp_s_, now_ms));
+  const int64_t exp_s = session.expiry().at_s;
+  const SessionExpiry notified{exp_s, true};
+  callbacks_.setExpiry(notified);
+  schedule(now_ms, noticeAtMs(notified));
+  config_.counters().notices.add();
+  callbacks_.reply(expiringNotice(session.identity().app, exp_s, now_ms));
 }
 
 Verdict JwtStage::refresh(const RefreshRequest& request) {
   const Identity& identity = callbacks_.session().identity();
   const int64_t now_ms = callbacks_.dispatcher().wallMs();
   auto refuse = [&](std::string reason) {
-    config_->counters().refresh_failed.add();
+    config_.counters().refresh_failed.add();
     callbacks_.reply(refreshError(identity.app, request.id, std::move(reason), now_ms));
     return Verdict::drop();
   };
@@ -364,7 +361,7 @@ Verdict JwtStage::refresh(const RefreshRequest& request) {
   if (identity.user.empty()) {
     return refuse("anonymous session: nothing to refresh");
   }
-  auto claims = verify(request.token, config_->settings().verifier, nowSeconds());
+  auto claims = verify(request.token, config_.settings().verifier, nowSeconds());
   if (!claims) {
     return refuse(std::move(claims.error().message));
   }
@@ -378,7 +375,7 @@ Verdict JwtStage::refresh(const RefreshRequest& request) {
   } else {
     untrack();  // a token without exp: the session no longer expires
   }
-  config_->counters().refreshed.add();
+  config_.counters().refreshed.add();
   callbacks_.reply(refreshAck(identity.app, request.id, claims->expires_s, now_ms));
   return Verdict::drop();
 }

@@ -64,10 +64,9 @@ using common::TokenSource;
 // subprotocol. Only valid while the handshake is (onOpen).
 FoundToken findToken(const Session& session, const JwtSettings& settings);
 
-// Compiled config: immutable, shared by every worker. Always owned by a shared_ptr (stages
-// keep it alive for as long as they live).
-class JwtStageConfig final : public StageConfig,
-                             public std::enable_shared_from_this<JwtStageConfig> {
+// Compiled config: immutable, shared by every worker. Its stages refer to it: the session's
+// pipeline, which holds the config, outlives them (StageRunner destroys stages first).
+class JwtStageConfig final : public StageConfig {
  public:
   JwtStageConfig(JwtSettings settings, JwtCounters counters);
 
@@ -87,15 +86,16 @@ class JwtStageConfig final : public StageConfig,
 // With expiry: close, the stage of a session whose token has an exp keeps one timer, embedded
 // (no allocation), set for the nearer of the token.expiring notice at exp - refresh_window and
 // the close (Errc::kUnauthenticated, "token expired") at exp + leeway. The exp, and whether the
-// notice went out, are recorded with the session (StageCallbacks::setExpiry), so a stage
-// re-created by a reload (no onOpen) re-arms from there in its constructor.
+// notice went out, live with the session only (StageCallbacks::setExpiry, Session::expiry), so
+// a stage re-created by a reload (no onOpen) re-arms from there in its constructor. The stage
+// is 56 bytes (the 64-byte class).
 class JwtStage final : public Stage, private TimerSlot {
  public:
   // A notice due while the session is still being accepted (a later stage paused its open) is
   // retried this often: replies before the accept are not delivered.
   static constexpr std::chrono::milliseconds kNoticeRetry{100};
 
-  JwtStage(std::shared_ptr<const JwtStageConfig> config, StageCallbacks& callbacks);
+  JwtStage(const JwtStageConfig& config, StageCallbacks& callbacks);
   JwtStage(const JwtStage&) = delete;
   JwtStage& operator=(const JwtStage&) = delete;
 
@@ -114,20 +114,18 @@ class JwtStage final : public Stage, private TimerSlot {
  private:
   void track(int64_t exp_s);
   void untrack();
-  void arm(const SessionExpiry& expiry);
+  void arm();  // from the session's expiry
   // Sets the timer for the nearer of the notice (at notice_at_ms) and the close.
   void schedule(int64_t now_ms, int64_t notice_at_ms);
-  int64_t noticeAtMs() const;  // INT64_MAX once the notice went out
+  int64_t noticeAtMs(const SessionExpiry& expiry) const;  // INT64_MAX once it went out
   static void onTimerSlot(TimerSlot& slot);
   void onTimer();
   void noticeDue();
   Verdict refresh(const RefreshRequest& request);
   int64_t nowSeconds() const;
 
-  std::shared_ptr<const JwtStageConfig> config_;
+  const JwtStageConfig& config_;
   StageCallbacks& callbacks_;
-  int64_t exp_s_ = 0;
-  bool notified_ = false;  // the token.expiring notice for exp_s_ was sent
   bool timer_for_close_ = false;
 };
 

@@ -160,7 +160,9 @@ class StageConfig {
  public:
   virtual ~StageConfig() = default;
   // Called on the session's worker when the session opens or moves to a new generation.
-  // Must be cheap: no I/O.
+  // Must be cheap: no I/O. The core keeps this config alive for as long as any stage it
+  // created lives (the session's pipeline holds it and is released after its stages), so a
+  // stage may keep a plain reference to it.
   virtual StagePtr createStage(StageCallbacks& callbacks) const = 0;
   // True when onOutbound must be called; false keeps fan-out free of per-session stage calls.
   virtual bool wantsOutbound() const { return false; }

@@ -743,6 +743,65 @@ TEST_F(StageRunnerTest, EpochChangesWhenTheStagesAreReplacedOrClosed) {
   EXPECT_NE(runner_.epoch(), first);
 }
 
+// The SDK promises a stage that its StageConfig outlives it (stages keep plain references to
+// their config): the runner's pipeline holds the configs, and a reset or the runner's end
+// destroys the stages first, even when nothing else holds the pipeline any more.
+class FlagConfig final : public StageConfig {
+ public:
+  explicit FlagConfig(std::shared_ptr<int> destroyed_while_config_dead)
+      : bad_(std::move(destroyed_while_config_dead)) {}
+  ~FlagConfig() override { *alive_ = false; }
+  StagePtr createStage(StageCallbacks&) const override {
+    class FlagStage final : public Stage {
+     public:
+      FlagStage(std::shared_ptr<bool> alive, std::shared_ptr<int> bad)
+          : alive_(std::move(alive)), bad_(std::move(bad)) {}
+      ~FlagStage() override {
+        if (!*alive_) {
+          ++*bad_;
+        }
+      }
+      Verdict onMessage(Message&) override { return Verdict::pass(); }
+
+     private:
+      std::shared_ptr<bool> alive_;
+      std::shared_ptr<int> bad_;
+    };
+    return std::make_unique<FlagStage>(alive_, bad_);
+  }
+
+ private:
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::shared_ptr<int> bad_;
+};
+
+std::shared_ptr<const Pipeline> flagPipeline(const std::shared_ptr<int>& bad) {
+  auto p = std::make_shared<Pipeline>();
+  CompiledStage cs;
+  cs.module = "test.flag";
+  cs.instance = "p[0]:flag";
+  cs.config = std::make_shared<FlagConfig>(bad);
+  p->stages.push_back(std::move(cs));
+  return p;
+}
+
+TEST(StageRunnerLifetimeTest, ConfigsOutliveTheirStages) {
+  auto bad = std::make_shared<int>(0);
+  Trace trace;
+  FakeHost host(trace);
+  ForwardingCallbacks callbacks;
+  host.callbacks = &callbacks;
+  {
+    StageRunner runner(host);
+    callbacks.runner = &runner;
+    ASSERT_TRUE(runner.reset(flagPipeline(bad)));  // the runner holds the only reference
+    ASSERT_TRUE(runner.reset(flagPipeline(bad)));  // a reload: the old stages go first
+    EXPECT_EQ(*bad, 0);
+    runner.close();
+  }  // the runner's end: stages before the pipeline
+  EXPECT_EQ(*bad, 0);
+}
+
 // ---- Regressions (bugs found and fixed) -----------------------------------------------------------------------------
 
 // Regression, fixed (was a bug in core/pipeline/stage_runner.cc, StageRunner::guard, ~line 50-80): resume() called inside a
