@@ -129,6 +129,7 @@ struct PushJob : std::enable_shared_from_this<PushJob> {
   }
 };
 
+static_assert(sizeof(SessionList) <= 80, "the user map node holds one session: the 144-byte class");
 static_assert(sizeof(SessionRef) <= 80, "a user's session list entry fits the 80-byte class");
 
 const char* internName(std::string_view name) {
@@ -172,7 +173,7 @@ Registry::AddResult Registry::add(const std::string& app, const std::string& use
   if (max_per_user > 0) {
     while (entry.sessions.size() > max_per_user) {
       result.evict.push_back(entry.sessions.front().id);
-      entry.sessions.erase(entry.sessions.begin());
+      entry.sessions.pop_front();
     }
   }
   result.rooms = entry.rooms.list();
@@ -190,7 +191,7 @@ void Registry::remove(const std::string& app, const std::string& user, uint64_t 
       return;
     }
     auto& sessions = it->second.sessions;
-    std::erase_if(sessions, [&](const SessionRef& r) { return r.id == session_id; });
+    sessions.erase(session_id);
     if (!sessions.empty()) {
       return;
     }

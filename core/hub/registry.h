@@ -45,6 +45,74 @@ struct SessionRef {
   std::string_view listener() const { return origin + std::char_traits<char>::length(origin) + 1; }
 };
 
+// A user's sessions, oldest first. Most users have one: it sits in place (inside the registry's
+// map node), and a vector is made when a second one arrives. Session ids are never 0, so an
+// empty list is a first entry with id 0.
+class SessionList {
+ public:
+  class const_iterator {
+   public:
+    const_iterator(const SessionList* list, size_t i) : list_(list), i_(i) {}
+    const SessionRef& operator*() const { return i_ == 0 ? list_->first_ : (*list_->more_)[i_ - 1]; }
+    const SessionRef* operator->() const { return &**this; }
+    const_iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator==(const const_iterator& o) const { return i_ == o.i_; }
+
+   private:
+    const SessionList* list_;
+    size_t i_;
+  };
+
+  bool empty() const { return first_.id == 0; }
+  size_t size() const { return empty() ? 0 : 1 + (more_ ? more_->size() : 0); }
+  const SessionRef& front() const { return first_; }
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, size()}; }
+
+  void push_back(const SessionRef& ref) {
+    if (empty()) {
+      first_ = ref;
+      return;
+    }
+    if (!more_) {
+      more_ = std::make_unique<std::vector<SessionRef>>();
+    }
+    more_->push_back(ref);
+  }
+  void pop_front() {
+    if (more_ && !more_->empty()) {
+      first_ = std::move(more_->front());
+      more_->erase(more_->begin());
+      if (more_->empty()) {
+        more_.reset();
+      }
+    } else {
+      first_ = SessionRef();
+    }
+  }
+  // Removes the session `id` (nothing when absent).
+  void erase(uint64_t id) {
+    if (id == 0 || empty()) {
+      return;
+    }
+    if (first_.id == id) {
+      pop_front();
+    } else if (more_) {
+      std::erase_if(*more_, [id](const SessionRef& r) { return r.id == id; });
+      if (more_->empty()) {
+        more_.reset();
+      }
+    }
+  }
+
+ private:
+  SessionRef first_;
+  std::unique_ptr<std::vector<SessionRef>> more_;
+};
+
 // The dispatcher completions are posted back to; set by each worker thread at start.
 void setCurrentDispatcher(Dispatcher* dispatcher);
 
@@ -128,7 +196,7 @@ class Registry final : public Hub {
     std::unique_ptr<std::unordered_set<std::string>> set_;
   };
   struct UserEntry {
-    std::vector<SessionRef> sessions;  // oldest first
+    SessionList sessions;
     RoomSet rooms;
   };
   struct UserShard {

@@ -121,6 +121,40 @@ TEST(SessionRefTest, OriginHoldsBothNamesInternedOnce) {
   EXPECT_EQ(r.peer.view(), "[2001:db8::1234:5678:9abc]:65535");
 }
 
+std::vector<uint64_t> idsIn(const SessionList& list) {
+  std::vector<uint64_t> out;
+  for (const SessionRef& r : list) {
+    out.push_back(r.id);
+  }
+  return out;
+}
+
+TEST(SessionListTest, KeepsOrderInPlaceAndBeyond) {
+  SessionList list;
+  EXPECT_TRUE(list.empty());
+  EXPECT_EQ(list.size(), 0u);
+  EXPECT_TRUE(idsIn(list).empty());
+  list.erase(7);  // absent: nothing
+  for (uint64_t id : {256u, 512u, 768u, 1024u}) {
+    list.push_back(ref(id));
+  }
+  EXPECT_EQ(list.size(), 4u);
+  EXPECT_EQ(idsIn(list), (std::vector<uint64_t>{256, 512, 768, 1024}));
+  EXPECT_EQ(list.front().device.view(), "phone");
+  list.erase(768);  // from the overflow
+  EXPECT_EQ(idsIn(list), (std::vector<uint64_t>{256, 512, 1024}));
+  list.erase(256);  // the one in place: the next moves up
+  EXPECT_EQ(idsIn(list), (std::vector<uint64_t>{512, 1024}));
+  EXPECT_EQ(list.front().peer.view(), "10.0.0.1:512");
+  list.erase(0);  // never an id
+  list.pop_front();
+  EXPECT_EQ(idsIn(list), (std::vector<uint64_t>{1024}));
+  list.pop_front();
+  EXPECT_TRUE(list.empty());
+  list.push_back(ref(2048));  // in place again
+  EXPECT_EQ(idsIn(list), (std::vector<uint64_t>{2048}));
+}
+
 TEST_F(HubRegistryTest, UnknownUserHasNoSessions) {
   registry_.add("app", "u1", ref(sid(1, 0)), 0);
   EXPECT_THAT(registry_.userSessions("app", "u2"), IsEmpty());
