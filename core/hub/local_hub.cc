@@ -95,13 +95,8 @@ void LocalHub::deliverToRoom(Delivery& delivery, const std::string& room_key) {
 }
 
 void LocalHub::deliverToAll(Delivery& delivery, const std::string& app) {
-  std::vector<Connection*> targets;
-  targets.reserve(count_);
-  for (const auto& [id, c] : worker_.connections()) {
-    if (c->registered() && c->identity().app == app) {
-      targets.push_back(c);
-    }
-  }
+  std::vector<Connection*> targets = sessions();
+  std::erase_if(targets, [&app](const Connection* c) { return c->identity().app != app; });
   for (Connection* c : targets) {
     c->deliver(delivery);
   }

@@ -426,6 +426,10 @@ void Connection::setIo(bool read, bool write) {
   const uint32_t was = ioMask();
   read_enabled_ = read;
   write_armed_ = write;
+  applyIo(was);
+}
+
+void Connection::applyIo(uint32_t was) {
   if (!worker_.ioUpdate(fd_, this, was, ioMask())) {
     const int err = errno;
     LOG_ERROR("session ", id_, ": cannot watch its socket: ", std::strerror(err));
@@ -438,11 +442,7 @@ void Connection::setIo(bool read, bool write) {
 
 void Connection::watchIo() {
   io_watched_ = true;
-  const bool write = write_armed_;
-  write_armed_ = false;  // ioMask() is what the set holds: nothing yet
-  const bool read = read_enabled_;
-  read_enabled_ = false;
-  setIo(read, write);
+  applyIo(0);  // not in the set yet
 }
 
 void Connection::unwatchIo() {
@@ -1367,9 +1367,15 @@ void Connection::flush() {
   }
   if (pending() > 0) {
     if (!write_armed_) {
-      armWrite();
+      armWrite();  // stays armed while output waits: no epoll_ctl per writable event
     }
     return;
+  }
+  if (write_armed_) {
+    setIo(read_enabled_, false);  // drained: stop waiting for room
+    if (state_ == State::kClosed) {
+      return;  // the kernel refused the change: closed
+    }
   }
   if (out_ != nullptr) {
     evbuffer_free(out_);  // idle sessions keep no output buffer
@@ -1381,12 +1387,12 @@ void Connection::flush() {
 }
 
 void Connection::handleWrite() {
-  setIo(read_enabled_, false);  // one-shot: flush() arms it again while output waits
   if (state_ == State::kTls) {
+    setIo(read_enabled_, false);  // the handshake arms it again if it still wants to write
     doTlsHandshake();
     return;
   }
-  flush();
+  flush();  // keeps the write side armed while output waits, disarms it once drained
 }
 
 void Connection::enableRead(bool on) {

@@ -222,9 +222,11 @@ class Connection final : public Session,
   struct Handshake;
 
   // The socket in the worker's epoll set (EventLoop::ioUpdate): watched for reading while
-  // read_enabled_, for writing while write_armed_ (one-shot, like the write event it replaces).
+  // read_enabled_, for writing while write_armed_ (from the first write that could not finish
+  // until the output drains: one epoll_ctl each way, not two per writable event).
   uint32_t ioMask() const;
   void setIo(bool read, bool write);  // updates the flags and the set
+  void applyIo(uint32_t was);         // the set from `was` to ioMask(); closes if refused
   void watchIo();                     // from now on (start, attachSocket)
   void unwatchIo();                   // for good: closing, or the socket goes elsewhere
   void armWrite() { setIo(read_enabled_, true); }
